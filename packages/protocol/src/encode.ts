@@ -1,0 +1,159 @@
+import type {
+  ChallengeBody,
+  ErrorBody,
+  FileAcceptBody,
+  FileCancelBody,
+  FileCompleteBody,
+  FileEndBody,
+  FileFailedBody,
+  FileOfferBody,
+  FileStatusBody,
+  GoawayBody,
+  HelloBody,
+  WelcomeBody,
+} from './control-bodies.js';
+import { ErrorCode } from './error-codes.js';
+import { ProtocolError } from './errors.js';
+import {
+  DATA_FLAGS_MASK,
+  DataFlag,
+  FRAME_HEADER_SIZE,
+  FrameType,
+  TRANSFER_ID_SIZE,
+} from './frame-types.js';
+import type { ControlFrame, Frame } from './frames.js';
+import { writeU64 } from './u64.js';
+
+function header(buf: Buffer, type: number, flags: number): void {
+  buf.writeUInt32BE(buf.length - 4, 0);
+  buf[4] = type;
+  buf[5] = flags;
+}
+
+/** Encodes a DATA frame. `requestId` is written only when flags has REQUEST or RESPONSE. */
+export function encodeData(seq: number, payload: Uint8Array, flags = 0, requestId = 0): Buffer {
+  if ((flags & ~DATA_FLAGS_MASK) !== 0) {
+    throw new ProtocolError(ErrorCode.BAD_FLAGS, `invalid DATA flags 0x${flags.toString(16)}`);
+  }
+  const correlated = (flags & (DataFlag.REQUEST | DataFlag.RESPONSE)) !== 0;
+  const prefix = FRAME_HEADER_SIZE + (correlated ? 16 : 8);
+  const buf = Buffer.allocUnsafe(prefix + payload.length);
+  header(buf, FrameType.DATA, flags);
+  writeU64(buf, seq, 6);
+  if (correlated) writeU64(buf, requestId, 14);
+  buf.set(payload, prefix);
+  return buf;
+}
+
+/** Encodes an ACK of every sequence up to and including `seq`. */
+export function encodeAck(seq: number): Buffer {
+  const buf = Buffer.allocUnsafe(FRAME_HEADER_SIZE + 8);
+  header(buf, FrameType.ACK, 0);
+  writeU64(buf, seq, 6);
+  return buf;
+}
+
+/** Encodes a PING carrying an opaque stamp the peer echoes in its PONG. */
+export function encodePing(stamp: number): Buffer {
+  return encodeStamped(FrameType.PING, stamp);
+}
+
+/** Encodes a PONG echoing a PING's stamp. */
+export function encodePong(stamp: number): Buffer {
+  return encodeStamped(FrameType.PONG, stamp);
+}
+
+function encodeStamped(type: number, stamp: number): Buffer {
+  const buf = Buffer.allocUnsafe(FRAME_HEADER_SIZE + 8);
+  header(buf, type, 0);
+  writeU64(buf, stamp, 6);
+  return buf;
+}
+
+const TRANSFER_ID = /^[0-9a-f]{32}$/;
+
+/** Size of a FILE_CHUNK frame's fields before its data. */
+export const FILE_CHUNK_PREFIX: number = FRAME_HEADER_SIZE + TRANSFER_ID_SIZE + 8 + 4;
+
+/** Encodes a FILE_CHUNK; `crc32` is the CRC-32 of `data`. */
+export function encodeFileChunk(
+  id: string,
+  offset: number,
+  crc32: number,
+  data: Uint8Array,
+): Buffer {
+  if (!TRANSFER_ID.test(id)) {
+    throw new ProtocolError(ErrorCode.BAD_CONTROL_BODY, 'transfer id must be 32 lowercase hex');
+  }
+  const buf = Buffer.allocUnsafe(FILE_CHUNK_PREFIX + data.length);
+  header(buf, FrameType.FILE_CHUNK, 0);
+  buf.write(id, 6, TRANSFER_ID_SIZE, 'hex');
+  writeU64(buf, offset, 22);
+  buf.writeUInt32BE(crc32 >>> 0, 30);
+  buf.set(data, FILE_CHUNK_PREFIX);
+  return buf;
+}
+
+/** Encodes a control frame with its JSON body. */
+export function encodeControl(frame: ControlFrame): Buffer {
+  const json = Buffer.from(JSON.stringify(frame.body), 'utf8');
+  const buf = Buffer.allocUnsafe(FRAME_HEADER_SIZE + json.length);
+  header(buf, frame.type, 0);
+  json.copy(buf, FRAME_HEADER_SIZE);
+  return buf;
+}
+
+/** Encodes a CHALLENGE frame. */
+export const encodeChallenge = (body: ChallengeBody): Buffer =>
+  encodeControl({ type: FrameType.CHALLENGE, body });
+/** Encodes a HELLO frame. */
+export const encodeHello = (body: HelloBody): Buffer =>
+  encodeControl({ type: FrameType.HELLO, body });
+/** Encodes a WELCOME frame. */
+export const encodeWelcome = (body: WelcomeBody): Buffer =>
+  encodeControl({ type: FrameType.WELCOME, body });
+/** Encodes an ERROR frame. */
+export const encodeError = (body: ErrorBody): Buffer =>
+  encodeControl({ type: FrameType.ERROR, body });
+/** Encodes a GOAWAY frame. */
+export const encodeGoaway = (body: GoawayBody): Buffer =>
+  encodeControl({ type: FrameType.GOAWAY, body });
+/** Encodes a FILE_OFFER frame. */
+export const encodeFileOffer = (body: FileOfferBody): Buffer =>
+  encodeControl({ type: FrameType.FILE_OFFER, body });
+/** Encodes a FILE_ACCEPT frame. */
+export const encodeFileAccept = (body: FileAcceptBody): Buffer =>
+  encodeControl({ type: FrameType.FILE_ACCEPT, body });
+/** Encodes a FILE_END frame. */
+export const encodeFileEnd = (body: FileEndBody): Buffer =>
+  encodeControl({ type: FrameType.FILE_END, body });
+/** Encodes a FILE_COMPLETE frame. */
+export const encodeFileComplete = (body: FileCompleteBody): Buffer =>
+  encodeControl({ type: FrameType.FILE_COMPLETE, body });
+/** Encodes a FILE_FAILED frame. */
+export const encodeFileFailed = (body: FileFailedBody): Buffer =>
+  encodeControl({ type: FrameType.FILE_FAILED, body });
+/** Encodes a FILE_CANCEL frame. */
+export const encodeFileCancel = (body: FileCancelBody): Buffer =>
+  encodeControl({ type: FrameType.FILE_CANCEL, body });
+/** Encodes a FILE_STATUS frame. */
+export const encodeFileStatus = (body: FileStatusBody): Buffer =>
+  encodeControl({ type: FrameType.FILE_STATUS, body });
+
+/** Encodes any frame; the generic path for tests and tools (hot paths call the typed encoders). */
+export function encodeFrame(frame: Frame): Buffer {
+  switch (frame.type) {
+    case FrameType.DATA:
+      return encodeData(frame.seq, frame.payload, frame.flags, frame.requestId);
+    case FrameType.ACK:
+      return encodeAck(frame.seq);
+    case FrameType.PING:
+      return encodePing(frame.stamp);
+    case FrameType.PONG:
+      return encodePong(frame.stamp);
+    case FrameType.FILE_CHUNK:
+      return encodeFileChunk(frame.id, frame.offset, frame.crc32, frame.data);
+    default:
+      return encodeControl(frame);
+  }
+}

@@ -1,0 +1,65 @@
+export type {
+  ChallengeBody,
+  ErrorBody,
+  FileAcceptBody,
+  FileCancelBody,
+  FileCompleteBody,
+  FileEndBody,
+  FileFailedBody,
+  FileOfferBody,
+  FileStatusBody,
+  GoawayBody,
+  HelloBody,
+  WelcomeBody,
+} from './control-bodies.js';
+export { isControlType, validateControlBody } from './control-bodies.js';
+export { crc32, crc32Portable } from './crc32.js';
+export type { DecoderOptions, FrameHandler } from './decoder.js';
+export { FrameDecoder } from './decoder.js';
+export {
+  encodeAck,
+  encodeChallenge,
+  encodeControl,
+  encodeData,
+  encodeError,
+  encodeFileAccept,
+  encodeFileCancel,
+  encodeFileChunk,
+  encodeFileComplete,
+  encodeFileEnd,
+  encodeFileFailed,
+  encodeFileOffer,
+  encodeFileStatus,
+  encodeFrame,
+  encodeGoaway,
+  encodeHello,
+  encodePing,
+  encodePong,
+  encodeWelcome,
+  FILE_CHUNK_PREFIX,
+} from './encode.js';
+export { ErrorCode, isErrorCode } from './error-codes.js';
+export { ProtocolError, TetherError } from './errors.js';
+export {
+  DATA_FLAGS_MASK,
+  DataFlag,
+  FRAME_HEADER_SIZE,
+  FRAME_LENGTH_OVERHEAD,
+  FrameType,
+  TRANSFER_ID_SIZE,
+} from './frame-types.js';
+export type {
+  AckFrame,
+  ControlFrame,
+  DataFrame,
+  FileChunkFrame,
+  Frame,
+  PingFrame,
+} from './frames.js';
+export {
+  ABSOLUTE_MAX_FRAME,
+  DEFAULT_MAX_CONTROL,
+  DEFAULT_MAX_FRAME,
+  MAX_U64_SAFE,
+} from './limits.js';
+export { checkPreface, PREFACE, PREFACE_SIZE, PROTOCOL_VERSION } from './preface.js';

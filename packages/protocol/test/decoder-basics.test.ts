@@ -1,0 +1,51 @@
+import { describe, expect, it } from 'vitest';
+import {
+  encodeAck,
+  encodeData,
+  encodeHello,
+  ErrorCode,
+  type Frame,
+  FrameDecoder,
+  FrameType,
+  PREFACE,
+  ProtocolError,
+} from '../src/index.js';
+
+function decodeAll(decoder: FrameDecoder, ...chunks: Uint8Array[]): Frame[] {
+  const frames: Frame[] = [];
+  for (const chunk of chunks) {
+    const error = decoder.push(chunk, (f) => frames.push(f));
+    if (error) throw error;
+  }
+  return frames;
+}
+
+describe('decoder - basics', () => {
+  it('decodes the preface then frames', () => {
+    const hello = encodeHello({ versions: [1], clientId: 'c1', delivered: 0, acked: 0, maxFrame: 1 << 20 });
+    const frames = decodeAll(new FrameDecoder(), PREFACE, hello, encodeData(1, Buffer.from('hi')), encodeAck(1));
+    expect(frames.map((f) => f.type)).toEqual([FrameType.HELLO, FrameType.DATA, FrameType.ACK]);
+  });
+
+  it('refuses a 4 GiB declared length after 4 bytes', () => {
+    const decoder = new FrameDecoder({ expectPreface: false });
+    const error = decoder.push(Buffer.from([0xff, 0xff, 0xff, 0xff]), () => {});
+    expect(error).toBeInstanceOf(ProtocolError);
+    expect(error?.code).toBe(ErrorCode.FRAME_TOO_LARGE);
+    expect(decoder.bufferedBytes).toBe(0);
+  });
+
+  it('recognises HTTP and TLS on the preface', () => {
+    const http = new FrameDecoder().push(Buffer.from('GET / HTTP/1.1\r\n'), () => {});
+    expect(http?.code).toBe(ErrorCode.PREFACE_HTTP);
+    const tls = new FrameDecoder().push(Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00]), () => {});
+    expect(tls?.code).toBe(ErrorCode.PREFACE_TLS);
+  });
+
+  it('reports a truncated stream at end', () => {
+    const decoder = new FrameDecoder({ expectPreface: false });
+    const data = encodeData(7, Buffer.alloc(100));
+    expect(decoder.push(data.subarray(0, 50), () => {})).toBeUndefined();
+    expect(decoder.end()?.code).toBe(ErrorCode.TRUNCATED_STREAM);
+  });
+});
