@@ -28,8 +28,11 @@ export interface DecoderOptions {
 export type FrameHandler = (frame: Frame) => void;
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
+const EMPTY = Buffer.alloc(0);
 const CHUNK_FIELDS = TRANSFER_ID_SIZE + 8 + 4;
 const U64_SIZE = 8;
+// Smallest `length` of a DATA frame: type, flags and the u64 sequence.
+const PLAIN_DATA_MIN_LENGTH = FRAME_LENGTH_OVERHEAD + U64_SIZE;
 
 /**
  * Incremental decoder: push chunks as they arrive, get whole frames. Fed one byte at a time or a
@@ -38,16 +41,20 @@ const U64_SIZE = 8;
  *
  * Memory: a declared length is checked against `maxFrame` (and a control body against
  * `maxControl`) as soon as the header is in, before anything is buffered; a partial frame holds
- * only the bytes actually received, never its declared size.
+ * only the bytes actually received, never its declared size. The bytes of a partial frame are
+ * copied, so the caller may reuse a chunk once `push` returns (frames handed to `onFrame` may
+ * still share its memory).
  */
 export class FrameDecoder {
   readonly maxFrame: number;
   readonly maxControl: number;
   #error: ProtocolError | undefined;
   #prefaceSeen: Buffer | undefined;
-  // A frame split across chunks: its received pieces and, once the length is in, its full size.
-  #parts: Buffer[] = [];
-  #partsLength = 0;
+  // A frame split across chunks: its bytes so far, copied into one buffer of our own, and once
+  // the header is in, its full size. Copying (not keeping views of the pushed chunks) matters
+  // when a peer trickles a frame a byte per packet: a view costs ~100 bytes of heap per byte.
+  #partial: Buffer = EMPTY;
+  #partialLength = 0;
   #frameSize = 0;
 
   constructor(options: DecoderOptions = {}) {
@@ -77,7 +84,7 @@ export class FrameDecoder {
 
   /** Bytes held for a frame (or preface) not yet complete. */
   get bufferedBytes(): number {
-    return this.#partsLength + (this.#prefaceSeen?.length ?? 0);
+    return this.#partialLength + (this.#prefaceSeen?.length ?? 0);
   }
 
   /**
@@ -95,7 +102,7 @@ export class FrameDecoder {
       if (rest === undefined) return this.#error;
       buf = rest;
     }
-    if (this.#partsLength > 0) {
+    if (this.#partialLength > 0) {
       const rest = this.#completePartial(buf, onFrame);
       if (rest === undefined) return this.#error;
       buf = rest;
@@ -112,11 +119,11 @@ export class FrameDecoder {
         stray ?? new ProtocolError(ErrorCode.TRUNCATED_STREAM, 'stream ended inside the preface'),
       );
     }
-    if (this.#partsLength > 0) {
+    if (this.#partialLength > 0) {
       return this.#fail(
         new ProtocolError(
           ErrorCode.TRUNCATED_STREAM,
-          `stream ended inside a frame (${this.#partsLength} of ${this.#frameSize || 'at least 6'} bytes)`,
+          `stream ended inside a frame (${this.#partialLength} of ${this.#frameSize || 'at least 6'} bytes)`,
         ),
       );
     }
@@ -125,8 +132,9 @@ export class FrameDecoder {
 
   #fail(error: ProtocolError): ProtocolError {
     this.#error = error;
-    this.#parts = [];
-    this.#partsLength = 0;
+    this.#partial = EMPTY;
+    this.#partialLength = 0;
+    this.#frameSize = 0;
     this.#prefaceSeen = undefined;
     return error;
   }
@@ -152,50 +160,73 @@ export class FrameDecoder {
   // Adds `buf` to the partial frame. When the frame completes, decodes it and returns the bytes
   // after it; otherwise returns undefined (waiting for more, or failed).
   #completePartial(buf: Buffer, onFrame: FrameHandler): Buffer | undefined {
+    let used = 0;
     if (this.#frameSize === 0) {
-      // Header not yet complete: join just enough bytes to read and check it.
-      const take = Math.min(FRAME_HEADER_SIZE - this.#partsLength, buf.length);
-      const head = Buffer.concat([...this.#parts, buf.subarray(0, take)]);
-      const error = this.#checkHeader(head, 0, head.length);
+      // Header not yet complete: take just enough bytes to read and check it.
+      used = Math.min(FRAME_HEADER_SIZE - this.#partialLength, buf.length);
+      this.#keep(buf, 0, used);
+      const error = this.#checkHeader(this.#partial, 0, this.#partialLength);
       if (error !== undefined) {
         this.#fail(error);
         return undefined;
       }
-      if (head.length < FRAME_HEADER_SIZE) {
-        this.#parts = [head];
-        this.#partsLength = head.length;
-        return undefined;
-      }
-      this.#frameSize = 4 + head.readUInt32BE(0);
-      this.#parts = [head];
-      this.#partsLength = head.length;
-      buf = buf.subarray(take);
+      if (this.#partialLength < FRAME_HEADER_SIZE) return undefined;
+      this.#frameSize = 4 + this.#partial.readUInt32BE(0);
     }
-    const missing = this.#frameSize - this.#partsLength;
-    if (buf.length < missing) {
-      if (buf.length > 0) {
-        this.#parts.push(buf);
-        this.#partsLength += buf.length;
-      }
-      return undefined;
-    }
-    this.#parts.push(buf.subarray(0, missing));
-    const frame = Buffer.concat(this.#parts, this.#frameSize);
-    this.#parts = [];
-    this.#partsLength = 0;
+    const missing = this.#frameSize - this.#partialLength;
+    const take = Math.min(missing, buf.length - used);
+    this.#keep(buf, used, used + take);
+    if (take < missing) return undefined;
+    // Complete. The frame's Buffers are views of #partial, so the next frame gets a new one.
+    const frame = this.#partial;
+    this.#partial = EMPTY;
+    this.#partialLength = 0;
     this.#frameSize = 0;
     const error = this.#emit(frame, 0, frame.length, onFrame);
     if (error !== undefined) {
       this.#fail(error);
       return undefined;
     }
-    return buf.subarray(missing);
+    return buf.subarray(used + take);
+  }
+
+  // Copies buf[start..end) to the end of the partial frame. The buffer grows geometrically but
+  // never past the frame's size (the header's 6 bytes until the length is known), so it holds at
+  // most twice the bytes received and the bytes are copied O(1) times on average.
+  #keep(buf: Buffer, start: number, end: number): void {
+    const needed = this.#partialLength + (end - start);
+    if (needed > this.#partial.length) {
+      const limit = this.#frameSize > 0 ? this.#frameSize : FRAME_HEADER_SIZE;
+      const grown = Buffer.allocUnsafe(Math.min(limit, Math.max(needed, 2 * this.#partial.length)));
+      this.#partial.copy(grown, 0, 0, this.#partialLength);
+      this.#partial = grown;
+    }
+    buf.copy(this.#partial, this.#partialLength, start, end);
+    this.#partialLength = needed;
   }
 
   #decodeWhole(buf: Buffer, onFrame: FrameHandler): ProtocolError | undefined {
     const end = buf.length;
+    const maxFrame = this.maxFrame;
     let pos = 0;
     while (end - pos >= FRAME_HEADER_SIZE) {
+      const length = buf.readUInt32BE(pos);
+      // Fast path for the hot case, a whole plain DATA frame (flags 0): its header needs only
+      // the length checks. Every other frame goes through #checkHeader and #emit.
+      if (
+        buf[pos + 4] === FrameType.DATA &&
+        buf[pos + 5] === 0 &&
+        length >= PLAIN_DATA_MIN_LENGTH &&
+        length <= maxFrame &&
+        length + 4 <= end - pos
+      ) {
+        const seq = readU64(buf, pos + FRAME_HEADER_SIZE);
+        if (seq < 0) return this.#fail(outOfRange('DATA'));
+        const payload = buf.subarray(pos + FRAME_HEADER_SIZE + U64_SIZE, pos + 4 + length);
+        onFrame({ type: FrameType.DATA, flags: 0, seq, requestId: 0, payload });
+        pos += 4 + length;
+        continue;
+      }
       const error = this.#checkHeader(buf, pos, end);
       if (error !== undefined) return this.#fail(error);
       const size = 4 + buf.readUInt32BE(pos);
@@ -208,10 +239,8 @@ export class FrameDecoder {
       // Keep the tail. Checking what header bytes there are now refuses a bad length early.
       const error = this.#checkHeader(buf, pos, end);
       if (error !== undefined) return this.#fail(error);
-      const tail = buf.subarray(pos);
-      this.#parts = [tail];
-      this.#partsLength = tail.length;
-      this.#frameSize = tail.length >= FRAME_HEADER_SIZE ? 4 + tail.readUInt32BE(0) : 0;
+      this.#frameSize = end - pos >= FRAME_HEADER_SIZE ? 4 + buf.readUInt32BE(pos) : 0;
+      this.#keep(buf, pos, end);
     }
     return undefined;
   }

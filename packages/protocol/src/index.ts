@@ -1,3 +1,5 @@
+export type { BackoffOptions } from './backoff.js';
+export { backoffDelay, DEFAULT_BACKOFF, resolveBackoff, retryAfterDelay } from './backoff.js';
 export type {
   ChallengeBody,
   ErrorBody,
@@ -40,6 +42,7 @@ export {
 } from './encode.js';
 export { ErrorCode, isErrorCode } from './error-codes.js';
 export { ProtocolError, TetherError } from './errors.js';
+export { Fifo } from './fifo.js';
 export {
   DATA_FLAGS_MASK,
   DataFlag,
@@ -56,10 +59,22 @@ export type {
   Frame,
   PingFrame,
 } from './frames.js';
+export type { HeartbeatDecision, HeartbeatOptions } from './heartbeat.js';
+export { HeartbeatMonitor } from './heartbeat.js';
 export {
   ABSOLUTE_MAX_FRAME,
   DEFAULT_MAX_CONTROL,
   DEFAULT_MAX_FRAME,
   MAX_U64_SAFE,
 } from './limits.js';
+export { OutputBatch } from './output-batch.js';
 export { checkPreface, PREFACE, PREFACE_SIZE, PROTOCOL_VERSION } from './preface.js';
+export { InboundVerdict, ReliableInbound } from './reliable-inbound.js';
+export type { LinkEvents, LinkOptions } from './reliable-link.js';
+export { ReliableLink } from './reliable-link.js';
+export type { OutboundEntry } from './reliable-outbound.js';
+export { ReliableOutbound } from './reliable-outbound.js';
+export type { RttStats } from './rtt.js';
+export { RttEstimator } from './rtt.js';
+export type { Payload } from './message.js';
+export { Message, toBuffer } from './message.js';

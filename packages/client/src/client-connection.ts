@@ -1,0 +1,292 @@
+import type { Socket } from 'node:net';
+import {
+  type ChallengeBody,
+  type DataFrame,
+  ErrorCode,
+  encodeHello,
+  type Frame,
+  FrameDecoder,
+  FrameType,
+  type HelloBody,
+  isErrorCode,
+  type LinkOptions,
+  type OutboundEntry,
+  PREFACE,
+  ProtocolError,
+  type ReliableInbound,
+  ReliableLink,
+  type ReliableOutbound,
+  type RttEstimator,
+  type RttStats,
+  TetherError,
+  type WelcomeBody,
+} from '@tether/protocol';
+import type { SendMeta } from './outbox.js';
+
+/** The session state a connection runs over; it outlives the connection. */
+export interface SessionStreams {
+  outbound: ReliableOutbound<SendMeta>;
+  inbound: ReliableInbound;
+  rtt: RttEstimator;
+}
+
+/** What the connection asks of, and reports to, the client. */
+export interface ConnectionHooks {
+  /** Builds HELLO from the server's CHALLENGE. */
+  hello(challenge: ChallengeBody): HelloBody;
+  /** WELCOME arrived: returns the streams to run over and the messages to send again. */
+  welcome(body: WelcomeBody): { streams: SessionStreams; resend: OutboundEntry<SendMeta>[] };
+  data(frame: DataFrame): void;
+  acked(entries: OutboundEntry<SendMeta>[]): void;
+  rtt(stats: RttStats): void;
+  /** GOAWAY: the server asks to come back after `retryAfterMs`. */
+  goaway(retryAfterMs: number, reason: string): void;
+  /** Frames the reliable link does not handle (file transfer, later). */
+  control(frame: Frame): void;
+}
+
+/** Why a connection ended. */
+export interface CloseInfo {
+  error: TetherError;
+  /** For HEARTBEAT_TIMEOUT: how long the link had been silent when found dead. */
+  silentMs?: number;
+}
+
+/**
+ * One TCP/TLS connection of the client: preface, handshake, then the reliable link with its
+ * heartbeat timer and batched writes. It ends once (`closed` resolves) and is never reused.
+ */
+export class ClientConnection {
+  readonly closed: Promise<CloseInfo>;
+  /** Resolves with WELCOME once the session is established; rejects if the handshake fails. */
+  readonly established: Promise<WelcomeBody>;
+  link: ReliableLink<SendMeta> | undefined;
+  readonly #socket: Socket;
+  readonly #decoder: FrameDecoder;
+  readonly #hooks: ConnectionHooks;
+  readonly #linkOptions: LinkOptions;
+  readonly #now: () => number;
+  #phase: 'challenge' | 'welcome' | 'open' | 'closed' = 'challenge';
+  #heartbeatTimer: ReturnType<typeof setTimeout> | undefined;
+  #flushQueued = false;
+  #resolveClosed!: (info: CloseInfo) => void;
+  #resolveEstablished!: (body: WelcomeBody) => void;
+  #rejectEstablished!: (error: Error) => void;
+
+  constructor(
+    socket: Socket,
+    maxFrame: number,
+    linkOptions: LinkOptions,
+    hooks: ConnectionHooks,
+    now: () => number,
+  ) {
+    this.#socket = socket;
+    this.#hooks = hooks;
+    this.#linkOptions = linkOptions;
+    this.#now = now;
+    this.#decoder = new FrameDecoder({ maxFrame });
+    this.closed = new Promise((resolve) => {
+      this.#resolveClosed = resolve;
+    });
+    this.established = new Promise((resolve, reject) => {
+      this.#resolveEstablished = resolve;
+      this.#rejectEstablished = reject;
+    });
+    // A handshake failure is also reported through `closed`; avoid an unhandled rejection.
+    this.established.catch(() => {});
+    socket.setNoDelay(true);
+    socket.on('data', this.#onSocketData);
+    socket.on('end', this.#onSocketEnd);
+    socket.on('error', this.#onSocketError);
+    socket.on('close', this.#onSocketClose);
+    socket.write(PREFACE);
+  }
+
+  /** Ends the connection with `error` (idempotent). Pending writes are discarded. */
+  destroy(error: TetherError, silentMs?: number): void {
+    if (this.#phase === 'closed') return;
+    this.#phase = 'closed';
+    clearTimeout(this.#heartbeatTimer);
+    this.#heartbeatTimer = undefined;
+    this.#socket.destroy();
+    this.#rejectEstablished(error);
+    this.#resolveClosed(silentMs === undefined ? { error } : { error, silentMs });
+  }
+
+  /** Ends the connection after writing what is queued (graceful close). */
+  end(error: TetherError): void {
+    if (this.#phase === 'closed') return;
+    this.#flush();
+    this.#socket.end();
+    this.destroy(error);
+  }
+
+  /** Writes queued messages if the link is open. */
+  pump(): void {
+    if (this.#phase === 'open') this.link?.pump(this.#now());
+  }
+
+  #onSocketData = (chunk: Buffer): void => {
+    const now = this.#now();
+    this.link?.heartbeat.inbound(now);
+    const error = this.#decoder.push(chunk, this.#onFrame);
+    if (this.#phase === 'closed') return;
+    if (error !== undefined) {
+      this.destroy(error);
+      return;
+    }
+    this.link?.endOfBurst();
+  };
+
+  #onFrame = (frame: Frame): void => {
+    if (this.#phase === 'closed') return;
+    if (frame.type === FrameType.ERROR) {
+      const { code, message } = frame.body;
+      this.destroy(
+        new TetherError(
+          isErrorCode(code) ? code : ErrorCode.REMOTE_ERROR,
+          `server error: ${message}`,
+        ),
+      );
+      return;
+    }
+    switch (this.#phase) {
+      case 'challenge':
+        if (frame.type !== FrameType.CHALLENGE) return this.#unexpected(frame);
+        this.#socket.write(encodeHello(this.#hooks.hello(frame.body)));
+        this.#phase = 'welcome';
+        return;
+      case 'welcome': {
+        if (frame.type !== FrameType.WELCOME) return this.#unexpected(frame);
+        this.#open(frame.body);
+        return;
+      }
+      case 'open': {
+        const link = this.link as ReliableLink<SendMeta>;
+        const handled = link.handle(frame, this.#now());
+        if (handled instanceof ProtocolError) return this.destroy(handled);
+        if (handled) return;
+        if (frame.type === FrameType.GOAWAY) {
+          this.#hooks.goaway(frame.body.retryAfterMs, frame.body.reason);
+          return;
+        }
+        this.#hooks.control(frame);
+        return;
+      }
+    }
+  };
+
+  #open(welcome: WelcomeBody): void {
+    let session: ReturnType<ConnectionHooks['welcome']>;
+    try {
+      session = this.#hooks.welcome(welcome);
+    } catch (error) {
+      this.destroy(
+        error instanceof TetherError
+          ? error
+          : new ProtocolError(
+              ErrorCode.UNEXPECTED_FRAME,
+              `bad WELCOME: ${(error as Error).message}`,
+            ),
+      );
+      return;
+    }
+    const { streams, resend } = session;
+    const now = this.#now();
+    const heartbeat = {
+      pingIntervalMs: Math.min(this.#linkOptions.heartbeat.pingIntervalMs, welcome.pingIntervalMs),
+      deadAfterMs: this.#linkOptions.heartbeat.deadAfterMs,
+    };
+    this.link = new ReliableLink<SendMeta>(
+      streams.outbound,
+      streams.inbound,
+      streams.rtt,
+      { ...this.#linkOptions, heartbeat },
+      {
+        data: (frame) => this.#hooks.data(frame),
+        acked: (entries) => this.#hooks.acked(entries),
+        rtt: (stats) => this.#hooks.rtt(stats),
+        flush: this.#scheduleFlush,
+      },
+      now,
+    );
+    this.#phase = 'open';
+    this.link.start(resend, now);
+    this.#armHeartbeat(now + Math.min(heartbeat.pingIntervalMs, heartbeat.deadAfterMs));
+    this.#resolveEstablished(welcome);
+  }
+
+  #unexpected(frame: Frame): void {
+    this.destroy(
+      new ProtocolError(
+        ErrorCode.UNEXPECTED_FRAME,
+        `unexpected frame 0x${frame.type.toString(16)} during ${this.#phase}`,
+      ),
+    );
+  }
+
+  #armHeartbeat(dueAt: number): void {
+    clearTimeout(this.#heartbeatTimer);
+    this.#heartbeatTimer = setTimeout(
+      () => this.#onHeartbeat(dueAt),
+      Math.max(0, dueAt - this.#now()),
+    );
+  }
+
+  #onHeartbeat(dueAt: number): void {
+    this.#heartbeatTimer = undefined;
+    const link = this.link;
+    if (link === undefined || this.#phase !== 'open') return;
+    const decision = link.check(this.#now(), dueAt);
+    if (decision.dead) {
+      this.destroy(
+        new TetherError(
+          ErrorCode.HEARTBEAT_TIMEOUT,
+          `no sign of life for ${Math.round(decision.silentMs)} ms`,
+        ),
+        decision.silentMs,
+      );
+      return;
+    }
+    this.#armHeartbeat(decision.wakeAt);
+  }
+
+  #scheduleFlush = (): void => {
+    if (this.#flushQueued) return;
+    this.#flushQueued = true;
+    queueMicrotask(this.#flush);
+  };
+
+  #flush = (): void => {
+    this.#flushQueued = false;
+    const link = this.link;
+    if (link === undefined || this.#phase === 'closed') return;
+    const buffers = link.batch.take();
+    if (buffers.length === 1) {
+      this.#socket.write(buffers[0] as Buffer);
+    } else if (buffers.length > 1) {
+      this.#socket.cork();
+      for (const buffer of buffers) this.#socket.write(buffer);
+      this.#socket.uncork();
+    }
+  };
+
+  #onSocketEnd = (): void => {
+    const error = this.#decoder.end();
+    this.destroy(
+      error ?? new TetherError(ErrorCode.CONNECTION_LOST, 'the server closed the connection'),
+    );
+  };
+
+  #onSocketError = (error: Error): void => {
+    this.destroy(
+      new TetherError(ErrorCode.CONNECTION_LOST, `connection error: ${error.message}`, {
+        cause: error,
+      }),
+    );
+  };
+
+  #onSocketClose = (): void => {
+    this.destroy(new TetherError(ErrorCode.CONNECTION_LOST, 'connection closed'));
+  };
+}

@@ -1,0 +1,478 @@
+import { randomUUID } from 'node:crypto';
+import {
+  backoffDelay,
+  type ChallengeBody,
+  DataFlag,
+  type DataFrame,
+  ErrorCode,
+  FRAME_HEADER_SIZE,
+  type HelloBody,
+  Message,
+  type OutboundEntry,
+  type Payload,
+  PROTOCOL_VERSION,
+  ReliableInbound,
+  RttEstimator,
+  type RttStats,
+  retryAfterDelay,
+  TetherError,
+  toBuffer,
+  type WelcomeBody,
+} from '@tether/protocol';
+import { EventEmitter } from 'eventemitter3';
+import pRetry from 'p-retry';
+import { ClientConnection, type CloseInfo, type SessionStreams } from './client-connection.js';
+import { type ClientEvents, ClientState } from './events.js';
+import { openSocket, sleep } from './open-socket.js';
+import { type ClientOptions, type ResolvedClientOptions, resolveClientOptions } from './options.js';
+import { Outbox, type SendMeta } from './outbox.js';
+import { PendingRequests } from './pending-requests.js';
+
+/** Resolution of `send()`: the server's application received the message. */
+export interface SendReceipt {
+  /** `${clientId}:${seq}`: stable across reconnects and session loss, for app-level dedupe. */
+  id: string;
+  seq: number;
+}
+
+/** Options of one `send()`. */
+export interface SendOptions {
+  /** Reject with MESSAGE_EXPIRED if not transmitted within this many ms. */
+  ttlMs?: number;
+  /** Abort while the message waits for room in the outbox. */
+  signal?: AbortSignal;
+}
+
+/** Options of one `request()`. */
+export interface RequestOptions {
+  /** Reject with REQUEST_TIMEOUT after this many ms. Default 30000. */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+/** Options of `close()`. */
+export interface CloseOptions {
+  /** Wait (up to `timeoutMs`) until every queued message is acknowledged. Default false. */
+  flush?: boolean;
+  timeoutMs?: number;
+}
+
+/** Snapshot returned by `stats()`. */
+export interface ClientStats {
+  state: ClientState;
+  sessionId: string | undefined;
+  rtt: RttStats | undefined;
+  /** Messages sent and not yet acknowledged (queued + in flight), and their bytes. */
+  outbox: { depth: number; queued: number; inFlight: number; bytes: number; waiting: number };
+  pendingRequests: number;
+  reconnects: number;
+  messagesIn: number;
+  messagesOut: number;
+  /** Silence measured when the last dead link was detected, in ms. */
+  lastDeadLinkSilenceMs: number | undefined;
+}
+
+// Errors after which retrying cannot help: the server is not a Tether server, or refuses us.
+const FATAL: ReadonlySet<string> = new Set([
+  ErrorCode.AUTH_FAILED,
+  ErrorCode.BAD_HELLO,
+  ErrorCode.UNSUPPORTED_VERSION,
+  ErrorCode.PREFACE_HTTP,
+  ErrorCode.PREFACE_TLS,
+  ErrorCode.PREFACE_INVALID,
+]);
+
+const DATA_OVERHEAD = FRAME_HEADER_SIZE + 16;
+
+/**
+ * A resilient connection to a Tether server. It reconnects with jittered backoff, resumes its
+ * session, and delivers messages exactly once and in order in both directions across link drops
+ * while the server keeps the session (at-least-once, with stable ids, after a session loss).
+ *
+ * ```ts
+ * const client = new TetherClient({ host: 'localhost', port: 7070 });
+ * client.on('message', (m) => console.log(m.text()));
+ * await client.connect();
+ * await client.send('hello');
+ * ```
+ */
+export class TetherClient extends EventEmitter<ClientEvents> {
+  readonly #options: ResolvedClientOptions;
+  readonly #clientId: string;
+  readonly #abort = new AbortController();
+  readonly #outbox: Outbox;
+  readonly #requests = new PendingRequests();
+  readonly #rtt = new RttEstimator();
+  #inbound = new ReliableInbound();
+  #state: ClientState = ClientState.IDLE;
+  #connection: ClientConnection | undefined;
+  #sessionId: string | undefined;
+  #resumeToken: string | undefined;
+  #retryAfterMs: number | undefined;
+  #failures = 0;
+  #reconnects = 0;
+  #messagesIn = 0;
+  #messagesOut = 0;
+  #lastDeadLinkSilenceMs: number | undefined;
+  #connected: Promise<void> | undefined;
+  #settleConnected: ((error?: Error) => void) | undefined;
+  #drainWaiters: (() => void)[] = [];
+
+  constructor(options: ClientOptions) {
+    super();
+    this.#options = resolveClientOptions(options);
+    this.#clientId = this.#options.clientId ?? randomUUID();
+    this.#outbox = new Outbox(
+      {
+        maxMessages: this.#options.maxQueuedMessages,
+        maxBytes: this.#options.maxQueuedBytes,
+        overflow: this.#options.overflow,
+      },
+      this.#options.now,
+      () => this.#pump(),
+      (entry) => this.emit('drop', { payload: entry.payload, reason: 'overflow' }),
+    );
+  }
+
+  /** Current state. */
+  get state(): ClientState {
+    return this.#state;
+  }
+
+  /** This client's stable id. */
+  get clientId(): string {
+    return this.#clientId;
+  }
+
+  /**
+   * Connects and keeps reconnecting until `close()`. Resolves on the first established session;
+   * rejects if the client is closed first or retries run out.
+   */
+  connect(): Promise<void> {
+    if (this.#connected !== undefined) return this.#connected;
+    if (this.#state === ClientState.CLOSED) return Promise.reject(closedError());
+    this.#connected = new Promise<void>((resolve, reject) => {
+      this.#settleConnected = (error) => (error === undefined ? resolve() : reject(error));
+    });
+    this.#setState(ClientState.CONNECTING, 'connect() called');
+    void this.#run();
+    return this.#connected;
+  }
+
+  /**
+   * Sends `payload` (bytes, or a string as UTF-8). Resolves when the server's application has
+   * received it. Works while offline: the message waits in the bounded outbox.
+   */
+  send(payload: Payload, options: SendOptions = {}): Promise<SendReceipt> {
+    return this.#submit(toBuffer(payload), 0, 0, options).then((entry) => ({
+      id: `${this.#clientId}:${entry.seq}`,
+      seq: entry.seq,
+    }));
+  }
+
+  /** Sends `value` as JSON. */
+  sendJson(value: unknown, options: SendOptions = {}): Promise<SendReceipt> {
+    return this.send(JSON.stringify(value), options);
+  }
+
+  /** Sends a request and resolves with the server handler's reply. Survives reconnects. */
+  request(payload: Payload, options: RequestOptions = {}): Promise<Buffer> {
+    const { id, reply } = this.#requests.open(
+      options.timeoutMs ?? 30_000,
+      options.signal,
+      (requestId) =>
+        this.#outbox.stream.dropQueued(
+          (e) => e.requestId === requestId && e.flags === DataFlag.REQUEST,
+        ),
+    );
+    this.#submit(toBuffer(payload), DataFlag.REQUEST, id, {}).catch((error: Error) =>
+      this.#requests.settle(id, Buffer.from(JSON.stringify({ message: error.message })), true),
+    );
+    return reply;
+  }
+
+  /**
+   * Closes the client: with `flush`, first waits until queued messages are acknowledged (up to
+   * `timeoutMs`, default 5000). Then stops reconnecting, closes the socket, clears every timer,
+   * and rejects what is still pending with CLOSED.
+   */
+  async close(options: CloseOptions = {}): Promise<void> {
+    if (this.#state === ClientState.CLOSED) return;
+    if (options.flush && this.#outbox.depth > 0) await this.#drained(options.timeoutMs ?? 5000);
+    this.#shutdown('close() called', undefined);
+  }
+
+  /** A snapshot of counters and gauges. */
+  stats(): ClientStats {
+    const stream = this.#outbox.stream;
+    return {
+      state: this.#state,
+      sessionId: this.#sessionId,
+      rtt: this.#rtt.stats,
+      outbox: {
+        depth: stream.count,
+        queued: stream.queuedCount,
+        inFlight: stream.inFlightCount,
+        bytes: stream.bytes,
+        waiting: this.#outbox.waiting,
+      },
+      pendingRequests: this.#requests.size,
+      reconnects: this.#reconnects,
+      messagesIn: this.#messagesIn,
+      messagesOut: this.#messagesOut,
+      lastDeadLinkSilenceMs: this.#lastDeadLinkSilenceMs,
+    };
+  }
+
+  #submit(
+    payload: Buffer,
+    flags: number,
+    requestId: number,
+    options: SendOptions,
+  ): Promise<OutboundEntry<SendMeta>> {
+    if (this.#state === ClientState.CLOSED) return Promise.reject(closedError());
+    if (payload.length + DATA_OVERHEAD > this.#options.maxFrame) {
+      return Promise.reject(
+        new TetherError(
+          ErrorCode.MESSAGE_TOO_LARGE,
+          `message of ${payload.length} bytes exceeds the frame limit`,
+        ),
+      );
+    }
+    const ttl = options.ttlMs;
+    if (ttl !== undefined && !(ttl > 0))
+      return Promise.reject(new TypeError(`ttlMs must be > 0, got ${ttl}`));
+    return new Promise((resolve, reject) => {
+      const expiresAt = ttl === undefined ? Number.POSITIVE_INFINITY : this.#options.now() + ttl;
+      this.#outbox.submit(
+        payload,
+        { resolve, reject, expiresAt },
+        flags,
+        requestId,
+        options.signal,
+      );
+    });
+  }
+
+  #pump(): void {
+    if (this.#state !== ClientState.CONNECTED) return;
+    this.#outbox.expire();
+    this.#connection?.pump();
+  }
+
+  async #run(): Promise<void> {
+    const signal = this.#abort.signal;
+    let reason = 'connect() called';
+    while (!signal.aborted) {
+      let connection: ClientConnection;
+      try {
+        connection = await pRetry(() => this.#attempt(reason), {
+          retries: this.#options.retries,
+          maxRetryTime: this.#options.maxRetryTime,
+          minTimeout: 0,
+          signal,
+          onFailedAttempt: ({ error }) => {
+            this.#failures++;
+            reason = error.message;
+          },
+          shouldRetry: ({ error }) => !(error instanceof TetherError && FATAL.has(error.code)),
+        });
+      } catch (error) {
+        if (signal.aborted) return;
+        const cause = error instanceof TetherError ? error : undefined;
+        const fatal =
+          cause !== undefined && FATAL.has(cause.code)
+            ? cause
+            : new TetherError(
+                ErrorCode.RETRIES_EXHAUSTED,
+                `gave up reconnecting: ${(error as Error).message}`,
+                {
+                  cause: error,
+                },
+              );
+        this.emit('error', fatal);
+        this.#shutdown(fatal.message, fatal);
+        return;
+      }
+      const openedAt = this.#options.now();
+      const info: CloseInfo = await connection.closed;
+      this.#connection = undefined;
+      if (signal.aborted) return;
+      if (this.#options.now() - openedAt >= this.#options.healthyAfterMs) this.#failures = 0;
+      if (info.silentMs !== undefined) this.#lastDeadLinkSilenceMs = info.silentMs;
+      reason = info.error.message;
+      this.#setState(ClientState.RECONNECTING, reason, info.error);
+    }
+  }
+
+  // One connection attempt: wait out the backoff (if this is a retry), connect, handshake.
+  async #attempt(reason: string): Promise<ClientConnection> {
+    const signal = this.#abort.signal;
+    if (this.#state === ClientState.RECONNECTING || this.#failures > 0) {
+      const attempt = this.#failures + 1;
+      const delayMs =
+        this.#retryAfterMs !== undefined
+          ? retryAfterDelay(this.#retryAfterMs, this.#options.random)
+          : backoffDelay(attempt, this.#options.backoff, this.#options.random);
+      this.#retryAfterMs = undefined;
+      this.emit('reconnecting', { attempt, delayMs, reason });
+      await sleep(delayMs, signal);
+    }
+    const { host, port, tls, connectTimeoutMs } = this.#options;
+    const deadline = setTimeout(
+      () =>
+        connection?.destroy(
+          new TetherError(ErrorCode.CONNECT_TIMEOUT, `no session within ${connectTimeoutMs} ms`),
+        ),
+      connectTimeoutMs,
+    );
+    let connection: ClientConnection | undefined;
+    try {
+      const socket = await openSocket({ host, port, tls }, connectTimeoutMs, signal);
+      connection = new ClientConnection(
+        socket,
+        this.#options.maxFrame,
+        {
+          heartbeat: {
+            pingIntervalMs: this.#options.pingIntervalMs,
+            deadAfterMs: this.#options.deadAfterMs,
+          },
+          maxInFlightBytes: this.#options.maxInFlightBytes,
+        },
+        {
+          hello: (challenge) => this.#hello(challenge),
+          welcome: (body) => this.#welcome(body),
+          data: (frame) => this.#onData(frame),
+          acked: (entries) => this.#onAcked(entries),
+          rtt: (stats) => this.emit('heartbeat', stats),
+          goaway: (retryAfterMs) => {
+            this.#retryAfterMs = retryAfterMs;
+          },
+          control: () => {},
+        },
+        this.#options.now,
+      );
+      this.#connection = connection;
+      if (signal.aborted) throw closedError();
+      await connection.established;
+    } catch (error) {
+      connection?.destroy(error instanceof TetherError ? error : closedError());
+      throw error;
+    } finally {
+      clearTimeout(deadline);
+    }
+    if (this.#state === ClientState.RECONNECTING) this.#reconnects++;
+    this.#setState(ClientState.CONNECTED, 'session established');
+    this.#settleConnected?.();
+    this.#pump();
+    return connection;
+  }
+
+  #hello(_challenge: ChallengeBody): HelloBody {
+    const hello: HelloBody = {
+      versions: [PROTOCOL_VERSION],
+      clientId: this.#clientId,
+      delivered: this.#inbound.delivered,
+      acked: this.#outbox.stream.acked,
+      maxFrame: this.#options.maxFrame,
+    };
+    if (this.#resumeToken !== undefined) hello.resumeToken = this.#resumeToken;
+    return hello;
+  }
+
+  #welcome(body: WelcomeBody): { streams: SessionStreams; resend: OutboundEntry<SendMeta>[] } {
+    const previousSessionId = this.#sessionId;
+    let resend: OutboundEntry<SendMeta>[];
+    if (body.resumed && body.sessionId === previousSessionId) {
+      const resumed = this.#outbox.stream.resume(body.delivered);
+      if (resumed instanceof TetherError) throw resumed;
+      this.#onAcked(resumed.released);
+      resend = resumed.resend;
+    } else {
+      // A new session: the server's sequences start again; ours continue so ids stay stable.
+      this.#inbound = new ReliableInbound();
+      resend = this.#outbox.stream.restart();
+    }
+    this.#sessionId = body.sessionId;
+    this.#resumeToken = body.resumeToken;
+    this.emit('session', {
+      sessionId: body.sessionId,
+      resumed: body.resumed,
+      lost: !body.resumed && previousSessionId !== undefined,
+      previousSessionId,
+      resent: resend.length,
+    });
+    return {
+      streams: { outbound: this.#outbox.stream, inbound: this.#inbound, rtt: this.#rtt },
+      resend,
+    };
+  }
+
+  #onData(frame: DataFrame): void {
+    if (frame.flags & DataFlag.RESPONSE) {
+      this.#requests.settle(frame.requestId, frame.payload, (frame.flags & DataFlag.ERROR) !== 0);
+      return;
+    }
+    this.#messagesIn++;
+    if (frame.flags & DataFlag.REQUEST) {
+      // Server-to-client requests are not part of this version: answer with an error.
+      const body = Buffer.from(
+        JSON.stringify({
+          code: ErrorCode.REQUEST_FAILED,
+          message: 'client has no request handler',
+        }),
+      );
+      this.#submit(body, DataFlag.RESPONSE | DataFlag.ERROR, frame.requestId, {}).catch(() => {});
+      return;
+    }
+    this.emit('message', new Message(`${this.#sessionId}:${frame.seq}`, frame.seq, frame.payload));
+  }
+
+  #onAcked(entries: OutboundEntry<SendMeta>[]): void {
+    if (entries.length === 0) return;
+    this.#messagesOut += entries.length;
+    this.#outbox.released(entries);
+    if (this.#outbox.depth === 0 && this.#drainWaiters.length > 0) {
+      for (const wake of this.#drainWaiters.splice(0)) wake();
+    }
+  }
+
+  #drained(timeoutMs: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, timeoutMs);
+      function done(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.#drainWaiters.push(done);
+    });
+  }
+
+  #shutdown(reason: string, error: TetherError | undefined): void {
+    if (this.#state === ClientState.CLOSED) return;
+    this.#abort.abort();
+    const closed = error ?? closedError();
+    this.#connection?.end(closed);
+    this.#connection = undefined;
+    this.#outbox.failAll(closed);
+    this.#requests.failAll(closed);
+    for (const wake of this.#drainWaiters.splice(0)) wake();
+    this.#setState(ClientState.CLOSED, reason, error);
+    this.#settleConnected?.(closed);
+    this.emit('close', reason);
+  }
+
+  #setState(state: ClientState, reason: string, error?: TetherError): void {
+    if (state === this.#state) return;
+    const previous = this.#state;
+    this.#state = state;
+    this.emit(
+      'state',
+      error === undefined ? { state, previous, reason } : { state, previous, reason, error },
+    );
+  }
+}
+
+function closedError(): TetherError {
+  return new TetherError(ErrorCode.CLOSED, 'the client is closed');
+}

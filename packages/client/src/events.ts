@@ -1,0 +1,63 @@
+import type { Message, RttStats, TetherError } from '@tether/protocol';
+
+/** States of a client; one `state` event per change. */
+export const ClientState = {
+  IDLE: 'idle',
+  CONNECTING: 'connecting',
+  CONNECTED: 'connected',
+  RECONNECTING: 'reconnecting',
+  CLOSED: 'closed',
+} as const;
+export type ClientState = (typeof ClientState)[keyof typeof ClientState];
+
+/** Payload of the `state` event. */
+export interface StateChange {
+  state: ClientState;
+  previous: ClientState;
+  /** Why, in words: 'connected', 'connection closed', 'no sign of life for 15012 ms', ... */
+  reason: string;
+  /** The error behind a change to reconnecting or closed, if any. */
+  error?: TetherError;
+}
+
+/** Payload of the `reconnecting` event, fired before each wait. */
+export interface ReconnectInfo {
+  /** Attempt number within this outage, from 1. */
+  attempt: number;
+  /** How long the client waits before this attempt. */
+  delayMs: number;
+  reason: string;
+}
+
+/** Payload of the `session` event, fired on every WELCOME. */
+export interface SessionInfo {
+  sessionId: string;
+  /** True when the server still had the session: delivery stayed exactly-once. */
+  resumed: boolean;
+  /**
+   * True when a previous session was lost (server restarted or its TTL passed): unacknowledged
+   * messages were sent again in the new session and may arrive twice (dedupe by message id).
+   */
+  lost: boolean;
+  previousSessionId: string | undefined;
+  /** Messages sent again on this connection. */
+  resent: number;
+}
+
+/** Payload of the `drop` event (overflow policy 'drop-oldest'). */
+export interface DropInfo {
+  payload: Buffer;
+  reason: 'overflow';
+}
+
+/** Events of {@link TetherClient}. */
+export interface ClientEvents {
+  state: (change: StateChange) => void;
+  message: (message: Message) => void;
+  heartbeat: (rtt: RttStats) => void;
+  reconnecting: (info: ReconnectInfo) => void;
+  session: (info: SessionInfo) => void;
+  drop: (info: DropInfo) => void;
+  close: (reason: string) => void;
+  error: (error: TetherError) => void;
+}

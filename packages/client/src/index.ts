@@ -1,0 +1,14 @@
+export type { Payload, RttStats } from '@tether/protocol';
+export { ErrorCode, Message, ProtocolError, TetherError } from '@tether/protocol';
+export type {
+  ClientStats,
+  CloseOptions,
+  RequestOptions,
+  SendOptions,
+  SendReceipt,
+} from './client.js';
+export { TetherClient } from './client.js';
+export type { ClientEvents, DropInfo, ReconnectInfo, SessionInfo, StateChange } from './events.js';
+export { ClientState } from './events.js';
+export type { ClientOptions } from './options.js';
+export { OverflowPolicy } from './options.js';

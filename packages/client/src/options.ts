@@ -1,0 +1,108 @@
+import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
+import { type BackoffOptions, DEFAULT_MAX_FRAME, resolveBackoff } from '@tether/protocol';
+
+/** What `send()` does when the outbox is full. */
+export const OverflowPolicy = {
+  /** `send()` rejects with QUEUE_FULL (default). */
+  REJECT: 'reject',
+  /** The oldest message not yet transmitted is dropped (its promise rejects, `drop` fires). */
+  DROP_OLDEST: 'drop-oldest',
+  /** `send()` waits for room: backpressure. */
+  WAIT: 'wait',
+} as const;
+export type OverflowPolicy = (typeof OverflowPolicy)[keyof typeof OverflowPolicy];
+
+/** Options of {@link TetherClient}. Times are in milliseconds. */
+export interface ClientOptions {
+  host?: string;
+  port: number;
+  /** Connect over TLS with these options (`true` for Node's defaults). */
+  tls?: TlsConnectionOptions | boolean;
+  /** Stable id of this client; message ids are `${clientId}:${seq}`. Default: random. */
+  clientId?: string;
+  /** Send a PING after this long without inbound traffic. Default 5000. */
+  pingIntervalMs?: number;
+  /** Declare the link dead after this long without proof of life. Default 15000. */
+  deadAfterMs?: number;
+  /** Give up one connection attempt (TCP, TLS and handshake) after this long. Default 10000. */
+  connectTimeoutMs?: number;
+  /** Reconnect backoff. Defaults: 100 ms to 10 s, factor 2, jitter 0.5 kept at the cap. */
+  backoff?: BackoffOptions;
+  /** Failed attempts before giving up, per outage. Default Infinity. */
+  retries?: number;
+  /** Give up reconnecting after this long, per outage. Default Infinity. */
+  maxRetryTime?: number;
+  /** A connection up this long counts as healthy and resets the attempt count. Default 1000. */
+  healthyAfterMs?: number;
+  /** Outbox cap on messages not yet acknowledged. Default 10000. */
+  maxQueuedMessages?: number;
+  /** Outbox cap on payload bytes not yet acknowledged. Default 64 MiB. */
+  maxQueuedBytes?: number;
+  /** What `send()` does when the outbox is full. Default 'reject'. */
+  overflow?: OverflowPolicy;
+  /** Payload bytes in flight (sent, unacknowledged) at once. Default 8 MiB. */
+  maxInFlightBytes?: number;
+  /** Largest frame this client accepts. Default 1 MiB. */
+  maxFrame?: number;
+  /** Monotonic clock in ms; injected by tests. Default `performance.now()`. */
+  now?: () => number;
+  /** Random source in [0, 1) for backoff jitter; injected by tests. */
+  random?: () => number;
+}
+
+export type ResolvedClientOptions = Required<
+  Omit<ClientOptions, 'tls' | 'clientId' | 'backoff'>
+> & {
+  tls: TlsConnectionOptions | undefined;
+  clientId: string | undefined;
+  backoff: Required<BackoffOptions>;
+};
+
+function positive(name: string, value: number, allowInfinity = false): number {
+  const ok = value > 0 && (allowInfinity || Number.isFinite(value));
+  if (!ok) throw new TypeError(`${name} must be a positive number, got ${value}`);
+  return value;
+}
+
+/** Fills in defaults and validates; a bad option throws a TypeError naming it. */
+export function resolveClientOptions(options: ClientOptions): ResolvedClientOptions {
+  if (!Number.isInteger(options.port) || options.port < 0 || options.port > 65535) {
+    throw new TypeError(`port must be an integer from 0 to 65535, got ${options.port}`);
+  }
+  const overflow = options.overflow ?? OverflowPolicy.REJECT;
+  if (!Object.values(OverflowPolicy).includes(overflow)) {
+    throw new TypeError(
+      `overflow must be one of ${Object.values(OverflowPolicy).join(', ')}, got ${overflow}`,
+    );
+  }
+  const pingIntervalMs = positive('pingIntervalMs', options.pingIntervalMs ?? 5000);
+  const deadAfterMs = positive('deadAfterMs', options.deadAfterMs ?? 15_000);
+  if (deadAfterMs <= pingIntervalMs) {
+    throw new TypeError(
+      `deadAfterMs (${deadAfterMs}) must exceed pingIntervalMs (${pingIntervalMs})`,
+    );
+  }
+  const retries = options.retries ?? Number.POSITIVE_INFINITY;
+  if (!(retries >= 0)) throw new TypeError(`retries must be >= 0, got ${retries}`);
+  const tls = options.tls === true ? {} : options.tls === false ? undefined : options.tls;
+  return {
+    host: options.host ?? '127.0.0.1',
+    port: options.port,
+    tls,
+    clientId: options.clientId,
+    pingIntervalMs,
+    deadAfterMs,
+    connectTimeoutMs: positive('connectTimeoutMs', options.connectTimeoutMs ?? 10_000),
+    backoff: resolveBackoff(options.backoff),
+    retries,
+    maxRetryTime: positive('maxRetryTime', options.maxRetryTime ?? Number.POSITIVE_INFINITY, true),
+    healthyAfterMs: positive('healthyAfterMs', options.healthyAfterMs ?? 1000),
+    maxQueuedMessages: positive('maxQueuedMessages', options.maxQueuedMessages ?? 10_000),
+    maxQueuedBytes: positive('maxQueuedBytes', options.maxQueuedBytes ?? 64 * 1024 * 1024),
+    overflow,
+    maxInFlightBytes: positive('maxInFlightBytes', options.maxInFlightBytes ?? 8 * 1024 * 1024),
+    maxFrame: positive('maxFrame', options.maxFrame ?? DEFAULT_MAX_FRAME),
+    now: options.now ?? (() => performance.now()),
+    random: options.random ?? Math.random,
+  };
+}

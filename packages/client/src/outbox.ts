@@ -1,0 +1,228 @@
+import { ErrorCode, type OutboundEntry, ReliableOutbound, TetherError } from '@tether/protocol';
+import { OverflowPolicy } from './options.js';
+
+/** Per-message bookkeeping kept with each outbound entry. */
+export interface SendMeta {
+  resolve(entry: OutboundEntry<SendMeta>): void;
+  reject(error: Error): void;
+  /** Monotonic time after which a message not yet transmitted is rejected; Infinity for none. */
+  expiresAt: number;
+}
+
+/** Outbox limits. */
+export interface OutboxLimits {
+  maxMessages: number;
+  maxBytes: number;
+  overflow: OverflowPolicy;
+}
+
+interface Waiter {
+  payload: Buffer;
+  meta: SendMeta;
+  flags: number;
+  requestId: number;
+  onAbort: (() => void) | undefined;
+  signal: AbortSignal | undefined;
+}
+
+/**
+ * The client's bounded offline queue: every message from `send()` until the server acknowledges
+ * it, by count and by bytes, with an explicit overflow policy and optional per-message TTL.
+ * Sequence state lives in the wrapped {@link ReliableOutbound}, which the session's links use.
+ */
+export class Outbox {
+  readonly stream: ReliableOutbound<SendMeta> = new ReliableOutbound<SendMeta>();
+  readonly #limits: OutboxLimits;
+  readonly #now: () => number;
+  readonly #onEnqueued: () => void;
+  readonly #onDrop: (entry: OutboundEntry<SendMeta>) => void;
+  #waiters: Waiter[] = [];
+  #ttlTimer: ReturnType<typeof setTimeout> | undefined;
+  #ttlTimerAt = Number.POSITIVE_INFINITY;
+  #withTtl = 0;
+
+  constructor(
+    limits: OutboxLimits,
+    now: () => number,
+    onEnqueued: () => void,
+    onDrop: (entry: OutboundEntry<SendMeta>) => void,
+  ) {
+    this.#limits = limits;
+    this.#now = now;
+    this.#onEnqueued = onEnqueued;
+    this.#onDrop = onDrop;
+  }
+
+  /** Messages not yet acknowledged. */
+  get depth(): number {
+    return this.stream.count;
+  }
+
+  /** Sends waiting for room (overflow policy 'wait'). */
+  get waiting(): number {
+    return this.#waiters.length;
+  }
+
+  /**
+   * Queues a message, applying the overflow policy when full. Failures reject `meta` (never
+   * throws): QUEUE_FULL, or ABORTED when `signal` fires while waiting for room.
+   */
+  submit(
+    payload: Buffer,
+    meta: SendMeta,
+    flags: number,
+    requestId: number,
+    signal?: AbortSignal,
+  ): void {
+    if (signal?.aborted) {
+      meta.reject(new TetherError(ErrorCode.ABORTED, 'send aborted', { cause: signal.reason }));
+      return;
+    }
+    if (payload.length > this.#limits.maxBytes) {
+      meta.reject(
+        new TetherError(
+          ErrorCode.QUEUE_FULL,
+          `message of ${payload.length} bytes exceeds the outbox byte cap`,
+        ),
+      );
+      return;
+    }
+    // Waiters go first, so 'wait' keeps the order of send() calls.
+    if (this.#waiters.length === 0 && this.#makeRoom(payload.length)) {
+      this.#enqueue(payload, meta, flags, requestId);
+      return;
+    }
+    if (this.#limits.overflow !== OverflowPolicy.WAIT) {
+      meta.reject(
+        new TetherError(
+          ErrorCode.QUEUE_FULL,
+          `outbox full (${this.stream.count} messages, ${this.stream.bytes} bytes)`,
+        ),
+      );
+      return;
+    }
+    const waiter: Waiter = { payload, meta, flags, requestId, onAbort: undefined, signal };
+    if (signal !== undefined) {
+      waiter.onAbort = () => {
+        this.#waiters = this.#waiters.filter((w) => w !== waiter);
+        meta.reject(
+          new TetherError(ErrorCode.ABORTED, 'send aborted while waiting for room', {
+            cause: signal.reason,
+          }),
+        );
+      };
+      signal.addEventListener('abort', waiter.onAbort, { once: true });
+    }
+    this.#waiters.push(waiter);
+    if (meta.expiresAt !== Number.POSITIVE_INFINITY) this.#armTtl(meta.expiresAt);
+  }
+
+  /** Resolves acknowledged messages and lets waiting sends in. */
+  released(entries: OutboundEntry<SendMeta>[]): void {
+    for (const entry of entries) {
+      if (entry.meta.expiresAt !== Number.POSITIVE_INFINITY) this.#withTtl--;
+      entry.meta.resolve(entry);
+    }
+    this.#admitWaiters();
+  }
+
+  /** Rejects messages whose TTL passed before they were transmitted. */
+  expire(now: number = this.#now()): void {
+    if (this.#withTtl === 0 && this.#waiters.length === 0) return;
+    const expired = this.stream.dropQueued((e) => e.meta.expiresAt <= now);
+    this.#withTtl -= expired.length;
+    const expiredWaiters = this.#waiters.filter((w) => w.meta.expiresAt <= now);
+    if (expiredWaiters.length > 0)
+      this.#waiters = this.#waiters.filter((w) => w.meta.expiresAt > now);
+    for (const entry of expired) entry.meta.reject(expiredError());
+    for (const waiter of expiredWaiters) {
+      this.#detach(waiter);
+      waiter.meta.reject(expiredError());
+    }
+    if (expired.length > 0) this.#admitWaiters();
+  }
+
+  /** Rejects everything (queued, in flight and waiting) with `error`; stops the TTL timer. */
+  failAll(error: Error): void {
+    clearTimeout(this.#ttlTimer);
+    this.#ttlTimer = undefined;
+    this.#ttlTimerAt = Number.POSITIVE_INFINITY;
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const entry of this.stream.clear()) entry.meta.reject(error);
+    for (const waiter of waiters) {
+      this.#detach(waiter);
+      waiter.meta.reject(error);
+    }
+    this.#withTtl = 0;
+  }
+
+  #fits(bytes: number): boolean {
+    return (
+      this.stream.count < this.#limits.maxMessages &&
+      this.stream.bytes + bytes <= this.#limits.maxBytes
+    );
+  }
+
+  // Under 'drop-oldest', drops queued (never transmitted) messages until `bytes` fit. Messages in
+  // flight are never dropped: the server may already have delivered them.
+  #makeRoom(bytes: number): boolean {
+    if (this.#fits(bytes)) return true;
+    if (this.#limits.overflow !== OverflowPolicy.DROP_OLDEST) return false;
+    while (!this.#fits(bytes)) {
+      const oldest = this.stream.dropOldestQueued();
+      if (oldest === undefined) return false;
+      if (oldest.meta.expiresAt !== Number.POSITIVE_INFINITY) this.#withTtl--;
+      oldest.meta.reject(
+        new TetherError(ErrorCode.MESSAGE_DROPPED, 'dropped by the drop-oldest overflow policy'),
+      );
+      this.#onDrop(oldest);
+    }
+    return true;
+  }
+
+  #enqueue(payload: Buffer, meta: SendMeta, flags: number, requestId: number): void {
+    this.stream.enqueue(payload, meta, flags, requestId);
+    if (meta.expiresAt !== Number.POSITIVE_INFINITY) {
+      this.#withTtl++;
+      this.#armTtl(meta.expiresAt);
+    }
+    this.#onEnqueued();
+  }
+
+  #admitWaiters(): void {
+    while (this.#waiters.length > 0) {
+      const next = this.#waiters[0] as Waiter;
+      if (!this.#fits(next.payload.length)) return;
+      this.#waiters.shift();
+      this.#detach(next);
+      this.#enqueue(next.payload, next.meta, next.flags, next.requestId);
+    }
+  }
+
+  #detach(waiter: Waiter): void {
+    if (waiter.onAbort !== undefined) waiter.signal?.removeEventListener('abort', waiter.onAbort);
+  }
+
+  #armTtl(at: number): void {
+    if (at >= this.#ttlTimerAt) return;
+    clearTimeout(this.#ttlTimer);
+    this.#ttlTimerAt = at;
+    this.#ttlTimer = setTimeout(() => this.#onTtlTimer(), Math.max(0, at - this.#now()));
+  }
+
+  #onTtlTimer(): void {
+    this.#ttlTimer = undefined;
+    this.#ttlTimerAt = Number.POSITIVE_INFINITY;
+    const now = this.#now();
+    this.expire(now);
+    let next = Number.POSITIVE_INFINITY;
+    for (const entry of this.stream.queued()) next = Math.min(next, entry.meta.expiresAt);
+    for (const waiter of this.#waiters) next = Math.min(next, waiter.meta.expiresAt);
+    if (next !== Number.POSITIVE_INFINITY) this.#armTtl(next);
+  }
+}
+
+function expiredError(): TetherError {
+  return new TetherError(ErrorCode.MESSAGE_EXPIRED, 'message TTL passed before it could be sent');
+}

@@ -1,0 +1,101 @@
+import { ErrorCode, TetherError } from '@tether/protocol';
+
+interface Pending {
+  resolve(reply: Buffer): void;
+  reject(error: Error): void;
+  timer: ReturnType<typeof setTimeout> | undefined;
+  cleanup: () => void;
+}
+
+/**
+ * Requests waiting for their response, keyed by request id. They survive reconnects (the request
+ * and its response travel in the reliable streams); they end by response, timeout, abort or close.
+ */
+export class PendingRequests {
+  #pending = new Map<number, Pending>();
+  #nextId = 1;
+
+  get size(): number {
+    return this.#pending.size;
+  }
+
+  /** Registers a request; `onGiveUp` runs when it times out or is aborted (to unqueue it). */
+  open(
+    timeoutMs: number,
+    signal: AbortSignal | undefined,
+    onGiveUp: (id: number) => void,
+  ): { id: number; reply: Promise<Buffer> } {
+    const id = this.#nextId++;
+    const reply = new Promise<Buffer>((resolve, reject) => {
+      const onAbort = (): void =>
+        this.#end(
+          id,
+          new TetherError(ErrorCode.ABORTED, 'request aborted', { cause: signal?.reason }),
+          onGiveUp,
+        );
+      const timer =
+        timeoutMs === Number.POSITIVE_INFINITY
+          ? undefined
+          : setTimeout(
+              () =>
+                this.#end(
+                  id,
+                  new TetherError(ErrorCode.REQUEST_TIMEOUT, `no response within ${timeoutMs} ms`),
+                  onGiveUp,
+                ),
+              timeoutMs,
+            );
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.#pending.set(id, {
+        resolve,
+        reject,
+        timer,
+        cleanup: () => signal?.removeEventListener('abort', onAbort),
+      });
+    });
+    return { id, reply };
+  }
+
+  /** Settles the request `id` with the peer's response; unknown ids (late answers) are ignored. */
+  settle(id: number, reply: Buffer, failed: boolean): void {
+    const pending = this.#take(id);
+    if (pending === undefined) return;
+    if (!failed) {
+      pending.resolve(reply);
+      return;
+    }
+    let code: string = ErrorCode.REQUEST_FAILED;
+    let message = 'the peer failed the request';
+    try {
+      const body = JSON.parse(reply.toString('utf8')) as { code?: unknown; message?: unknown };
+      if (typeof body.message === 'string') message = body.message;
+      if (typeof body.code === 'string') code = body.code;
+    } catch {
+      // Keep the generic description: the payload was not the JSON the protocol asks for.
+    }
+    const error = new TetherError(ErrorCode.REQUEST_FAILED, message);
+    (error as TetherError & { remoteCode?: string }).remoteCode = code;
+    pending.reject(error);
+  }
+
+  /** Rejects every pending request with `error`. */
+  failAll(error: Error): void {
+    for (const id of [...this.#pending.keys()]) this.#take(id)?.reject(error);
+  }
+
+  #end(id: number, error: Error, onGiveUp: (id: number) => void): void {
+    const pending = this.#take(id);
+    if (pending === undefined) return;
+    onGiveUp(id);
+    pending.reject(error);
+  }
+
+  #take(id: number): Pending | undefined {
+    const pending = this.#pending.get(id);
+    if (pending === undefined) return undefined;
+    this.#pending.delete(id);
+    clearTimeout(pending.timer);
+    pending.cleanup();
+    return pending;
+  }
+}

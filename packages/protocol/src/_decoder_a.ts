@@ -1,0 +1,367 @@
+import { isControlType, validateControlBody } from './control-bodies.js';
+import { ErrorCode } from './error-codes.js';
+import { ProtocolError } from './errors.js';
+import {
+  DATA_FLAGS_MASK,
+  DataFlag,
+  FRAME_HEADER_SIZE,
+  FRAME_LENGTH_OVERHEAD,
+  FrameType,
+  TRANSFER_ID_SIZE,
+} from './frame-types.js';
+import type { ControlFrame, Frame } from './frames.js';
+import { ABSOLUTE_MAX_FRAME, DEFAULT_MAX_CONTROL, DEFAULT_MAX_FRAME } from './limits.js';
+import { checkPreface, PREFACE_SIZE } from './preface.js';
+import { readU64 } from './u64.js';
+
+/** Options of {@link FrameDecoder}. */
+export interface DecoderOptions {
+  /** Largest accepted `length` field (type + flags + body). Default 1 MiB, at most 16 MiB. */
+  maxFrame?: number;
+  /** Largest accepted JSON body of a control frame. Default 16 KiB. */
+  maxControl?: number;
+  /** Expect the 8-byte preface before the first frame. Default true. */
+  expectPreface?: boolean;
+}
+
+/** Receives each decoded frame. Buffers in the frame may share memory with the pushed chunk. */
+export type FrameHandler = (frame: Frame) => void;
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+const CHUNK_FIELDS = TRANSFER_ID_SIZE + 8 + 4;
+const U64_SIZE = 8;
+
+/**
+ * Incremental decoder: push chunks as they arrive, get whole frames. Fed one byte at a time or a
+ * megabyte at a time, it yields the same frames. It never throws on bad bytes: `push` returns the
+ * {@link ProtocolError}, the decoder stops, and every later call returns the same error.
+ *
+ * Memory: a declared length is checked against `maxFrame` (and a control body against
+ * `maxControl`) as soon as the header is in, before anything is buffered; a partial frame holds
+ * only the bytes actually received, never its declared size.
+ */
+export class FrameDecoder {
+  readonly maxFrame: number;
+  readonly maxControl: number;
+  #error: ProtocolError | undefined;
+  #prefaceSeen: Buffer | undefined;
+  // A frame split across chunks: its received pieces and, once the length is in, its full size.
+  #parts: Buffer[] = [];
+  #partsLength = 0;
+  #frameSize = 0;
+
+  constructor(options: DecoderOptions = {}) {
+    this.maxFrame = options.maxFrame ?? DEFAULT_MAX_FRAME;
+    this.maxControl = options.maxControl ?? DEFAULT_MAX_CONTROL;
+    if (
+      !(
+        Number.isInteger(this.maxFrame) &&
+        this.maxFrame >= 64 &&
+        this.maxFrame <= ABSOLUTE_MAX_FRAME
+      )
+    ) {
+      throw new TypeError(
+        `maxFrame must be an integer from 64 to ${ABSOLUTE_MAX_FRAME}, got ${options.maxFrame}`,
+      );
+    }
+    if (!(Number.isInteger(this.maxControl) && this.maxControl >= 64)) {
+      throw new TypeError(`maxControl must be an integer >= 64, got ${options.maxControl}`);
+    }
+    if (options.expectPreface ?? true) this.#prefaceSeen = Buffer.alloc(0);
+  }
+
+  /** The error that stopped the decoder, if any. */
+  get error(): ProtocolError | undefined {
+    return this.#error;
+  }
+
+  /** Bytes held for a frame (or preface) not yet complete. */
+  get bufferedBytes(): number {
+    return this.#partsLength + (this.#prefaceSeen?.length ?? 0);
+  }
+
+  /**
+   * Decodes what `chunk` completes and hands each frame to `onFrame`, in order. Returns the
+   * protocol error that stopped decoding, or `undefined`. Frames before the bad bytes are still
+   * delivered.
+   */
+  push(chunk: Uint8Array, onFrame: FrameHandler): ProtocolError | undefined {
+    if (this.#error !== undefined) return this.#error;
+    let buf = Buffer.isBuffer(chunk)
+      ? chunk
+      : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length);
+    if (this.#prefaceSeen !== undefined) {
+      const rest = this.#consumePreface(buf);
+      if (rest === undefined) return this.#error;
+      buf = rest;
+    }
+    if (this.#partsLength > 0) {
+      const rest = this.#completePartial(buf, onFrame);
+      if (rest === undefined) return this.#error;
+      buf = rest;
+    }
+    return this.#decodeWhole(buf, onFrame);
+  }
+
+  /** Call at end of stream: reports a preface or frame cut short. */
+  end(): ProtocolError | undefined {
+    if (this.#error !== undefined) return this.#error;
+    if (this.#prefaceSeen !== undefined && this.#prefaceSeen.length > 0) {
+      const stray = checkPreface(this.#prefaceSeen, true);
+      return this.#fail(
+        stray ?? new ProtocolError(ErrorCode.TRUNCATED_STREAM, 'stream ended inside the preface'),
+      );
+    }
+    if (this.#partsLength > 0) {
+      return this.#fail(
+        new ProtocolError(
+          ErrorCode.TRUNCATED_STREAM,
+          `stream ended inside a frame (${this.#partsLength} of ${this.#frameSize || 'at least 6'} bytes)`,
+        ),
+      );
+    }
+    return undefined;
+  }
+
+  #fail(error: ProtocolError): ProtocolError {
+    this.#error = error;
+    this.#parts = [];
+    this.#partsLength = 0;
+    this.#prefaceSeen = undefined;
+    return error;
+  }
+
+  // Returns the bytes after the preface, or undefined when the chunk ended (or failed) inside it.
+  #consumePreface(buf: Buffer): Buffer | undefined {
+    const seen = this.#prefaceSeen as Buffer;
+    const take = Math.min(PREFACE_SIZE - seen.length, buf.length);
+    const joined = Buffer.concat([seen, buf.subarray(0, take)]);
+    const error = checkPreface(joined);
+    if (error !== undefined) {
+      this.#fail(error);
+      return undefined;
+    }
+    if (joined.length < PREFACE_SIZE) {
+      this.#prefaceSeen = joined;
+      return undefined;
+    }
+    this.#prefaceSeen = undefined;
+    return buf.subarray(take);
+  }
+
+  // Adds `buf` to the partial frame. When the frame completes, decodes it and returns the bytes
+  // after it; otherwise returns undefined (waiting for more, or failed).
+  #completePartial(buf: Buffer, onFrame: FrameHandler): Buffer | undefined {
+    if (this.#frameSize === 0) {
+      // Header not yet complete: join just enough bytes to read and check it.
+      const take = Math.min(FRAME_HEADER_SIZE - this.#partsLength, buf.length);
+      const head = Buffer.concat([...this.#parts, buf.subarray(0, take)]);
+      const error = this.#checkHeader(head, 0, head.length);
+      if (error !== undefined) {
+        this.#fail(error);
+        return undefined;
+      }
+      if (head.length < FRAME_HEADER_SIZE) {
+        this.#parts = [head];
+        this.#partsLength = head.length;
+        return undefined;
+      }
+      this.#frameSize = 4 + head.readUInt32BE(0);
+      this.#parts = [head];
+      this.#partsLength = head.length;
+      buf = buf.subarray(take);
+    }
+    const missing = this.#frameSize - this.#partsLength;
+    if (buf.length < missing) {
+      if (buf.length > 0) {
+        this.#parts.push(buf);
+        this.#partsLength += buf.length;
+      }
+      return undefined;
+    }
+    this.#parts.push(buf.subarray(0, missing));
+    const frame = Buffer.concat(this.#parts, this.#frameSize);
+    this.#parts = [];
+    this.#partsLength = 0;
+    this.#frameSize = 0;
+    const error = this.#emit(frame, 0, frame.length, onFrame);
+    if (error !== undefined) {
+      this.#fail(error);
+      return undefined;
+    }
+    return buf.subarray(missing);
+  }
+
+  #decodeWhole(buf: Buffer, onFrame: FrameHandler): ProtocolError | undefined {
+    const end = buf.length;
+    let pos = 0;
+    while (end - pos >= FRAME_HEADER_SIZE) {
+      const error = this.#checkHeader(buf, pos, end);
+      if (error !== undefined) return this.#fail(error);
+      const size = 4 + buf.readUInt32BE(pos);
+      if (end - pos < size) break;
+      const frameError = this.#emit(buf, pos, pos + size, onFrame);
+      if (frameError !== undefined) return this.#fail(frameError);
+      pos += size;
+    }
+    if (pos < end) {
+      // Keep the tail. Checking what header bytes there are now refuses a bad length early.
+      const error = this.#checkHeader(buf, pos, end);
+      if (error !== undefined) return this.#fail(error);
+      const tail = buf.subarray(pos);
+      this.#parts = [tail];
+      this.#partsLength = tail.length;
+      this.#frameSize = tail.length >= FRAME_HEADER_SIZE ? 4 + tail.readUInt32BE(0) : 0;
+    }
+    return undefined;
+  }
+
+  // Validates as much of the header at buf[pos..end) as is present: length after 4 bytes, type
+  // after 5, flags after 6. Nothing is buffered for a frame this refuses.
+  #checkHeader(buf: Buffer, pos: number, end: number): ProtocolError | undefined {
+    const have = end - pos;
+    if (have < 4) return undefined;
+    const length = buf.readUInt32BE(pos);
+    if (length > this.maxFrame) {
+      return new ProtocolError(
+        ErrorCode.FRAME_TOO_LARGE,
+        `frame length ${length} exceeds the limit of ${this.maxFrame}`,
+      );
+    }
+    if (length < FRAME_LENGTH_OVERHEAD) {
+      return new ProtocolError(ErrorCode.BAD_FRAME_LENGTH, `frame length ${length} is below 2`);
+    }
+    if (have < 5) return undefined;
+    const type = buf[pos + 4] as number;
+    const bodyLength = length - FRAME_LENGTH_OVERHEAD;
+    const sizeError = this.#checkBodySize(type, bodyLength);
+    if (sizeError !== undefined) return sizeError;
+    if (have < 6) return undefined;
+    const flags = buf[pos + 5] as number;
+    const allowed = type === FrameType.DATA ? DATA_FLAGS_MASK : 0;
+    const badCombination =
+      type === FrameType.DATA &&
+      ((flags & DataFlag.REQUEST && flags & DataFlag.RESPONSE) ||
+        (flags & DataFlag.ERROR && !(flags & DataFlag.RESPONSE)));
+    if ((flags & ~allowed) !== 0 || badCombination) {
+      return new ProtocolError(
+        ErrorCode.BAD_FLAGS,
+        `flags 0x${flags.toString(16)} are not valid for frame type 0x${type.toString(16)}`,
+      );
+    }
+    if (
+      type === FrameType.DATA &&
+      flags & (DataFlag.REQUEST | DataFlag.RESPONSE) &&
+      bodyLength < 2 * U64_SIZE
+    ) {
+      return new ProtocolError(
+        ErrorCode.BAD_FRAME_LENGTH,
+        'correlated DATA frame shorter than 16 bytes',
+      );
+    }
+    return undefined;
+  }
+
+  #checkBodySize(type: number, bodyLength: number): ProtocolError | undefined {
+    switch (type) {
+      case FrameType.DATA:
+        if (bodyLength >= U64_SIZE) return undefined;
+        break;
+      case FrameType.ACK:
+      case FrameType.PING:
+      case FrameType.PONG:
+        if (bodyLength === U64_SIZE) return undefined;
+        break;
+      case FrameType.FILE_CHUNK:
+        if (bodyLength >= CHUNK_FIELDS) return undefined;
+        break;
+      default:
+        if (!isControlType(type)) {
+          return new ProtocolError(
+            ErrorCode.UNKNOWN_FRAME_TYPE,
+            `unknown frame type 0x${type.toString(16)}`,
+          );
+        }
+        if (bodyLength > this.maxControl) {
+          return new ProtocolError(
+            ErrorCode.CONTROL_TOO_LARGE,
+            `control body of ${bodyLength} bytes exceeds the limit of ${this.maxControl}`,
+          );
+        }
+        return undefined;
+    }
+    return new ProtocolError(
+      ErrorCode.BAD_FRAME_LENGTH,
+      `body of ${bodyLength} bytes is the wrong size for frame type 0x${type.toString(16)}`,
+    );
+  }
+
+  // Decodes the complete, header-checked frame at buf[start..end) and hands it over.
+  #emit(buf: Buffer, start: number, end: number, onFrame: FrameHandler): ProtocolError | undefined {
+    const type = buf[start + 4] as number;
+    const flags = buf[start + 5] as number;
+    const body = start + FRAME_HEADER_SIZE;
+    switch (type) {
+      case FrameType.DATA: {
+        const seq = readU64(buf, body);
+        let requestId = 0;
+        let payloadStart = body + U64_SIZE;
+        if (flags & (DataFlag.REQUEST | DataFlag.RESPONSE)) {
+          requestId = readU64(buf, payloadStart);
+          payloadStart += U64_SIZE;
+        }
+        if (seq < 0 || requestId < 0) return outOfRange('DATA');
+        onFrame({ type, flags, seq, requestId, payload: buf.subarray(payloadStart, end) });
+        return undefined;
+      }
+      case FrameType.ACK:
+      case FrameType.PING:
+      case FrameType.PONG: {
+        const value = readU64(buf, body);
+        if (value < 0) return outOfRange('u64');
+        onFrame(type === FrameType.ACK ? { type, seq: value } : { type, stamp: value });
+        return undefined;
+      }
+      case FrameType.FILE_CHUNK: {
+        const offset = readU64(buf, body + TRANSFER_ID_SIZE);
+        if (offset < 0) return outOfRange('FILE_CHUNK offset');
+        onFrame({
+          type,
+          id: buf.toString('hex', body, body + TRANSFER_ID_SIZE),
+          offset,
+          crc32: buf.readUInt32BE(body + TRANSFER_ID_SIZE + U64_SIZE),
+          data: buf.subarray(body + CHUNK_FIELDS, end),
+        });
+        return undefined;
+      }
+      default:
+        return this.#emitControl(type, buf.subarray(body, end), onFrame);
+    }
+  }
+
+  #emitControl(type: number, body: Buffer, onFrame: FrameHandler): ProtocolError | undefined {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(utf8.decode(body));
+    } catch (cause) {
+      return new ProtocolError(
+        ErrorCode.BAD_CONTROL_BODY,
+        `control frame 0x${type.toString(16)} body is not valid UTF-8 JSON`,
+        { cause },
+      );
+    }
+    const problem = validateControlBody(type, parsed);
+    if (problem !== undefined) {
+      return new ProtocolError(
+        ErrorCode.BAD_CONTROL_BODY,
+        `control frame 0x${type.toString(16)}: ${problem}`,
+      );
+    }
+    onFrame({ type, body: parsed } as ControlFrame);
+    return undefined;
+  }
+}
+
+function outOfRange(field: string): ProtocolError {
+  return new ProtocolError(ErrorCode.INTEGER_OUT_OF_RANGE, `${field} value exceeds 2^53 - 1`);
+}

@@ -1,0 +1,80 @@
+import type { TlsOptions } from 'node:tls';
+import { DEFAULT_MAX_CONTROL, DEFAULT_MAX_FRAME, type Payload } from '@tether/protocol';
+import type { Peer } from './peer.js';
+
+/** Answers a client's `request()`; the returned payload is the reply. Throwing fails it. */
+export type RequestHandler = (payload: Buffer, peer: Peer) => Payload | Promise<Payload>;
+
+/** Options of {@link TetherServer}. Times are in milliseconds. */
+export interface ServerOptions {
+  /** Port to listen on; 0 (default) picks a free one. */
+  port?: number;
+  host?: string;
+  /** Serve TLS with these options (cert, key, ...). */
+  tls?: TlsOptions;
+  /** PING a client after this long without inbound traffic; also sent to clients. Default 5000. */
+  pingIntervalMs?: number;
+  /** Evict a client silent this long. Default 15000. */
+  evictAfterMs?: number;
+  /** Keep a disconnected session this long for resume. Default 120000. */
+  sessionTtlMs?: number;
+  /** Close a connection that has not completed its HELLO in this long. Default 5000. */
+  helloTimeoutMs?: number;
+  /** Largest frame accepted. Default 1 MiB. */
+  maxFrame?: number;
+  /** Largest control-frame JSON body accepted. Default 16 KiB. */
+  maxControl?: number;
+  /** Payload bytes in flight to one client at once. Default 8 MiB. */
+  maxInFlightBytes?: number;
+  /** A peer whose unacknowledged outbound bytes pass this is closed as a slow consumer. Default 64 MiB. */
+  maxPeerBacklogBytes?: number;
+  /** Answers client requests. Without it requests fail with REQUEST_FAILED. */
+  onRequest?: RequestHandler;
+  /** Monotonic clock in ms; injected by tests. Default `performance.now()`. */
+  now?: () => number;
+}
+
+export type ResolvedServerOptions = Required<Omit<ServerOptions, 'tls' | 'onRequest'>> & {
+  tls: TlsOptions | undefined;
+  onRequest: RequestHandler | undefined;
+};
+
+function positive(name: string, value: number): number {
+  if (!(value > 0 && Number.isFinite(value))) {
+    throw new TypeError(`${name} must be a positive finite number, got ${value}`);
+  }
+  return value;
+}
+
+/** Fills in defaults and validates; a bad option throws a TypeError naming it. */
+export function resolveServerOptions(options: ServerOptions): ResolvedServerOptions {
+  const port = options.port ?? 0;
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new TypeError(`port must be an integer from 0 to 65535, got ${port}`);
+  }
+  const pingIntervalMs = positive('pingIntervalMs', options.pingIntervalMs ?? 5000);
+  const evictAfterMs = positive('evictAfterMs', options.evictAfterMs ?? 15_000);
+  if (evictAfterMs <= pingIntervalMs) {
+    throw new TypeError(
+      `evictAfterMs (${evictAfterMs}) must exceed pingIntervalMs (${pingIntervalMs})`,
+    );
+  }
+  return {
+    port,
+    host: options.host ?? '127.0.0.1',
+    tls: options.tls,
+    pingIntervalMs,
+    evictAfterMs,
+    sessionTtlMs: positive('sessionTtlMs', options.sessionTtlMs ?? 120_000),
+    helloTimeoutMs: positive('helloTimeoutMs', options.helloTimeoutMs ?? 5000),
+    maxFrame: positive('maxFrame', options.maxFrame ?? DEFAULT_MAX_FRAME),
+    maxControl: positive('maxControl', options.maxControl ?? DEFAULT_MAX_CONTROL),
+    maxInFlightBytes: positive('maxInFlightBytes', options.maxInFlightBytes ?? 8 * 1024 * 1024),
+    maxPeerBacklogBytes: positive(
+      'maxPeerBacklogBytes',
+      options.maxPeerBacklogBytes ?? 64 * 1024 * 1024,
+    ),
+    onRequest: options.onRequest,
+    now: options.now ?? (() => performance.now()),
+  };
+}

@@ -1,0 +1,169 @@
+import {
+  ErrorCode,
+  type OutboundEntry,
+  type Payload,
+  ReliableInbound,
+  ReliableOutbound,
+  RttEstimator,
+  type RttStats,
+  TetherError,
+  toBuffer,
+} from '@tether/protocol';
+import type { ServerConnection } from './server-connection.js';
+
+/** Bookkeeping of one `peer.send()`. */
+export interface PeerSendMeta {
+  resolve(entry: OutboundEntry<PeerSendMeta>): void;
+  reject(error: Error): void;
+}
+
+/** Resolution of `peer.send()`: the client's application received the message. */
+export interface PeerSendReceipt {
+  /** `${sessionId}:${seq}`. */
+  id: string;
+  seq: number;
+}
+
+/** Counters of a peer. */
+export interface PeerStats {
+  id: string;
+  clientId: string;
+  remoteAddress: string;
+  connected: boolean;
+  rtt: RttStats | undefined;
+  /** Wall-clock time (ms since epoch) of the last inbound byte. */
+  lastSeen: number;
+  bytesIn: number;
+  bytesOut: number;
+  messagesIn: number;
+  messagesOut: number;
+  /** Messages to this client not yet acknowledged, and their bytes. */
+  queueDepth: number;
+  queueBytes: number;
+}
+
+/** What a peer needs from the server that owns it. */
+export interface PeerHost {
+  /** A message was queued for `peer`: transmit it if connected; enforce the backlog cap. */
+  queued(peer: Peer): void;
+  /** The application closed the peer. */
+  closePeer(peer: Peer, error: TetherError): void;
+}
+
+/**
+ * One client session as the server application sees it. It outlives the TCP connection: while
+ * the session lives (until its TTL after a disconnect), `send()` queues messages and the client
+ * receives them exactly once, in order, when it resumes.
+ */
+export class Peer {
+  /** Session id (public; not the resume token). */
+  readonly id: string;
+  /** The client's own id. */
+  readonly clientId: string;
+  /** @internal Secret token the client presents to resume. */
+  readonly resumeToken: string;
+  /** @internal */
+  readonly outbound: ReliableOutbound<PeerSendMeta> = new ReliableOutbound<PeerSendMeta>();
+  /** @internal */
+  readonly inbound: ReliableInbound;
+  /** @internal */
+  readonly rtt: RttEstimator = new RttEstimator();
+  /** @internal The live connection, if any. */
+  connection: ServerConnection | undefined;
+  /** @internal Frees the session when it fires. */
+  ttlTimer: ReturnType<typeof setTimeout> | undefined;
+  remoteAddress: string;
+  lastSeen: number = Date.now();
+  bytesIn = 0;
+  bytesOut = 0;
+  messagesIn = 0;
+  messagesOut = 0;
+  readonly #host: PeerHost;
+  #closed = false;
+
+  /** @internal */
+  constructor(
+    host: PeerHost,
+    id: string,
+    resumeToken: string,
+    clientId: string,
+    remoteAddress: string,
+    clientAcked: number,
+  ) {
+    this.#host = host;
+    this.id = id;
+    this.resumeToken = resumeToken;
+    this.clientId = clientId;
+    this.remoteAddress = remoteAddress;
+    // The client's sequences continue from what an earlier session acknowledged.
+    this.inbound = new ReliableInbound(clientAcked);
+  }
+
+  /** Whether a connection is up right now. */
+  get connected(): boolean {
+    return this.connection !== undefined;
+  }
+
+  /** Whether the session has ended (closed, evicted past its TTL, or the server closed). */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * Sends `payload` to the client with the same guarantee as the client's `send()`: resolves
+   * when the client's application received it; exactly once and in order across reconnects.
+   */
+  send(payload: Payload): Promise<PeerSendReceipt> {
+    return this.enqueue(toBuffer(payload), 0, 0).then((entry) => ({
+      id: `${this.id}:${entry.seq}`,
+      seq: entry.seq,
+    }));
+  }
+
+  /** Sends `value` as JSON. */
+  sendJson(value: unknown): Promise<PeerSendReceipt> {
+    return this.send(JSON.stringify(value));
+  }
+
+  /** Ends the session: the client is told (ERROR with code CLOSED) and cannot resume it. */
+  close(): void {
+    this.#host.closePeer(this, new TetherError(ErrorCode.CLOSED, 'the server closed this session'));
+  }
+
+  /** A snapshot of this peer's counters. */
+  stats(): PeerStats {
+    return {
+      id: this.id,
+      clientId: this.clientId,
+      remoteAddress: this.remoteAddress,
+      connected: this.connected,
+      rtt: this.rtt.stats,
+      lastSeen: this.lastSeen,
+      bytesIn: this.bytesIn,
+      bytesOut: this.bytesOut,
+      messagesIn: this.messagesIn,
+      messagesOut: this.messagesOut,
+      queueDepth: this.outbound.count,
+      queueBytes: this.outbound.bytes,
+    };
+  }
+
+  /** @internal Queues a DATA frame (message or response) in the reliable stream. */
+  enqueue(payload: Buffer, flags: number, requestId: number): Promise<OutboundEntry<PeerSendMeta>> {
+    if (this.#closed)
+      return Promise.reject(new TetherError(ErrorCode.CLOSED, 'the session is closed'));
+    return new Promise((resolve, reject) => {
+      this.outbound.enqueue(payload, { resolve, reject }, flags, requestId);
+      this.#host.queued(this);
+    });
+  }
+
+  /** @internal Marks the session ended and rejects what it still holds. */
+  end(error: TetherError): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearTimeout(this.ttlTimer);
+    this.ttlTimer = undefined;
+    for (const entry of this.outbound.clear()) entry.meta.reject(error);
+  }
+}
