@@ -224,12 +224,15 @@ export class TetherServer extends EventEmitter<ServerEvents> implements Connecti
       const resumed = existing.outbound.resume(body.delivered);
       if (resumed instanceof TetherError) return { ok: false, error: resumed };
       this.acked(existing, resumed.released);
-      // Take-over: the newest connection wins; the old socket is closed.
-      existing.connection?.fail(
-        new TetherError(ErrorCode.SESSION_TAKEN_OVER, 'another connection resumed this session'),
-      );
       clearTimeout(existing.ttlTimer);
       existing.ttlTimer = undefined;
+      // Take-over: the newest connection wins; the old socket is closed. The session points at
+      // the new connection first, so the old one's close is not taken for a disconnect.
+      const previous = existing.connection;
+      existing.connection = connection;
+      previous?.fail(
+        new TetherError(ErrorCode.SESSION_TAKEN_OVER, 'another connection resumed this session'),
+      );
       peer = existing;
       resend = resumed.resend;
     } else {

@@ -1,0 +1,150 @@
+import { TetherClient } from '@tether/client';
+import { ErrorCode, FrameType } from '@tether/protocol';
+import { type DisconnectInfo, type Peer, TetherServer } from '@tether/server';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ofType, RawClient } from '../helpers/raw-client.js';
+
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function startServer(options: ConstructorParameters<typeof TetherServer>[0] = {}): Promise<{
+  server: TetherServer;
+  port: number;
+}> {
+  const server = new TetherServer(options);
+  cleanups.push(() => server.close({ drainTimeoutMs: 0 }));
+  const { port } = await server.listen();
+  return { server, port };
+}
+
+async function raw(port: number): Promise<RawClient> {
+  const client = await RawClient.connect(port);
+  cleanups.push(() => client.destroy());
+  return client;
+}
+
+describe('server - eviction and session lifetime', () => {
+  it('evicts a silent peer within the deadline and keeps its session until the TTL', async () => {
+    const { server, port } = await startServer({
+      pingIntervalMs: 100,
+      evictAfterMs: 400,
+      sessionTtlMs: 300,
+    });
+    const evicted = new Promise<{ peer: Peer; info: DisconnectInfo; at: number }>((resolve) =>
+      server.on('evict', (peer, info) => resolve({ peer, info, at: performance.now() })),
+    );
+    const expired = new Promise<number>((resolve) =>
+      server.on('expire', () => resolve(performance.now())),
+    );
+    const client = await raw(port);
+    client.hello({ clientId: 'silent' });
+    await client.next(ofType(FrameType.WELCOME));
+    const welcomedAt = performance.now();
+
+    const { peer, info, at } = await evicted;
+    expect(info.code).toBe(ErrorCode.EVICTED);
+    expect(info.silentMs).toBeGreaterThanOrEqual(400);
+    expect(info.silentMs).toBeLessThan(400 + 100);
+    expect(at - welcomedAt).toBeLessThan(400 + 200);
+    await client.waitClosed();
+    // The session survives the eviction, for resume, until its TTL.
+    expect(server.peers).toContain(peer);
+    expect(peer.connected).toBe(false);
+    const expiredAt = await expired;
+    expect(expiredAt - at).toBeGreaterThanOrEqual(290);
+    expect(server.peers).toHaveLength(0);
+    expect(server.stats().evictions).toBe(1);
+  });
+
+  it('a PING-answering peer is not evicted', async () => {
+    const { server, port } = await startServer({ pingIntervalMs: 50, evictAfterMs: 200 });
+    let evictions = 0;
+    server.on('evict', () => evictions++);
+    const client = new TetherClient({ port, pingIntervalMs: 50, deadAfterMs: 200 });
+    cleanups.push(() => client.close());
+    await client.connect();
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    expect(evictions).toBe(0);
+    expect(client.state).toBe('connected');
+    expect(client.stats().rtt?.samples).toBeGreaterThan(2);
+  });
+
+  it('a second connection resuming the session takes it over and closes the first', async () => {
+    const { server, port } = await startServer();
+    const disconnects: string[] = [];
+    server.on('disconnect', (_peer, info) => disconnects.push(info.code));
+    const first = await raw(port);
+    first.hello({ clientId: 'shared' });
+    const welcome = await first.next(ofType(FrameType.WELCOME));
+    expect(welcome.body.resumed).toBe(false);
+
+    const second = await raw(port);
+    second.hello({ clientId: 'shared', resumeToken: welcome.body.resumeToken });
+    const resumed = await second.next(ofType(FrameType.WELCOME));
+    expect(resumed.body.resumed).toBe(true);
+    expect(resumed.body.sessionId).toBe(welcome.body.sessionId);
+
+    const error = await first.next(ofType(FrameType.ERROR));
+    expect(error.body.code).toBe(ErrorCode.SESSION_TAKEN_OVER);
+    await first.waitClosed();
+    expect(server.peers).toHaveLength(1);
+    expect(server.peers[0]?.connected).toBe(true);
+    expect(disconnects).toEqual([]);
+  });
+
+  it('a resume token presented with another client id gets a fresh session', async () => {
+    const { server, port } = await startServer();
+    const first = await raw(port);
+    first.hello({ clientId: 'owner' });
+    const welcome = await first.next(ofType(FrameType.WELCOME));
+    const thief = await raw(port);
+    thief.hello({ clientId: 'thief', resumeToken: welcome.body.resumeToken });
+    const other = await thief.next(ofType(FrameType.WELCOME));
+    expect(other.body.resumed).toBe(false);
+    expect(other.body.sessionId).not.toBe(welcome.body.sessionId);
+    expect(server.peers).toHaveLength(2);
+  });
+
+  it('after the TTL a resume gets a new session, and everything is freed', async () => {
+    const { server, port } = await startServer({ sessionTtlMs: 100 });
+    const first = await raw(port);
+    first.hello({ clientId: 'c' });
+    const welcome = await first.next(ofType(FrameType.WELCOME));
+    const expired = new Promise<string>((resolve) =>
+      server.on('expire', (_p, reason) => resolve(reason)),
+    );
+    first.destroy();
+    expect(await expired).toMatch(/TTL/);
+    expect(server.stats()).toMatchObject({ sessions: 0, connections: 0 });
+    const again = await raw(port);
+    again.hello({ clientId: 'c', resumeToken: welcome.body.resumeToken });
+    expect((await again.next(ofType(FrameType.WELCOME))).body.resumed).toBe(false);
+  });
+
+  it('a handshake that never comes is cut at the HELLO deadline with a code', async () => {
+    const { server, port } = await startServer({ helloTimeoutMs: 150 });
+    const errors: string[] = [];
+    server.on('error', (error) => errors.push(error.code));
+    const client = await raw(port);
+    const error = await client.next(ofType(FrameType.ERROR));
+    expect(error.body.code).toBe(ErrorCode.HANDSHAKE_TIMEOUT);
+    await client.waitClosed();
+    expect(errors).toEqual([ErrorCode.HANDSHAKE_TIMEOUT]);
+  });
+
+  it('stray traffic gets an error with the right code and a close', async () => {
+    const { server, port } = await startServer();
+    const errors: string[] = [];
+    server.on('error', (error) => errors.push(error.code));
+    const http = await raw(port);
+    http.socket.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+    expect((await http.next(ofType(FrameType.ERROR))).body.code).toBe(ErrorCode.PREFACE_HTTP);
+    await http.waitClosed();
+    const tls = await raw(port);
+    tls.socket.write(Buffer.from([0x16, 0x03, 0x01, 0x00, 0xa5, 0x01, 0x00, 0x00, 0xa1]));
+    expect((await tls.next(ofType(FrameType.ERROR))).body.code).toBe(ErrorCode.PREFACE_TLS);
+    expect(errors).toEqual([ErrorCode.PREFACE_HTTP, ErrorCode.PREFACE_TLS]);
+  });
+});
