@@ -150,29 +150,23 @@ export class ClientConnection {
       );
       return;
     }
-    switch (this.#phase) {
-      case 'challenge':
-        if (frame.type !== FrameType.CHALLENGE) return this.#unexpected(frame);
-        this.#socket.write(encodeHello(this.#hooks.hello(frame.body)));
-        this.#phase = 'welcome';
-        return;
-      case 'welcome': {
-        if (frame.type !== FrameType.WELCOME) return this.#unexpected(frame);
-        this.#open(frame.body);
+    if (this.#phase === 'challenge') {
+      if (frame.type !== FrameType.CHALLENGE) {
+        this.#unexpected(frame);
         return;
       }
-      case 'open': {
-        const link = this.link as ReliableLink<SendMeta>;
-        const handled = link.handle(frame, this.#now());
-        if (handled instanceof ProtocolError) return this.destroy(handled);
-        if (handled) return;
-        if (frame.type === FrameType.GOAWAY) {
-          this.#hooks.goaway(frame.body.retryAfterMs, frame.body.reason);
-          return;
-        }
-        this.#hooks.control(frame);
-        return;
-      }
+      this.#socket.write(encodeHello(this.#hooks.hello(frame.body)));
+      this.#phase = 'welcome';
+    } else if (this.#phase === 'welcome') {
+      if (frame.type === FrameType.WELCOME) this.#open(frame.body);
+      else this.#unexpected(frame);
+    } else {
+      const handled = (this.link as ReliableLink<SendMeta>).handle(frame, this.#now());
+      if (handled instanceof ProtocolError) this.destroy(handled);
+      else if (handled) return;
+      else if (frame.type === FrameType.GOAWAY)
+        this.#hooks.goaway(frame.body.retryAfterMs, frame.body.reason);
+      else this.#hooks.control(frame);
     }
   };
 

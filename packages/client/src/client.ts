@@ -256,7 +256,7 @@ export class TetherClient extends EventEmitter<ClientEvents> {
 
   #pump(): void {
     if (this.#state !== ClientState.CONNECTED) return;
-    this.#outbox.expire();
+    this.#outbox.expireDue();
     this.#connection?.pump();
   }
 

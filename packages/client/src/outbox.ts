@@ -1,4 +1,10 @@
-import { ErrorCode, type OutboundEntry, ReliableOutbound, TetherError } from '@tether/protocol';
+import {
+  ErrorCode,
+  Fifo,
+  type OutboundEntry,
+  ReliableOutbound,
+  TetherError,
+} from '@tether/protocol';
 import { OverflowPolicy } from './options.js';
 
 /** Per-message bookkeeping kept with each outbound entry. */
@@ -36,7 +42,7 @@ export class Outbox {
   readonly #now: () => number;
   readonly #onEnqueued: () => void;
   readonly #onDrop: (entry: OutboundEntry<SendMeta>) => void;
-  #waiters: Waiter[] = [];
+  #waiters = new Fifo<Waiter>();
   #ttlTimer: ReturnType<typeof setTimeout> | undefined;
   #ttlTimerAt = Number.POSITIVE_INFINITY;
   #withTtl = 0;
@@ -104,7 +110,8 @@ export class Outbox {
     const waiter: Waiter = { payload, meta, flags, requestId, onAbort: undefined, signal };
     if (signal !== undefined) {
       waiter.onAbort = () => {
-        this.#waiters = this.#waiters.filter((w) => w !== waiter);
+        this.#waiters.removeWhere((w) => w === waiter);
+        if (meta.expiresAt !== Number.POSITIVE_INFINITY) this.#withTtl--;
         meta.reject(
           new TetherError(ErrorCode.ABORTED, 'send aborted while waiting for room', {
             cause: signal.reason,
@@ -114,7 +121,10 @@ export class Outbox {
       signal.addEventListener('abort', waiter.onAbort, { once: true });
     }
     this.#waiters.push(waiter);
-    if (meta.expiresAt !== Number.POSITIVE_INFINITY) this.#armTtl(meta.expiresAt);
+    if (meta.expiresAt !== Number.POSITIVE_INFINITY) {
+      this.#withTtl++;
+      this.#armTtl(meta.expiresAt);
+    }
   }
 
   /** Resolves acknowledged messages and lets waiting sends in. */
@@ -126,14 +136,24 @@ export class Outbox {
     this.#admitWaiters();
   }
 
+  /**
+   * Call before transmitting: expires due messages even when the TTL timer has not run yet (a
+   * late timer must not let a message go out late). Costs one comparison when nothing is due.
+   */
+  expireDue(): void {
+    if (this.#now() >= this.#ttlTimerAt) {
+      clearTimeout(this.#ttlTimer);
+      this.#onTtlTimer();
+    }
+  }
+
   /** Rejects messages whose TTL passed before they were transmitted. */
   expire(now: number = this.#now()): void {
-    if (this.#withTtl === 0 && this.#waiters.length === 0) return;
-    const expired = this.stream.dropQueued((e) => e.meta.expiresAt <= now);
-    this.#withTtl -= expired.length;
-    const expiredWaiters = this.#waiters.filter((w) => w.meta.expiresAt <= now);
-    if (expiredWaiters.length > 0)
-      this.#waiters = this.#waiters.filter((w) => w.meta.expiresAt > now);
+    if (this.#withTtl === 0) return;
+    const isExpired = (e: { meta: SendMeta }): boolean => e.meta.expiresAt <= now;
+    const expired = this.stream.dropQueued(isExpired);
+    const expiredWaiters = this.#waiters.removeWhere(isExpired);
+    this.#withTtl -= expired.length + expiredWaiters.length;
     for (const entry of expired) entry.meta.reject(expiredError());
     for (const waiter of expiredWaiters) {
       this.#detach(waiter);
@@ -147,8 +167,7 @@ export class Outbox {
     clearTimeout(this.#ttlTimer);
     this.#ttlTimer = undefined;
     this.#ttlTimerAt = Number.POSITIVE_INFINITY;
-    const waiters = this.#waiters;
-    this.#waiters = [];
+    const waiters = this.#waiters.clear();
     for (const entry of this.stream.clear()) entry.meta.reject(error);
     for (const waiter of waiters) {
       this.#detach(waiter);
@@ -191,11 +210,11 @@ export class Outbox {
   }
 
   #admitWaiters(): void {
-    while (this.#waiters.length > 0) {
-      const next = this.#waiters[0] as Waiter;
+    for (let next = this.#waiters.peek(); next !== undefined; next = this.#waiters.peek()) {
       if (!this.#fits(next.payload.length)) return;
       this.#waiters.shift();
       this.#detach(next);
+      if (next.meta.expiresAt !== Number.POSITIVE_INFINITY) this.#withTtl--;
       this.#enqueue(next.payload, next.meta, next.flags, next.requestId);
     }
   }

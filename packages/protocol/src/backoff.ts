@@ -51,8 +51,8 @@ export function backoffDelay(
   random: () => number = Math.random,
 ): number {
   const exponent = Math.max(0, attempt - 1);
-  // Cap the exponent's effect before it overflows to Infinity at large attempt counts.
-  const grown = options.minDelayMs * options.factor ** Math.min(exponent, 1024);
+  // factor ** exponent may reach Infinity; 0 * Infinity would be NaN, so zero stays zero.
+  const grown = options.minDelayMs === 0 ? 0 : options.minDelayMs * options.factor ** exponent;
   const base = Math.min(options.maxDelayMs, grown);
   return Math.round(base * (1 - options.jitter * random()));
 }
