@@ -33,7 +33,7 @@ export const ErrorCode = {
   CONNECTION_LOST: 'CONNECTION_LOST',
   CONNECT_TIMEOUT: 'CONNECT_TIMEOUT',
   REMOTE_ERROR: 'REMOTE_ERROR',
-  // Local API failures (never sent on the wire).
+  // Local API failures. CLOSED also travels in ERROR when the server ends a session.
   QUEUE_FULL: 'QUEUE_FULL',
   MESSAGE_DROPPED: 'MESSAGE_DROPPED',
   MESSAGE_EXPIRED: 'MESSAGE_EXPIRED',

@@ -24,6 +24,7 @@ export const PREFACE: Buffer = Buffer.from([
 export const PREFACE_SIZE = 8;
 
 const TLS_HANDSHAKE_RECORD = 0x16;
+const TLS_ALERT_RECORD = 0x15;
 const ASCII_A = 0x41;
 const ASCII_Z = 0x5a;
 
@@ -52,17 +53,21 @@ export function checkPreface(received: Uint8Array, final = false): ProtocolError
 }
 
 function classifyStrayBytes(received: Uint8Array): ProtocolError {
-  if (received[0] === TLS_HANDSHAKE_RECORD) {
+  // A server sees a ClientHello (handshake record); a client that reached a TLS server sees an
+  // alert record in answer to its plaintext preface.
+  if (received[0] === TLS_HANDSHAKE_RECORD || received[0] === TLS_ALERT_RECORD) {
     return new ProtocolError(
       ErrorCode.PREFACE_TLS,
-      'received a TLS handshake on a plaintext Tether port: enable TLS on both sides or neither',
+      'received TLS on a plaintext Tether connection: enable TLS on both sides or neither',
     );
   }
   const head = Buffer.from(received.subarray(0, PREFACE_SIZE)).toString('latin1');
-  if (/^[A-Z]{3,7} /.test(head)) {
+  // A request line ("GET / HTTP/1.1") seen by a server, or a status line ("HTTP/1.1 400") seen
+  // by a client that reached an HTTP server.
+  if (/^([A-Z]{3,7} |HTTP\/)/.test(head)) {
     return new ProtocolError(
       ErrorCode.PREFACE_HTTP,
-      'received an HTTP request on a Tether port: Tether speaks its own protocol, not HTTP',
+      'received HTTP on a Tether connection: Tether speaks its own protocol, not HTTP',
     );
   }
   return new ProtocolError(

@@ -46,6 +46,13 @@ function positive(name: string, value: number): number {
   return value;
 }
 
+function atLeast(name: string, value: number, minimum: number): number {
+  if (!(value >= minimum && Number.isFinite(value))) {
+    throw new TypeError(`${name} must be a finite number >= ${minimum}, got ${value}`);
+  }
+  return value;
+}
+
 /** Fills in defaults and validates; a bad option throws a TypeError naming it. */
 export function resolveServerOptions(options: ServerOptions): ResolvedServerOptions {
   const port = options.port ?? 0;
@@ -68,7 +75,8 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
     sessionTtlMs: positive('sessionTtlMs', options.sessionTtlMs ?? 120_000),
     helloTimeoutMs: positive('helloTimeoutMs', options.helloTimeoutMs ?? 5000),
     maxFrame: positive('maxFrame', options.maxFrame ?? DEFAULT_MAX_FRAME),
-    maxControl: positive('maxControl', options.maxControl ?? DEFAULT_MAX_CONTROL),
+    // Peers may send control bodies up to the default without asking: never accept less.
+    maxControl: atLeast('maxControl', options.maxControl ?? DEFAULT_MAX_CONTROL, DEFAULT_MAX_CONTROL),
     maxInFlightBytes: positive('maxInFlightBytes', options.maxInFlightBytes ?? 8 * 1024 * 1024),
     maxPeerBacklogBytes: positive(
       'maxPeerBacklogBytes',
