@@ -2,8 +2,12 @@ import type { ErrorCode } from './error-codes.js';
 
 // Each class is branded with a global symbol, so `instanceof` holds across two installed copies
 // of the package (the same trick undici uses).
-const tetherBrand: unique symbol = Symbol.for('tether.error');
-const protocolBrand: unique symbol = Symbol.for('tether.error.protocol');
+const tetherBrand = Symbol.for('tether.error');
+const protocolBrand = Symbol.for('tether.error.protocol');
+
+function brand(target: object, symbol: symbol): void {
+  Object.defineProperty(target, symbol, { value: true });
+}
 
 function hasBrand(value: unknown, brand: symbol): boolean {
   return typeof value === 'object' && value !== null && brand in value;
@@ -18,10 +22,7 @@ export class TetherError extends Error {
   constructor(code: ErrorCode, message: string, options?: ErrorOptions) {
     super(message, options);
     this.code = code;
-  }
-
-  get [tetherBrand](): true {
-    return true;
+    brand(this, tetherBrand);
   }
 
   static override [Symbol.hasInstance](value: unknown): boolean {
@@ -33,8 +34,9 @@ export class TetherError extends Error {
 export class ProtocolError extends TetherError {
   override readonly name: string = 'ProtocolError';
 
-  get [protocolBrand](): true {
-    return true;
+  constructor(code: ErrorCode, message: string, options?: ErrorOptions) {
+    super(code, message, options);
+    brand(this, protocolBrand);
   }
 
   static override [Symbol.hasInstance](value: unknown): boolean {

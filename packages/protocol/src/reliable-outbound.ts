@@ -82,7 +82,7 @@ export class ReliableOutbound<Meta> {
    * Moves queued messages to in flight, assigning sequence numbers, while the in-flight payload
    * stays within `maxInFlightBytes` (at least one message always moves when none is in flight).
    */
-  takeSendable(maxInFlightBytes = Number.POSITIVE_INFINITY): OutboundEntry<Meta>[] {
+  takeSendable(maxInFlightBytes: number = Number.POSITIVE_INFINITY): OutboundEntry<Meta>[] {
     const out: OutboundEntry<Meta>[] = [];
     for (;;) {
       const next = this.#queued.peek();
