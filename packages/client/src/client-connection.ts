@@ -141,7 +141,9 @@ export class ClientConnection {
   #onFrame = (frame: Frame): void => {
     if (this.#phase === 'closed') return;
     if (frame.type === FrameType.ERROR) {
-      const { code, message } = frame.body;
+      const { code, message, retryAfterMs } = frame.body;
+      // An ERROR may say when to come back (overload, too many connections): a floor for the wait.
+      if (retryAfterMs !== undefined) this.#hooks.goaway(retryAfterMs, message);
       this.destroy(
         new TetherError(
           isErrorCode(code) ? code : ErrorCode.REMOTE_ERROR,

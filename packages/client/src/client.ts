@@ -1,11 +1,13 @@
 import { randomUUID } from 'node:crypto';
+import type { Socket } from 'node:net';
 import {
+  ABSOLUTE_MAX_FRAME,
   backoffDelay,
   type ChallengeBody,
   DataFlag,
   type DataFrame,
   ErrorCode,
-  FRAME_HEADER_SIZE,
+  FRAME_LENGTH_OVERHEAD,
   type HelloBody,
   Message,
   type OutboundEntry,
@@ -82,7 +84,13 @@ const FATAL: ReadonlySet<string> = new Set([
   ErrorCode.PREFACE_INVALID,
 ]);
 
-const DATA_OVERHEAD = FRAME_HEADER_SIZE + 16;
+// DATA `length` = type + flags + u64 seq (+ u64 request id when correlated) + payload.
+const DATA_FIXED = FRAME_LENGTH_OVERHEAD + 8;
+const CORRELATION = 8;
+
+function dataFrameLength(payloadLength: number, flags: number): number {
+  return DATA_FIXED + (flags === 0 ? 0 : CORRELATION) + payloadLength;
+}
 
 /**
  * A resilient connection to a Tether server. It reconnects with jittered backoff, resumes its
@@ -109,19 +117,22 @@ export class TetherClient extends EventEmitter<ClientEvents> {
   #sessionId: string | undefined;
   #resumeToken: string | undefined;
   #retryAfterMs: number | undefined;
-  #failures = 0;
+  /** Delayed attempts in the current outage; reset once a connection proves healthy. */
+  #retry = 0;
+  /** Largest frame the server accepts: our own limit until a WELCOME says otherwise. */
+  #peerMaxFrame: number;
   #reconnects = 0;
   #messagesIn = 0;
   #messagesOut = 0;
   #lastDeadLinkSilenceMs: number | undefined;
   #connected: Promise<void> | undefined;
   #settleConnected: ((error?: Error) => void) | undefined;
-  #drainWaiters: (() => void)[] = [];
 
   constructor(options: ClientOptions) {
     super();
     this.#options = resolveClientOptions(options);
     this.#clientId = this.#options.clientId ?? randomUUID();
+    this.#peerMaxFrame = this.#options.maxFrame;
     this.#outbox = new Outbox(
       {
         maxMessages: this.#options.maxQueuedMessages,
@@ -181,13 +192,19 @@ export class TetherClient extends EventEmitter<ClientEvents> {
       options.timeoutMs ?? 30_000,
       options.signal,
       (requestId) =>
-        this.#outbox.stream.dropQueued(
+        this.#outbox.withdraw(
           (e) => e.requestId === requestId && e.flags === DataFlag.REQUEST,
+          new TetherError(ErrorCode.ABORTED, 'request given up'),
         ),
     );
-    this.#submit(toBuffer(payload), DataFlag.REQUEST, id, {}).catch((error: Error) =>
-      this.#requests.settle(id, Buffer.from(JSON.stringify({ message: error.message })), true),
-    );
+    // A request that cannot even be queued fails with the outbox's own code.
+    if (this.#requests.has(id)) {
+      const submitOptions: SendOptions =
+        options.signal === undefined ? {} : { signal: options.signal };
+      this.#submit(toBuffer(payload), DataFlag.REQUEST, id, submitOptions).catch((error: Error) =>
+        this.#requests.fail(id, error),
+      );
+    }
     return reply;
   }
 
@@ -198,7 +215,7 @@ export class TetherClient extends EventEmitter<ClientEvents> {
    */
   async close(options: CloseOptions = {}): Promise<void> {
     if (this.#state === ClientState.CLOSED) return;
-    if (options.flush && this.#outbox.depth > 0) await this.#drained(options.timeoutMs ?? 5000);
+    if (options.flush) await this.#drained(options.timeoutMs ?? 5000);
     this.#shutdown('close() called', undefined);
   }
 
@@ -231,13 +248,8 @@ export class TetherClient extends EventEmitter<ClientEvents> {
     options: SendOptions,
   ): Promise<OutboundEntry<SendMeta>> {
     if (this.#state === ClientState.CLOSED) return Promise.reject(closedError());
-    if (payload.length + DATA_OVERHEAD > this.#options.maxFrame) {
-      return Promise.reject(
-        new TetherError(
-          ErrorCode.MESSAGE_TOO_LARGE,
-          `message of ${payload.length} bytes exceeds the frame limit`,
-        ),
-      );
+    if (dataFrameLength(payload.length, flags) > this.#peerMaxFrame) {
+      return Promise.reject(tooLarge(payload.length, this.#peerMaxFrame));
     }
     const ttl = options.ttlMs;
     if (ttl !== undefined && !(ttl > 0))
@@ -266,13 +278,12 @@ export class TetherClient extends EventEmitter<ClientEvents> {
     while (!signal.aborted) {
       let connection: ClientConnection;
       try {
-        connection = await pRetry(() => this.#attempt(reason), {
+        connection = await pRetry((attemptNumber) => this.#attempt(attemptNumber, reason), {
           retries: this.#options.retries,
           maxRetryTime: this.#options.maxRetryTime,
           minTimeout: 0,
           signal,
           onFailedAttempt: ({ error }) => {
-            this.#failures++;
             reason = error.message;
           },
           shouldRetry: ({ error }) => !(error instanceof TetherError && FATAL.has(error.code)),
@@ -298,18 +309,19 @@ export class TetherClient extends EventEmitter<ClientEvents> {
       const info: CloseInfo = await connection.closed;
       this.#connection = undefined;
       if (signal.aborted) return;
-      if (this.#options.now() - openedAt >= this.#options.healthyAfterMs) this.#failures = 0;
+      if (this.#options.now() - openedAt >= this.#options.healthyAfterMs) this.#retry = 0;
       if (info.silentMs !== undefined) this.#lastDeadLinkSilenceMs = info.silentMs;
       reason = info.error.message;
       this.#setState(ClientState.RECONNECTING, reason, info.error);
     }
   }
 
-  // One connection attempt: wait out the backoff (if this is a retry), connect, handshake.
-  async #attempt(reason: string): Promise<ClientConnection> {
+  // One connection attempt: wait out the backoff (every attempt but the very first connect),
+  // then connect and handshake.
+  async #attempt(attemptNumber: number, reason: string): Promise<ClientConnection> {
     const signal = this.#abort.signal;
-    if (this.#state === ClientState.RECONNECTING || this.#failures > 0) {
-      const attempt = this.#failures + 1;
+    if (this.#state === ClientState.RECONNECTING || attemptNumber > 1) {
+      const attempt = ++this.#retry;
       const delayMs =
         this.#retryAfterMs !== undefined
           ? retryAfterDelay(this.#retryAfterMs, this.#options.random)
@@ -327,8 +339,9 @@ export class TetherClient extends EventEmitter<ClientEvents> {
       connectTimeoutMs,
     );
     let connection: ClientConnection | undefined;
+    let socket: Socket | undefined;
     try {
-      const socket = await openSocket({ host, port, tls }, connectTimeoutMs, signal);
+      socket = await openSocket({ host, port, tls }, connectTimeoutMs, signal);
       connection = new ClientConnection(
         socket,
         this.#options.maxFrame,
@@ -357,6 +370,7 @@ export class TetherClient extends EventEmitter<ClientEvents> {
       await connection.established;
     } catch (error) {
       connection?.destroy(error instanceof TetherError ? error : closedError());
+      socket?.destroy();
       throw error;
     } finally {
       clearTimeout(deadline);
@@ -395,6 +409,7 @@ export class TetherClient extends EventEmitter<ClientEvents> {
     }
     this.#sessionId = body.sessionId;
     this.#resumeToken = body.resumeToken;
+    this.#adoptPeerMaxFrame(body.maxFrame);
     this.emit('session', {
       sessionId: body.sessionId,
       resumed: body.resumed,
@@ -406,6 +421,22 @@ export class TetherClient extends EventEmitter<ClientEvents> {
       streams: { outbound: this.#outbox.stream, inbound: this.#inbound, rtt: this.#rtt },
       resend,
     };
+  }
+
+  // Messages queued before we knew the server's frame limit may not fit it: fail them now
+  // rather than have the server drop the link over them on every reconnect.
+  #adoptPeerMaxFrame(maxFrame: number): void {
+    this.#peerMaxFrame = Math.min(maxFrame, ABSOLUTE_MAX_FRAME);
+    const limit = this.#peerMaxFrame;
+    for (const entry of this.#outbox.stream.queued()) {
+      if (dataFrameLength(entry.payload.length, entry.flags) > limit) {
+        this.#outbox.withdraw(
+          (e) => dataFrameLength(e.payload.length, e.flags) > limit,
+          tooLarge(entry.payload.length, limit),
+        );
+        break;
+      }
+    }
   }
 
   #onData(frame: DataFrame): void {
@@ -432,20 +463,15 @@ export class TetherClient extends EventEmitter<ClientEvents> {
     if (entries.length === 0) return;
     this.#messagesOut += entries.length;
     this.#outbox.released(entries);
-    if (this.#outbox.depth === 0 && this.#drainWaiters.length > 0) {
-      for (const wake of this.#drainWaiters.splice(0)) wake();
-    }
   }
 
+  // Resolves when the outbox is empty (acknowledged, expired or dropped) or after `timeoutMs`.
   #drained(timeoutMs: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, timeoutMs);
-      function done(): void {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.#drainWaiters.push(done);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, timeoutMs);
     });
+    return Promise.race([this.#outbox.whenEmpty(), timeout]).finally(() => clearTimeout(timer));
   }
 
   #shutdown(reason: string, error: TetherError | undefined): void {
@@ -456,7 +482,6 @@ export class TetherClient extends EventEmitter<ClientEvents> {
     this.#connection = undefined;
     this.#outbox.failAll(closed);
     this.#requests.failAll(closed);
-    for (const wake of this.#drainWaiters.splice(0)) wake();
     this.#setState(ClientState.CLOSED, reason, error);
     this.#settleConnected?.(closed);
     this.emit('close', reason);
@@ -471,6 +496,13 @@ export class TetherClient extends EventEmitter<ClientEvents> {
       error === undefined ? { state, previous, reason } : { state, previous, reason, error },
     );
   }
+}
+
+function tooLarge(bytes: number, maxFrame: number): TetherError {
+  return new TetherError(
+    ErrorCode.MESSAGE_TOO_LARGE,
+    `message of ${bytes} bytes does not fit the server's frame limit of ${maxFrame}`,
+  );
 }
 
 function closedError(): TetherError {

@@ -1,5 +1,10 @@
 import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
-import { type BackoffOptions, DEFAULT_MAX_FRAME, resolveBackoff } from '@tether/protocol';
+import {
+  ABSOLUTE_MAX_FRAME,
+  type BackoffOptions,
+  DEFAULT_MAX_FRAME,
+  resolveBackoff,
+} from '@tether/protocol';
 
 /** What `send()` does when the outbox is full. */
 export const OverflowPolicy = {
@@ -64,6 +69,18 @@ function positive(name: string, value: number, allowInfinity = false): number {
   return value;
 }
 
+// The protocol's bounds on a frame limit (PROTOCOL.md, limits).
+const MIN_MAX_FRAME = 64;
+
+function frameLimit(value: number): number {
+  if (!(Number.isInteger(value) && value >= MIN_MAX_FRAME && value <= ABSOLUTE_MAX_FRAME)) {
+    throw new TypeError(
+      `maxFrame must be an integer from ${MIN_MAX_FRAME} to ${ABSOLUTE_MAX_FRAME}, got ${value}`,
+    );
+  }
+  return value;
+}
+
 /** Fills in defaults and validates; a bad option throws a TypeError naming it. */
 export function resolveClientOptions(options: ClientOptions): ResolvedClientOptions {
   if (!Number.isInteger(options.port) || options.port < 0 || options.port > 65535) {
@@ -101,7 +118,7 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
     maxQueuedBytes: positive('maxQueuedBytes', options.maxQueuedBytes ?? 64 * 1024 * 1024),
     overflow,
     maxInFlightBytes: positive('maxInFlightBytes', options.maxInFlightBytes ?? 8 * 1024 * 1024),
-    maxFrame: positive('maxFrame', options.maxFrame ?? DEFAULT_MAX_FRAME),
+    maxFrame: frameLimit(options.maxFrame ?? DEFAULT_MAX_FRAME),
     now: options.now ?? (() => performance.now()),
     random: options.random ?? Math.random,
   };

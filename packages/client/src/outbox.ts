@@ -46,6 +46,7 @@ export class Outbox {
   #ttlTimer: ReturnType<typeof setTimeout> | undefined;
   #ttlTimerAt = Number.POSITIVE_INFINITY;
   #withTtl = 0;
+  #emptyWaiters: (() => void)[] = [];
 
   constructor(
     limits: OutboxLimits,
@@ -117,6 +118,9 @@ export class Outbox {
             cause: signal.reason,
           }),
         );
+        // The sends behind it may fit now.
+        this.#admitWaiters();
+        this.#notifyIfEmpty();
       };
       signal.addEventListener('abort', waiter.onAbort, { once: true });
     }
@@ -127,6 +131,24 @@ export class Outbox {
     }
   }
 
+  /** Takes back queued (never transmitted) messages matching `predicate`, rejecting them. */
+  withdraw(predicate: (entry: OutboundEntry<SendMeta>) => boolean, error: Error): void {
+    const removed = this.stream.dropQueued(predicate);
+    for (const entry of removed) {
+      if (entry.meta.expiresAt !== Number.POSITIVE_INFINITY) this.#withTtl--;
+      entry.meta.reject(error);
+    }
+    if (removed.length === 0) return;
+    this.#admitWaiters();
+    this.#notifyIfEmpty();
+  }
+
+  /** Resolves once nothing is queued, in flight or waiting (at once if so already). */
+  whenEmpty(): Promise<void> {
+    if (this.#isEmpty()) return Promise.resolve();
+    return new Promise((resolve) => this.#emptyWaiters.push(resolve));
+  }
+
   /** Resolves acknowledged messages and lets waiting sends in. */
   released(entries: OutboundEntry<SendMeta>[]): void {
     for (const entry of entries) {
@@ -134,6 +156,7 @@ export class Outbox {
       entry.meta.resolve(entry);
     }
     this.#admitWaiters();
+    this.#notifyIfEmpty();
   }
 
   /**
@@ -159,7 +182,8 @@ export class Outbox {
       this.#detach(waiter);
       waiter.meta.reject(expiredError());
     }
-    if (expired.length > 0) this.#admitWaiters();
+    if (expired.length > 0 || expiredWaiters.length > 0) this.#admitWaiters();
+    this.#notifyIfEmpty();
   }
 
   /** Rejects everything (queued, in flight and waiting) with `error`; stops the TTL timer. */
@@ -174,6 +198,16 @@ export class Outbox {
       waiter.meta.reject(error);
     }
     this.#withTtl = 0;
+    this.#notifyIfEmpty();
+  }
+
+  #isEmpty(): boolean {
+    return this.stream.count === 0 && this.#waiters.length === 0;
+  }
+
+  #notifyIfEmpty(): void {
+    if (this.#emptyWaiters.length === 0 || !this.#isEmpty()) return;
+    for (const resolve of this.#emptyWaiters.splice(0)) resolve();
   }
 
   #fits(bytes: number): boolean {
@@ -188,6 +222,11 @@ export class Outbox {
   #makeRoom(bytes: number): boolean {
     if (this.#fits(bytes)) return true;
     if (this.#limits.overflow !== OverflowPolicy.DROP_OLDEST) return false;
+    // Drop nothing unless dropping would make room: in-flight messages alone may fill the outbox.
+    const inFlightFits =
+      this.stream.inFlightCount < this.#limits.maxMessages &&
+      this.stream.inFlightBytes + bytes <= this.#limits.maxBytes;
+    if (!inFlightFits) return false;
     while (!this.#fits(bytes)) {
       const oldest = this.stream.dropOldestQueued();
       if (oldest === undefined) return false;

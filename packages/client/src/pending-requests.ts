@@ -19,7 +19,10 @@ export class PendingRequests {
     return this.#pending.size;
   }
 
-  /** Registers a request; `onGiveUp` runs when it times out or is aborted (to unqueue it). */
+  /**
+   * Registers a request; `onGiveUp` runs when it times out or is aborted (to unqueue it). An
+   * already aborted signal rejects at once.
+   */
   open(
     timeoutMs: number,
     signal: AbortSignal | undefined,
@@ -27,6 +30,10 @@ export class PendingRequests {
   ): { id: number; reply: Promise<Buffer> } {
     const id = this.#nextId++;
     const reply = new Promise<Buffer>((resolve, reject) => {
+      if (signal?.aborted) {
+        reject(new TetherError(ErrorCode.ABORTED, 'request aborted', { cause: signal.reason }));
+        return;
+      }
       const onAbort = (): void =>
         this.#end(
           id,
@@ -76,6 +83,16 @@ export class PendingRequests {
     const error = new TetherError(ErrorCode.REQUEST_FAILED, message);
     (error as TetherError & { remoteCode?: string }).remoteCode = code;
     pending.reject(error);
+  }
+
+  /** Rejects request `id` with a local error (it could not be sent). */
+  fail(id: number, error: Error): void {
+    this.#take(id)?.reject(error);
+  }
+
+  /** Whether request `id` still waits for its response. */
+  has(id: number): boolean {
+    return this.#pending.has(id);
   }
 
   /** Rejects every pending request with `error`. */

@@ -1,0 +1,490 @@
+import { ErrorCode, type OutboundEntry, type TetherError } from '@tether/protocol';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { OverflowPolicy as Policy } from '../src/options.js';
+import { Outbox, type OutboxLimits, type SendMeta } from '../src/outbox.js';
+
+type Entry = OutboundEntry<SendMeta>;
+
+/** One submitted message and how its promise settled (handlers attached at once). */
+interface Sent {
+  promise: Promise<Entry>;
+  status: 'pending' | 'resolved' | 'rejected';
+  entry: Entry | undefined;
+  error: TetherError | undefined;
+}
+
+interface SendOptions {
+  ttlMs?: number;
+  signal?: AbortSignal;
+}
+
+/** Lets promise callbacks run (fake timers do not fake microtasks). */
+async function settle(): Promise<void> {
+  for (let i = 0; i < 5; i++) await Promise.resolve();
+}
+
+function harness(limits: Partial<OutboxLimits> = {}) {
+  const onEnqueued = vi.fn();
+  const onDrop = vi.fn<(entry: Entry) => void>();
+  const now = (): number => Date.now();
+  const outbox = new Outbox(
+    { maxMessages: 3, maxBytes: 1000, overflow: Policy.REJECT, ...limits },
+    now,
+    onEnqueued,
+    onDrop,
+  );
+  function send(payload: string, options: SendOptions = {}): Sent {
+    const sent: Sent = {
+      promise: undefined as unknown as Promise<Entry>,
+      status: 'pending',
+      entry: undefined,
+      error: undefined,
+    };
+    sent.promise = new Promise<Entry>((resolve, reject) => {
+      const expiresAt =
+        options.ttlMs === undefined ? Number.POSITIVE_INFINITY : now() + options.ttlMs;
+      outbox.submit(Buffer.from(payload), { resolve, reject, expiresAt }, 0, 0, options.signal);
+    });
+    sent.promise.then(
+      (entry) => {
+        sent.status = 'resolved';
+        sent.entry = entry;
+      },
+      (error: TetherError) => {
+        sent.status = 'rejected';
+        sent.error = error;
+      },
+    );
+    return sent;
+  }
+  /** Payloads of queued (never transmitted) messages, oldest first. */
+  const queued = (): string[] => [...outbox.stream.queued()].map((e) => e.payload.toString());
+  /** Transmits every queued message; returns their payloads. */
+  const transmit = (): string[] => outbox.stream.takeSendable().map((e) => e.payload.toString());
+  /** Acknowledges up to `seq` and hands the released entries to the outbox. */
+  function ack(seq: number): Entry[] {
+    const released = outbox.stream.ack(seq);
+    if (!Array.isArray(released)) throw released;
+    outbox.released(released);
+    return released;
+  }
+  return { outbox, onEnqueued, onDrop, send, queued, transmit, ack };
+}
+
+beforeEach(() => {
+  vi.useFakeTimers({ now: 1_000_000 });
+});
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe('outbox - reject policy', () => {
+  it('outbox - reject policy rejects with QUEUE_FULL at the count cap; depth never exceeds it', async () => {
+    const { outbox, send, onEnqueued, onDrop } = harness({ maxMessages: 3, maxBytes: 1000 });
+    const sent = ['a', 'b', 'c', 'd', 'e'].map((p) => {
+      const s = send(p);
+      expect(outbox.depth).toBeLessThanOrEqual(3);
+      return s;
+    });
+    await settle();
+    expect(sent.map((s) => s.status)).toEqual([
+      'pending',
+      'pending',
+      'pending',
+      'rejected',
+      'rejected',
+    ]);
+    expect(sent[3]?.error?.code).toBe(ErrorCode.QUEUE_FULL);
+    expect(sent[4]?.error?.code).toBe(ErrorCode.QUEUE_FULL);
+    expect(outbox.depth).toBe(3);
+    expect(outbox.waiting).toBe(0);
+    expect(onEnqueued).toHaveBeenCalledTimes(3);
+    expect(onDrop).not.toHaveBeenCalled();
+  });
+
+  it('outbox - reject policy rejects with QUEUE_FULL at the byte cap; bytes never exceed it', async () => {
+    const { outbox, send, queued } = harness({ maxMessages: 100, maxBytes: 10 });
+    const a = send('aaaa');
+    const b = send('bbbb');
+    const tooBig = send('ccc'); // 4 + 4 + 3 = 11 > 10
+    const exact = send('dd'); // 4 + 4 + 2 = 10: fits exactly
+    const over = send('e');
+    await settle();
+    expect([a.status, b.status, exact.status]).toEqual(['pending', 'pending', 'pending']);
+    expect(tooBig.error?.code).toBe(ErrorCode.QUEUE_FULL);
+    expect(over.error?.code).toBe(ErrorCode.QUEUE_FULL);
+    expect(outbox.stream.bytes).toBe(10);
+    expect(queued()).toEqual(['aaaa', 'bbbb', 'dd']);
+  });
+
+  it('outbox - in-flight messages count against the caps until they are acknowledged', async () => {
+    const { outbox, send, transmit, ack } = harness({ maxMessages: 2, maxBytes: 1000 });
+    const a = send('a');
+    const b = send('b');
+    expect(transmit()).toEqual(['a', 'b']);
+    const c = send('c');
+    await settle();
+    expect(c.error?.code).toBe(ErrorCode.QUEUE_FULL);
+    expect(outbox.depth).toBe(2);
+
+    ack(1);
+    await settle();
+    expect(a.status).toBe('resolved');
+    expect(a.entry?.seq).toBe(1);
+    expect(b.status).toBe('pending');
+    const d = send('d');
+    await settle();
+    expect(d.status).toBe('pending');
+    expect(outbox.depth).toBe(2);
+  });
+
+  it('outbox - a payload larger than the byte cap is rejected with QUEUE_FULL under every policy', async () => {
+    for (const overflow of Object.values(Policy)) {
+      const { outbox, send } = harness({ maxMessages: 10, maxBytes: 4, overflow });
+      const sent = send('12345');
+      await settle();
+      expect(sent.error?.code, overflow).toBe(ErrorCode.QUEUE_FULL);
+      expect(outbox.depth).toBe(0);
+      expect(outbox.waiting).toBe(0);
+    }
+  });
+});
+
+describe('outbox - drop-oldest policy', () => {
+  it('outbox - drop-oldest drops the oldest queued message, never the one in flight', async () => {
+    const { outbox, send, transmit, queued, onDrop } = harness({
+      maxMessages: 3,
+      overflow: Policy.DROP_OLDEST,
+    });
+    const a = send('a');
+    expect(transmit()).toEqual(['a']);
+    const b = send('b');
+    const c = send('c');
+    const d = send('d');
+    await settle();
+    expect(a.status).toBe('pending');
+    expect(b.status).toBe('rejected');
+    expect(b.error?.code).toBe(ErrorCode.MESSAGE_DROPPED);
+    expect([c.status, d.status]).toEqual(['pending', 'pending']);
+    expect(onDrop).toHaveBeenCalledTimes(1);
+    expect(onDrop.mock.calls[0]?.[0].payload.toString()).toBe('b');
+    expect(queued()).toEqual(['c', 'd']);
+    expect(outbox.stream.inFlightCount).toBe(1);
+    expect(outbox.depth).toBe(3);
+  });
+
+  it('outbox - drop-oldest drops only as many queued messages as the byte cap needs', async () => {
+    const { outbox, send, queued, onDrop } = harness({
+      maxMessages: 100,
+      maxBytes: 10,
+      overflow: Policy.DROP_OLDEST,
+    });
+    const a = send('aaaa');
+    const b = send('bbbb');
+    const c = send('cccccc'); // 14 bytes: dropping 'aaaa' (4) is enough
+    await settle();
+    expect(a.error?.code).toBe(ErrorCode.MESSAGE_DROPPED);
+    expect([b.status, c.status]).toEqual(['pending', 'pending']);
+    expect(onDrop).toHaveBeenCalledTimes(1);
+    expect(queued()).toEqual(['bbbb', 'cccccc']);
+    expect(outbox.stream.bytes).toBe(10);
+  });
+
+  it('outbox - drop-oldest rejects the new send with QUEUE_FULL when only in-flight messages fill it', async () => {
+    const { outbox, send, transmit, onDrop } = harness({
+      maxMessages: 2,
+      overflow: Policy.DROP_OLDEST,
+    });
+    const a = send('a');
+    const b = send('b');
+    expect(transmit()).toEqual(['a', 'b']);
+    const c = send('c');
+    await settle();
+    expect(c.error?.code).toBe(ErrorCode.QUEUE_FULL);
+    expect([a.status, b.status]).toEqual(['pending', 'pending']);
+    expect(onDrop).not.toHaveBeenCalled();
+    expect(outbox.depth).toBe(2);
+    expect(outbox.stream.inFlightCount).toBe(2);
+  });
+
+  it('outbox - drop-oldest drops nothing when dropping every queued message still cannot make room', async () => {
+    const { outbox, send, transmit, queued, onDrop } = harness({
+      maxMessages: 100,
+      maxBytes: 10,
+      overflow: Policy.DROP_OLDEST,
+    });
+    send('xxxxxx'); // 6 bytes, in flight below
+    expect(transmit()).toEqual(['xxxxxx']);
+    const queuedOne = send('yy'); // 8 bytes held
+    const tooBig = send('zzzzz'); // 6 in flight + 5 = 11 > 10 even with 'yy' gone
+    await settle();
+    expect(tooBig.error?.code).toBe(ErrorCode.QUEUE_FULL);
+    // Dropping 'yy' could not have let 'zzzzz' in: it must not be sacrificed for nothing.
+    expect(queuedOne.status).toBe('pending');
+    expect(onDrop).not.toHaveBeenCalled();
+    expect(queued()).toEqual(['yy']);
+    expect(outbox.stream.bytes).toBe(8);
+  });
+});
+
+describe('outbox - wait policy', () => {
+  it('outbox - wait policy holds sends in order and admits them as released() frees room', async () => {
+    const { outbox, send, transmit, ack, queued, onEnqueued } = harness({
+      maxMessages: 2,
+      overflow: Policy.WAIT,
+    });
+    const a = send('a');
+    const b = send('b');
+    const c = send('c');
+    const d = send('d');
+    await settle();
+    expect([a, b, c, d].map((s) => s.status)).toEqual(['pending', 'pending', 'pending', 'pending']);
+    expect(outbox.waiting).toBe(2);
+    expect(outbox.depth).toBe(2);
+    expect(onEnqueued).toHaveBeenCalledTimes(2);
+
+    expect(transmit()).toEqual(['a', 'b']);
+    ack(1);
+    expect(outbox.waiting).toBe(1);
+    expect(queued()).toEqual(['c']);
+    expect(onEnqueued).toHaveBeenCalledTimes(3);
+    ack(2);
+    expect(outbox.waiting).toBe(0);
+    expect(queued()).toEqual(['c', 'd']);
+    expect(outbox.depth).toBe(2);
+
+    const sent = outbox.stream.takeSendable();
+    expect(sent.map((e) => [e.payload.toString(), e.seq])).toEqual([
+      ['c', 3],
+      ['d', 4],
+    ]);
+    await settle();
+    expect([a.status, b.status]).toEqual(['resolved', 'resolved']);
+    expect([c.status, d.status]).toEqual(['pending', 'pending']);
+  });
+
+  it('outbox - a new send that would fit still waits behind earlier waiting sends', async () => {
+    const { outbox, send, transmit, ack, queued } = harness({
+      maxMessages: 100,
+      maxBytes: 10,
+      overflow: Policy.WAIT,
+    });
+    send('12345678');
+    const big = send('12345'); // waits: 8 + 5 > 10
+    const small = send('1'); // 8 + 1 fits, but must not overtake 'big'
+    expect(outbox.waiting).toBe(2);
+    expect(queued()).toEqual(['12345678']);
+    transmit();
+    ack(1);
+    expect(queued()).toEqual(['12345', '1']);
+    await settle();
+    expect([big.status, small.status]).toEqual(['pending', 'pending']);
+  });
+
+  it('outbox - a waiting send aborted by its signal rejects with ABORTED and keeps the order', async () => {
+    const { outbox, send, transmit, ack, queued, onEnqueued } = harness({
+      maxMessages: 1,
+      overflow: Policy.WAIT,
+    });
+    send('head');
+    const first = send('w1');
+    const controller = new AbortController();
+    const second = send('w2', { signal: controller.signal });
+    const third = send('w3');
+    expect(outbox.waiting).toBe(3);
+
+    controller.abort(new Error('user gave up'));
+    await settle();
+    expect(second.status).toBe('rejected');
+    expect(second.error?.code).toBe(ErrorCode.ABORTED);
+    expect(outbox.waiting).toBe(2);
+    expect([first.status, third.status]).toEqual(['pending', 'pending']);
+
+    const order: string[] = [];
+    for (let seq = 1; seq <= 3; seq++) {
+      order.push(...transmit());
+      ack(seq);
+    }
+    order.push(...queued());
+    expect(order).toEqual(['head', 'w1', 'w3']);
+    expect(outbox.waiting).toBe(0);
+    expect(onEnqueued).toHaveBeenCalledTimes(3);
+  });
+
+  it('outbox - a send whose signal is already aborted rejects with ABORTED and is not queued', async () => {
+    const { outbox, send, onEnqueued } = harness({ overflow: Policy.WAIT });
+    const sent = send('a', { signal: AbortSignal.abort() });
+    await settle();
+    expect(sent.error?.code).toBe(ErrorCode.ABORTED);
+    expect(outbox.depth).toBe(0);
+    expect(onEnqueued).not.toHaveBeenCalled();
+  });
+
+  it('outbox - aborting the head waiter admits the next waiter that now fits', async () => {
+    const { outbox, send, queued } = harness({
+      maxMessages: 100,
+      maxBytes: 10,
+      overflow: Policy.WAIT,
+    });
+    send('12345678');
+    const controller = new AbortController();
+    const big = send('12345', { signal: controller.signal }); // 8 + 5 > 10: waits
+    const small = send('12'); // 8 + 2 fits, waits behind 'big' to keep the order
+    expect(outbox.waiting).toBe(2);
+
+    controller.abort();
+    await settle();
+    expect(big.error?.code).toBe(ErrorCode.ABORTED);
+    // Nothing is ahead of 'small' any more and there is room: it must not keep waiting.
+    expect(small.status).toBe('pending');
+    expect(outbox.waiting).toBe(0);
+    expect(queued()).toEqual(['12345678', '12']);
+  });
+
+  it('outbox - the abort listener is removed once a waiting send is admitted', async () => {
+    const { outbox, send, transmit, ack } = harness({ maxMessages: 1, overflow: Policy.WAIT });
+    send('a');
+    const controller = new AbortController();
+    const b = send('b', { signal: controller.signal });
+    transmit();
+    ack(1);
+    expect(outbox.depth).toBe(1);
+    controller.abort();
+    await settle();
+    expect(b.status).toBe('pending');
+    expect(outbox.depth).toBe(1);
+  });
+});
+
+describe('outbox - TTL', () => {
+  it('outbox - a queued message past its TTL is rejected with MESSAGE_EXPIRED by the timer', async () => {
+    const { outbox, send, queued } = harness({ maxMessages: 10 });
+    const short = send('short', { ttlMs: 100 });
+    const forever = send('forever');
+    expect(vi.getTimerCount()).toBe(1);
+
+    await vi.advanceTimersByTimeAsync(99);
+    expect(short.status).toBe('pending');
+    expect(queued()).toEqual(['short', 'forever']);
+
+    await vi.advanceTimersByTimeAsync(1);
+    expect(short.status).toBe('rejected');
+    expect(short.error?.code).toBe(ErrorCode.MESSAGE_EXPIRED);
+    expect(forever.status).toBe('pending');
+    expect(queued()).toEqual(['forever']);
+    expect(outbox.depth).toBe(1);
+    expect(outbox.stream.bytes).toBe('forever'.length);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it('outbox - the TTL timer follows the earliest deadline and re-arms for the next one', async () => {
+    const { send, queued } = harness({ maxMessages: 10 });
+    const a = send('a', { ttlMs: 100 });
+    const b = send('b', { ttlMs: 50 });
+    const c = send('c', { ttlMs: 200 });
+    await vi.advanceTimersByTimeAsync(50);
+    expect([a.status, b.status, c.status]).toEqual(['pending', 'rejected', 'pending']);
+    await vi.advanceTimersByTimeAsync(50);
+    expect([a.status, c.status]).toEqual(['rejected', 'pending']);
+    expect(queued()).toEqual(['c']);
+    await vi.advanceTimersByTimeAsync(100);
+    expect(c.error?.code).toBe(ErrorCode.MESSAGE_EXPIRED);
+    expect(queued()).toEqual([]);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it('outbox - a transmitted message is never expired', async () => {
+    const { outbox, send, transmit, ack } = harness({ maxMessages: 10 });
+    const a = send('a', { ttlMs: 100 });
+    const b = send('b', { ttlMs: 100 });
+    expect(outbox.stream.takeSendable().length).toBe(2);
+    await vi.advanceTimersByTimeAsync(10_000);
+    outbox.expire();
+    expect([a.status, b.status]).toEqual(['pending', 'pending']);
+    expect(outbox.stream.inFlightCount).toBe(2);
+    expect(transmit()).toEqual([]);
+    ack(2);
+    await settle();
+    expect([a.status, b.status]).toEqual(['resolved', 'resolved']);
+  });
+
+  it('outbox - expire() rejects only queued messages whose deadline passed', async () => {
+    const { outbox, send, queued } = harness({ maxMessages: 10 });
+    const now = Date.now();
+    const a = send('a', { ttlMs: 10 });
+    const b = send('b', { ttlMs: 20 });
+    outbox.expire(now + 10);
+    await settle();
+    expect(a.error?.code).toBe(ErrorCode.MESSAGE_EXPIRED);
+    expect(b.status).toBe('pending');
+    expect(queued()).toEqual(['b']);
+  });
+
+  it('outbox - a waiting send past its TTL is rejected with MESSAGE_EXPIRED and leaves the wait list', async () => {
+    const { outbox, send } = harness({ maxMessages: 1, overflow: Policy.WAIT });
+    const head = send('head');
+    const waiter = send('w', { ttlMs: 100 });
+    expect(outbox.waiting).toBe(1);
+    await vi.advanceTimersByTimeAsync(100);
+    expect(waiter.error?.code).toBe(ErrorCode.MESSAGE_EXPIRED);
+    expect(outbox.waiting).toBe(0);
+    expect(head.status).toBe('pending');
+    expect(outbox.depth).toBe(1);
+  });
+
+  it('outbox - an expired queued message lets a waiting send in', async () => {
+    const { outbox, send, queued } = harness({ maxMessages: 1, overflow: Policy.WAIT });
+    const head = send('head', { ttlMs: 100 });
+    const waiter = send('w');
+    await vi.advanceTimersByTimeAsync(100);
+    expect(head.error?.code).toBe(ErrorCode.MESSAGE_EXPIRED);
+    expect(waiter.status).toBe('pending');
+    expect(outbox.waiting).toBe(0);
+    expect(queued()).toEqual(['w']);
+  });
+
+  it('outbox - an expired head waiter lets the next waiter that fits in', async () => {
+    const { outbox, send, queued } = harness({
+      maxMessages: 100,
+      maxBytes: 10,
+      overflow: Policy.WAIT,
+    });
+    send('12345678');
+    const big = send('12345', { ttlMs: 100 }); // waits: 8 + 5 > 10
+    const small = send('12'); // fits, waits behind 'big'
+    await vi.advanceTimersByTimeAsync(100);
+    expect(big.error?.code).toBe(ErrorCode.MESSAGE_EXPIRED);
+    expect(small.status).toBe('pending');
+    expect(outbox.waiting).toBe(0);
+    expect(queued()).toEqual(['12345678', '12']);
+  });
+});
+
+describe('outbox - failAll', () => {
+  it('outbox - failAll rejects queued, in-flight and waiting sends and clears the TTL timer', async () => {
+    const { outbox, send, transmit } = harness({ maxMessages: 2, overflow: Policy.WAIT });
+    const inFlight = send('a', { ttlMs: 1000 });
+    transmit();
+    const queuedOne = send('b', { ttlMs: 500 });
+    const controller = new AbortController();
+    const waiting = send('c', { ttlMs: 100, signal: controller.signal });
+    expect(outbox.waiting).toBe(1);
+    expect(vi.getTimerCount()).toBe(1);
+
+    const error = new Error('closing');
+    outbox.failAll(error);
+    await settle();
+    for (const s of [inFlight, queuedOne, waiting]) {
+      expect(s.status).toBe('rejected');
+      expect(s.error).toBe(error);
+    }
+    expect(outbox.depth).toBe(0);
+    expect(outbox.stream.bytes).toBe(0);
+    expect(outbox.waiting).toBe(0);
+    expect(vi.getTimerCount()).toBe(0);
+    // Nothing fires later: no timer, and the abort listener is gone.
+    controller.abort();
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(waiting.error).toBe(error);
+  });
+});
