@@ -1,3 +1,4 @@
+import { ChaosProxy } from '@tether/chaos';
 import { TetherClient } from '@tether/client';
 import { type Peer, TetherServer } from '@tether/server';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -20,14 +21,19 @@ function expectExactlyOnceInOrder(received: number[], count: number): void {
 }
 
 describe('resilience - link cuts', () => {
-  it('delivers 10,000 messages each way exactly once, in order, across 20 mid-burst socket cuts', async () => {
+  it('delivers 10,000 messages each way exactly once, in order, across 20 mid-burst cuts', async () => {
+    // The server's deadline is the longer one, so the client's heartbeat is what finds black holes
+    // (were the server first, its eviction's reset would reach the client past the black hole).
     const server = new TetherServer({ pingIntervalMs: 100, evictAfterMs: 1000 });
     cleanups.push(() => server.close({ drainTimeoutMs: 0 }));
     const { port } = await server.listen();
+    const proxy = new ChaosProxy({ target: { port } });
+    await proxy.start();
+    cleanups.push(() => proxy.stop());
     const client = new TetherClient({
-      port,
+      port: proxy.port,
       pingIntervalMs: 100,
-      deadAfterMs: 1000,
+      deadAfterMs: 400,
       backoff: { minDelayMs: 5, maxDelayMs: 50 },
       maxQueuedMessages: 1000,
       overflow: 'wait',
@@ -35,30 +41,55 @@ describe('resilience - link cuts', () => {
       maxInFlightBytes: 2048,
     });
     cleanups.push(() => client.close());
+    // Cut kinds in rotation: the server destroys the socket, the proxy resets both sides (RST),
+    // the proxy stops forwarding without closing (a black hole the heartbeat must find).
+    const cutKinds = { destroy: 0, reset: 0, blackhole: 0 };
+    const blackholeDetections: string[] = [];
+    let blackhole: string | undefined;
+    client.on('state', (change) => {
+      if (change.state === 'reconnecting' && blackhole !== undefined) {
+        blackholeDetections.push(change.error?.code ?? 'none');
+        proxy.removeToxic(blackhole);
+        blackhole = undefined;
+      }
+    });
 
     const atServer: number[] = [];
     const atClient: number[] = [];
     let cuts = 0;
     let lastCutAt = 0;
+    const cutConnections = new WeakSet<object>();
     let peer: Peer | undefined;
     server.on('connection', (p) => {
       peer = p;
     });
     server.on('message', (message, p) => {
       atServer.push(message.json<number>());
-      // Cut the socket in the middle of a read burst, spread evenly over the run. A burst may
-      // hold hundreds of messages, so a socket already cut in this burst is not counted twice.
-      const socket = p.connection?.socket;
+      // Cut the link in the middle of a read burst, spread evenly over the run. A burst may hold
+      // hundreds of messages, and a proxy reset reaches the server later: cut each connection once.
+      const connection = p.connection;
+      const socket = connection?.socket;
       if (
+        connection &&
         socket &&
-        !socket.destroyed &&
+        !cutConnections.has(connection) &&
+        blackhole === undefined &&
         cuts < CUTS &&
         atServer.length - lastCutAt >= MESSAGES / (CUTS * 2)
       ) {
         cuts++;
+        cutConnections.add(connection);
         lastCutAt = atServer.length;
-        if (cuts % 2 === 0) socket.resetAndDestroy();
-        else socket.destroy();
+        if (cuts % 3 === 0) {
+          cutKinds.blackhole++;
+          blackhole = proxy.addToxic({ type: 'blackhole', direction: 'both' });
+        } else if (cuts % 3 === 1) {
+          cutKinds.destroy++;
+          socket.destroy();
+        } else {
+          cutKinds.reset++;
+          proxy.resetAll();
+        }
       }
     });
     client.on('message', (message) => atClient.push(message.json<number>()));
@@ -77,6 +108,9 @@ describe('resilience - link cuts', () => {
     await Promise.all([...clientSends, ...serverSends]);
 
     expect(cuts).toBe(CUTS);
+    expect(cutKinds).toEqual({ destroy: 7, reset: 7, blackhole: 6 });
+    // A black hole closes nothing: only the heartbeat can have found it.
+    expect(blackholeDetections).toEqual(Array(6).fill('HEARTBEAT_TIMEOUT'));
     expectExactlyOnceInOrder(atServer, MESSAGES);
     await expect.poll(() => atClient.length).toBe(MESSAGES);
     expectExactlyOnceInOrder(atClient, MESSAGES);
