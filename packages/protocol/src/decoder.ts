@@ -46,7 +46,7 @@ const PLAIN_DATA_MIN_LENGTH = FRAME_LENGTH_OVERHEAD + U64_SIZE;
  * still share its memory).
  */
 export class FrameDecoder {
-  readonly maxFrame: number;
+  #maxFrame: number;
   readonly maxControl: number;
   #error: ProtocolError | undefined;
   #prefaceSeen: Buffer | undefined;
@@ -58,23 +58,30 @@ export class FrameDecoder {
   #frameSize = 0;
 
   constructor(options: DecoderOptions = {}) {
-    this.maxFrame = options.maxFrame ?? DEFAULT_MAX_FRAME;
+    this.#maxFrame = checkMaxFrame(options.maxFrame ?? DEFAULT_MAX_FRAME);
     this.maxControl = options.maxControl ?? DEFAULT_MAX_CONTROL;
-    if (
-      !(
-        Number.isInteger(this.maxFrame) &&
-        this.maxFrame >= 64 &&
-        this.maxFrame <= ABSOLUTE_MAX_FRAME
-      )
-    ) {
-      throw new TypeError(
-        `maxFrame must be an integer from 64 to ${ABSOLUTE_MAX_FRAME}, got ${options.maxFrame}`,
-      );
-    }
     if (!(Number.isInteger(this.maxControl) && this.maxControl >= 64)) {
       throw new TypeError(`maxControl must be an integer >= 64, got ${options.maxControl}`);
     }
     if (options.expectPreface ?? true) this.#prefaceSeen = Buffer.alloc(0);
+  }
+
+  /** Largest accepted `length` field. */
+  get maxFrame(): number {
+    return this.#maxFrame;
+  }
+
+  /**
+   * Changes the frame limit for frames not yet started, e.g. a server keeps it at the size of a
+   * HELLO until the handshake is done, so an unauthenticated peer cannot hold a large frame.
+   */
+  set maxFrame(value: number) {
+    this.#maxFrame = checkMaxFrame(value);
+  }
+
+  /** Memory held for an incomplete frame: its buffer's capacity, at least `bufferedBytes`. */
+  get retainedBytes(): number {
+    return Math.max(this.#partial.length, this.#partialLength) + (this.#prefaceSeen?.length ?? 0);
   }
 
   /** The error that stopped the decoder, if any. */
@@ -94,6 +101,18 @@ export class FrameDecoder {
    */
   push(chunk: Uint8Array, onFrame: FrameHandler): ProtocolError | undefined {
     if (this.#error !== undefined) return this.#error;
+    try {
+      return this.#push(chunk, onFrame);
+    } catch (cause) {
+      // The handler threw mid-chunk: where the stream stands is lost, so the decoder stops
+      // rather than misread what follows. The handler's error is the cause.
+      return this.#fail(
+        new ProtocolError(ErrorCode.HANDLER_FAILED, 'the frame handler threw', { cause }),
+      );
+    }
+  }
+
+  #push(chunk: Uint8Array, onFrame: FrameHandler): ProtocolError | undefined {
     let buf = Buffer.isBuffer(chunk)
       ? chunk
       : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length);
@@ -179,10 +198,11 @@ export class FrameDecoder {
     if (take < missing) return undefined;
     // Complete. The frame's Buffers are views of #partial, so the next frame gets a new one.
     const frame = this.#partial;
+    const size = this.#frameSize;
     this.#partial = EMPTY;
     this.#partialLength = 0;
     this.#frameSize = 0;
-    const error = this.#emit(frame, 0, frame.length, onFrame);
+    const error = this.#emit(frame, 0, size, onFrame);
     if (error !== undefined) {
       this.#fail(error);
       return undefined;
@@ -190,9 +210,10 @@ export class FrameDecoder {
     return buf.subarray(used + take);
   }
 
-  // Copies buf[start..end) to the end of the partial frame. The buffer grows geometrically but
-  // never past the frame's size (the header's 6 bytes until the length is known), so it holds at
-  // most twice the bytes received and the bytes are copied O(1) times on average.
+  // Copies buf[start..end) to the end of the partial frame. The first buffer is exactly what
+  // arrived; later ones double, never past the frame's size (the header's 6 bytes until the
+  // length is known): memory stays within twice what was received, a peer that sends one read
+  // and stalls costs just that read, and each byte is copied O(1) times on average.
   #keep(buf: Buffer, start: number, end: number): void {
     const needed = this.#partialLength + (end - start);
     if (needed > this.#partial.length) {
@@ -207,7 +228,7 @@ export class FrameDecoder {
 
   #decodeWhole(buf: Buffer, onFrame: FrameHandler): ProtocolError | undefined {
     const end = buf.length;
-    const maxFrame = this.maxFrame;
+    const maxFrame = this.#maxFrame;
     let pos = 0;
     while (end - pos >= FRAME_HEADER_SIZE) {
       const length = buf.readUInt32BE(pos);
@@ -229,7 +250,7 @@ export class FrameDecoder {
       }
       const error = this.#checkHeader(buf, pos, end);
       if (error !== undefined) return this.#fail(error);
-      const size = 4 + buf.readUInt32BE(pos);
+      const size = 4 + length;
       if (end - pos < size) break;
       const frameError = this.#emit(buf, pos, pos + size, onFrame);
       if (frameError !== undefined) return this.#fail(frameError);
@@ -251,10 +272,10 @@ export class FrameDecoder {
     const have = end - pos;
     if (have < 4) return undefined;
     const length = buf.readUInt32BE(pos);
-    if (length > this.maxFrame) {
+    if (length > this.#maxFrame) {
       return new ProtocolError(
         ErrorCode.FRAME_TOO_LARGE,
-        `frame length ${length} exceeds the limit of ${this.maxFrame}`,
+        `frame length ${length} exceeds the limit of ${this.#maxFrame}`,
       );
     }
     if (length < FRAME_LENGTH_OVERHEAD) {
@@ -393,4 +414,13 @@ export class FrameDecoder {
 
 function outOfRange(field: string): ProtocolError {
   return new ProtocolError(ErrorCode.INTEGER_OUT_OF_RANGE, `${field} value exceeds 2^53 - 1`);
+}
+
+function checkMaxFrame(value: number): number {
+  if (!(Number.isInteger(value) && value >= 64 && value <= ABSOLUTE_MAX_FRAME)) {
+    throw new TypeError(
+      `maxFrame must be an integer from 64 to ${ABSOLUTE_MAX_FRAME}, got ${value}`,
+    );
+  }
+  return value;
 }

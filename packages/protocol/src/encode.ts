@@ -30,9 +30,15 @@ function header(buf: Buffer, type: number, flags: number): void {
   buf[5] = flags;
 }
 
-/** Encodes a DATA frame. `requestId` is written only when flags has REQUEST or RESPONSE. */
+/**
+ * Encodes a DATA frame. `requestId` is written only when flags has REQUEST or RESPONSE. Throws
+ * BAD_FLAGS for flags the peer's decoder would refuse: unknown bits, REQUEST with RESPONSE, or
+ * ERROR without RESPONSE.
+ */
 export function encodeData(seq: number, payload: Uint8Array, flags = 0, requestId = 0): Buffer {
-  if ((flags & ~DATA_FLAGS_MASK) !== 0) {
+  const requestAndResponse = flags & DataFlag.REQUEST && flags & DataFlag.RESPONSE;
+  const errorWithoutResponse = flags & DataFlag.ERROR && !(flags & DataFlag.RESPONSE);
+  if ((flags & ~DATA_FLAGS_MASK) !== 0 || requestAndResponse || errorWithoutResponse) {
     throw new ProtocolError(ErrorCode.BAD_FLAGS, `invalid DATA flags 0x${flags.toString(16)}`);
   }
   const correlated = (flags & (DataFlag.REQUEST | DataFlag.RESPONSE)) !== 0;

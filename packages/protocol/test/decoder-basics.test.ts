@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import {
+  ErrorCode,
   encodeAck,
   encodeData,
   encodeHello,
-  ErrorCode,
   type Frame,
   FrameDecoder,
   FrameType,
@@ -22,8 +22,20 @@ function decodeAll(decoder: FrameDecoder, ...chunks: Uint8Array[]): Frame[] {
 
 describe('decoder - basics', () => {
   it('decodes the preface then frames', () => {
-    const hello = encodeHello({ versions: [1], clientId: 'c1', delivered: 0, acked: 0, maxFrame: 1 << 20 });
-    const frames = decodeAll(new FrameDecoder(), PREFACE, hello, encodeData(1, Buffer.from('hi')), encodeAck(1));
+    const hello = encodeHello({
+      versions: [1],
+      clientId: 'c1',
+      delivered: 0,
+      acked: 0,
+      maxFrame: 1 << 20,
+    });
+    const frames = decodeAll(
+      new FrameDecoder(),
+      PREFACE,
+      hello,
+      encodeData(1, Buffer.from('hi')),
+      encodeAck(1),
+    );
     expect(frames.map((f) => f.type)).toEqual([FrameType.HELLO, FrameType.DATA, FrameType.ACK]);
   });
 
