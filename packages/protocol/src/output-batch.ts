@@ -1,3 +1,10 @@
+/** Where a batch goes: a socket, or anything with the same three methods. */
+export interface BatchSink {
+  write(chunk: Buffer): unknown;
+  cork(): void;
+  uncork(): void;
+}
+
 /** Frames smaller than this are copied together into one buffer; larger ones go as they are. */
 const COALESCE_BELOW = 16 * 1024;
 const TARGET_BUFFER = 64 * 1024;
@@ -50,5 +57,18 @@ export class OutputBatch {
     }
     closeRun();
     return out;
+  }
+
+  /** Writes everything queued to `sink` (corked when it is several buffers); returns the bytes. */
+  drainTo(sink: BatchSink): number {
+    const buffers = this.take();
+    let bytes = 0;
+    if (buffers.length > 1) sink.cork();
+    for (const buffer of buffers) {
+      bytes += buffer.length;
+      sink.write(buffer);
+    }
+    if (buffers.length > 1) sink.uncork();
+    return bytes;
   }
 }

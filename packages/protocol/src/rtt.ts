@@ -19,9 +19,12 @@ export interface RttStats {
 export class RttEstimator {
   #stats: RttStats | undefined;
 
-  /** Adds a sample; negative or non-finite samples (a clock step) are ignored. */
+  /**
+   * Adds a sample and returns the new figures; a negative or non-finite sample (a clock step, a
+   * forged stamp) is ignored and returns undefined.
+   */
   sample(rttMs: number): RttStats | undefined {
-    if (!(rttMs >= 0 && Number.isFinite(rttMs))) return this.#stats;
+    if (!(rttMs >= 0 && Number.isFinite(rttMs))) return undefined;
     const s = this.#stats;
     if (s === undefined) {
       this.#stats = { last: rttMs, min: rttMs, srtt: rttMs, rttvar: rttMs / 2, samples: 1 };

@@ -1,0 +1,160 @@
+import { describe, expect, it } from 'vitest';
+import { OutputBatch } from '../src/index.js';
+
+const KiB = 1024;
+
+// Pseudo-random source bytes; each frame copies a different window of it, so a misplaced or
+// reordered byte changes the joined stream.
+const SOURCE = Buffer.alloc(256 * KiB);
+for (let i = 0, x = 1; i < SOURCE.length; i++) {
+  x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+  SOURCE[i] = x >>> 24;
+}
+
+/** Frames of the given sizes, each with distinct content. */
+function frames(sizes: number[]): Buffer[] {
+  let offset = 0;
+  return sizes.map((size) => {
+    offset = (offset + 4099) % (SOURCE.length - 128 * KiB);
+    return Buffer.from(SOURCE.subarray(offset, offset + size));
+  });
+}
+
+function pushAll(batch: OutputBatch, input: Buffer[]): void {
+  for (const frame of input) batch.push(frame);
+}
+
+describe('output-batch', () => {
+  it('output-batch - push returns true only for the first frame of a batch', () => {
+    const batch = new OutputBatch();
+    expect(batch.push(Buffer.from('a'))).toBe(true);
+    expect(batch.push(Buffer.from('bb'))).toBe(false);
+    expect(batch.push(Buffer.from('ccc'))).toBe(false);
+    expect(batch.bytes).toBe(6);
+    batch.take();
+    expect(batch.bytes).toBe(0);
+    expect(batch.push(Buffer.from('d'))).toBe(true);
+    expect(batch.push(Buffer.from('e'))).toBe(false);
+  });
+
+  it('output-batch - take on an empty batch gives nothing; one frame is given as is', () => {
+    const batch = new OutputBatch();
+    expect(batch.take()).toEqual([]);
+    const only = Buffer.from('single');
+    batch.push(only);
+    const out = batch.take();
+    expect(out).toHaveLength(1);
+    expect(out[0]).toBe(only);
+    expect(batch.take()).toEqual([]);
+  });
+
+  it('output-batch - small frames are joined into one buffer', () => {
+    const batch = new OutputBatch();
+    const input = frames([14, 22, 100, 14, 3000]);
+    pushAll(batch, input);
+    const out = batch.take();
+    expect(out).toHaveLength(1);
+    expect(out[0]?.equals(Buffer.concat(input))).toBe(true);
+    expect(batch.bytes).toBe(0);
+  });
+
+  it('output-batch - runs of small frames are cut at about 64 KiB', () => {
+    const batch = new OutputBatch();
+    const input = frames(Array.from({ length: 100 }, () => 4 * KiB)); // 400 KiB of 4 KiB frames
+    pushAll(batch, input);
+    const out = batch.take();
+    expect(out.map((b) => b.length)).toEqual([...Array(6).fill(64 * KiB), 16 * KiB]);
+    expect(Buffer.concat(out).equals(Buffer.concat(input))).toBe(true);
+  });
+
+  it('output-batch - runs never exceed 64 KiB plus one small frame', () => {
+    const batch = new OutputBatch();
+    const sizes = Array.from({ length: 300 }, (_, i) => ((i * 7919) % (16 * KiB - 1)) + 1);
+    const input = frames(sizes);
+    pushAll(batch, input);
+    const out = batch.take();
+    expect(out.length).toBeGreaterThan(1);
+    expect(out.length).toBeLessThan(input.length / 3);
+    for (const buf of out) expect(buf.length).toBeLessThan(64 * KiB + 16 * KiB);
+    for (const buf of out.slice(0, -1)) expect(buf.length).toBeGreaterThanOrEqual(64 * KiB);
+    expect(Buffer.concat(out).equals(Buffer.concat(input))).toBe(true);
+  });
+
+  it('output-batch - frames of 16 KiB and more stay separate and in place', () => {
+    const batch = new OutputBatch();
+    const input = frames([10, 20, 16 * KiB, 30, 16 * KiB - 1, 100 * KiB, 16 * KiB, 5]);
+    pushAll(batch, input);
+    const out = batch.take();
+    expect(out.map((b) => b.length)).toEqual([
+      30,
+      16 * KiB,
+      30 + 16 * KiB - 1,
+      100 * KiB,
+      16 * KiB,
+      5,
+    ]);
+    // Large frames are passed through without a copy.
+    expect(out[1]).toBe(input[2]);
+    expect(out[3]).toBe(input[5]);
+    expect(out[4]).toBe(input[6]);
+    expect(Buffer.concat(out).equals(Buffer.concat(input))).toBe(true);
+  });
+
+  it('output-batch - random mixes keep the byte stream exactly', () => {
+    let state = 42;
+    const rand = (n: number): number => {
+      state = (Math.imul(state, 1103515245) + 12345) >>> 0;
+      return state % n;
+    };
+    const batch = new OutputBatch();
+    for (let round = 0; round < 30; round++) {
+      const count = rand(60);
+      const sizes = Array.from({ length: count }, () =>
+        rand(5) === 0 ? 16 * KiB + rand(40 * KiB) : rand(2 * KiB) + 1,
+      );
+      const input = frames(sizes);
+      pushAll(batch, input);
+      expect(batch.bytes).toBe(sizes.reduce((a, b) => a + b, 0));
+      const out = batch.take();
+      expect(Buffer.concat(out).equals(Buffer.concat(input))).toBe(true);
+      expect(out.length).toBeLessThanOrEqual(input.length);
+      for (const frame of input) {
+        if (frame.length >= 16 * KiB) expect(out.includes(frame)).toBe(true);
+      }
+    }
+  });
+});
+
+describe('output-batch - drainTo', () => {
+  it('writes every byte in order, corked only around several buffers, and reports the count', () => {
+    const calls: string[] = [];
+    const written: Buffer[] = [];
+    const sink = {
+      write: (chunk: Buffer) => {
+        calls.push('write');
+        written.push(chunk);
+      },
+      cork: () => calls.push('cork'),
+      uncork: () => calls.push('uncork'),
+    };
+    const batch = new OutputBatch();
+    const big = Buffer.alloc(20 * 1024, 7);
+    batch.push(Buffer.from('ab'));
+    batch.push(big);
+    batch.push(Buffer.from('cd'));
+    expect(batch.drainTo(sink)).toBe(4 + big.length);
+    expect(calls).toEqual(['cork', 'write', 'write', 'write', 'uncork']);
+    expect(Buffer.concat(written)).toEqual(
+      Buffer.concat([Buffer.from('ab'), big, Buffer.from('cd')]),
+    );
+    expect(batch.bytes).toBe(0);
+
+    calls.length = 0;
+    batch.push(Buffer.from('x'));
+    expect(batch.drainTo(sink)).toBe(1);
+    expect(calls).toEqual(['write']);
+    calls.length = 0;
+    expect(batch.drainTo(sink)).toBe(0);
+    expect(calls).toEqual([]);
+  });
+});
