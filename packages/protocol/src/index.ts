@@ -1,3 +1,9 @@
+export {
+  authProof,
+  CREDENTIALS_AUTH_METHOD,
+  HMAC_AUTH_METHOD,
+  verifyAuthProof,
+} from './auth-proof.js';
 export type { BackoffOptions } from './backoff.js';
 export { backoffDelay, DEFAULT_BACKOFF, resolveBackoff, retryAfterDelay } from './backoff.js';
 export type {
@@ -43,6 +49,21 @@ export {
 export { ErrorCode, isErrorCode } from './error-codes.js';
 export { ProtocolError, TetherError } from './errors.js';
 export { Fifo } from './fifo.js';
+export type { FileReceiveOptions } from './file-receive-state.js';
+export {
+  ChunkVerdict,
+  DEFAULT_FILE_SYNC_BYTES,
+  FileReceivePhase,
+  FileReceiveState,
+} from './file-receive-state.js';
+export type { FileSendAction, FileSendOptions } from './file-send-state.js';
+export {
+  DEFAULT_FILE_CHUNK,
+  DEFAULT_FILE_WINDOW,
+  FileSendPhase,
+  FileSendState,
+  FileStatusVerdict,
+} from './file-send-state.js';
 export {
   DATA_FLAGS_MASK,
   DataFlag,
@@ -67,6 +88,9 @@ export {
   DEFAULT_MAX_FRAME,
   MAX_U64_SAFE,
 } from './limits.js';
+export type { Payload } from './message.js';
+export { Message, toBuffer } from './message.js';
+export type { BatchSink } from './output-batch.js';
 export { OutputBatch } from './output-batch.js';
 export { checkPreface, PREFACE, PREFACE_SIZE, PROTOCOL_VERSION } from './preface.js';
 export { InboundVerdict, ReliableInbound } from './reliable-inbound.js';
@@ -76,5 +100,3 @@ export type { OutboundEntry } from './reliable-outbound.js';
 export { ReliableOutbound } from './reliable-outbound.js';
 export type { RttStats } from './rtt.js';
 export { RttEstimator } from './rtt.js';
-export type { Payload } from './message.js';
-export { Message, toBuffer } from './message.js';

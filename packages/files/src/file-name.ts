@@ -1,0 +1,59 @@
+import * as nodePath from 'node:path';
+
+/** Longest accepted file name, in UTF-8 bytes (the limit of ext4, APFS, NTFS and most others). */
+export const MAX_FILE_NAME_BYTES = 255;
+
+// C0 controls, DEL and C1 controls: invisible, and some terminals act on them.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+// `/` and `\` separate directories (on Windows both); `:` names a drive (`C:x`) or an NTFS
+// alternate data stream (`name:stream`).
+const SEPARATOR = /[/\\:]/;
+// A lone UTF-16 surrogate cannot be encoded in UTF-8 without loss.
+const LONE_SURROGATE = /\p{Cs}/u;
+// Windows device names: reserved in any case, with or without an extension, and with trailing
+// spaces before the extension (`con .txt`). Superscript digits count as digits there.
+const RESERVED = /^(con|prn|aux|nul|com[1-9¹²³]|lpt[1-9¹²³])$/i;
+
+/**
+ * Checks a file name offered by a peer (PROTOCOL.md section 13, flow step 1). Returns what is
+ * wrong with it, or `undefined` when it is a plain base name that is safe on every platform:
+ * not empty, `.` or `..`; no directory separator (`/`, `\`), drive or stream marker (`:`), NUL or
+ * other control character; not a Windows device name (CON, PRN, AUX, NUL, COM1-9, LPT1-9, in any
+ * case, with or without an extension); not ending in a space or a dot (Windows strips them, so
+ * `CON.` is CON); at most 255 bytes of UTF-8. Such a name joined to a directory never leaves it.
+ */
+export function checkFileName(name: unknown): string | undefined {
+  if (typeof name !== 'string' || name.length === 0) return 'the name is empty';
+  if (name === '.' || name === '..') return `"${name}" is not a file name`;
+  if (CONTROL.test(name)) return 'the name contains a control character';
+  if (SEPARATOR.test(name)) return 'the name contains a path separator or a colon';
+  if (LONE_SURROGATE.test(name)) return 'the name is not valid Unicode';
+  if (Buffer.byteLength(name, 'utf8') > MAX_FILE_NAME_BYTES) {
+    return `the name is longer than ${MAX_FILE_NAME_BYTES} bytes`;
+  }
+  if (/[ .]$/.test(name)) return 'the name ends with a space or a dot';
+  const stem = (name.split('.')[0] ?? '').trimEnd();
+  if (RESERVED.test(stem)) return `"${name}" is a reserved device name`;
+  return undefined;
+}
+
+/**
+ * The `n`th candidate for storing `name` without overwriting: `name` itself for 0, then
+ * `stem (1).ext`, `stem (2).ext`, ... The stem is shortened (on a character boundary) when the
+ * suffix would push the name past 255 bytes.
+ */
+export function candidateName(name: string, n: number): string {
+  if (n === 0) return name;
+  const ext = nodePath.extname(name);
+  const suffix = ` (${n})${ext}`;
+  let stem = name.slice(0, name.length - ext.length);
+  const budget = MAX_FILE_NAME_BYTES - Buffer.byteLength(suffix, 'utf8');
+  while (Buffer.byteLength(stem, 'utf8') > budget) stem = [...stem].slice(0, -1).join('');
+  return `${stem}${suffix}`;
+}
+
+/** Whether `child` (absolute) lies directly inside `dir` (absolute). */
+export function isDirectChild(dir: string, child: string): boolean {
+  return nodePath.dirname(nodePath.resolve(child)) === nodePath.resolve(dir);
+}

@@ -1,0 +1,45 @@
+import { createHash } from 'node:crypto';
+import type { FileHandle } from 'node:fs/promises';
+
+const READ_SIZE = 1024 * 1024;
+
+/**
+ * SHA-256 (lowercase hex) of the first `size` bytes of an open file, read through the handle so
+ * the bytes hashed are the bytes of that inode, even if the path is replaced meanwhile. Throws
+ * `Error` with code `ESHORT` when the file has fewer bytes.
+ */
+export async function hashFile(handle: FileHandle, size: number): Promise<string> {
+  const hash = createHash('sha256');
+  const buffer = Buffer.allocUnsafe(Math.min(READ_SIZE, Math.max(size, 1)));
+  let position = 0;
+  while (position < size) {
+    const want = Math.min(buffer.length, size - position);
+    const { bytesRead } = await handle.read(buffer, 0, want, position);
+    if (bytesRead === 0) {
+      throw Object.assign(new Error(`file ended at ${position} of ${size} bytes`), {
+        code: 'ESHORT',
+      });
+    }
+    hash.update(buffer.subarray(0, bytesRead));
+    position += bytesRead;
+  }
+  return hash.digest('hex');
+}
+
+/** Reads exactly `length` bytes at `position`; throws `ESHORT` when the file is shorter. */
+export async function readExactly(
+  handle: FileHandle,
+  length: number,
+  position: number,
+): Promise<Buffer> {
+  const buffer = Buffer.allocUnsafe(length);
+  let done = 0;
+  while (done < length) {
+    const { bytesRead } = await handle.read(buffer, done, length - done, position + done);
+    if (bytesRead === 0) {
+      throw Object.assign(new Error(`file ended at ${position + done}`), { code: 'ESHORT' });
+    }
+    done += bytesRead;
+  }
+  return buffer;
+}

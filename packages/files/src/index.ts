@@ -1,0 +1,19 @@
+export type { TransferEngineEvents, TransferEngineOptions } from './engine.js';
+export { TransferEngine } from './engine.js';
+export type { FileFrame } from './file-frame.js';
+export { isFileFrame } from './file-frame.js';
+export { checkFileName, MAX_FILE_NAME_BYTES } from './file-name.js';
+export type { FileFingerprint } from './fingerprint.js';
+export { transferId } from './fingerprint.js';
+export type { FileIo } from './io.js';
+export { PARTIAL_DIR } from './partial-store.js';
+export type { TransferLink } from './port.js';
+export type { FileOfferInfo, ReceivedFile, ReceiveOptions } from './receiver.js';
+export type { SendFileOptions } from './sender.js';
+export type {
+  TransferEvents,
+  TransferInit,
+  TransferProgress,
+  TransferResult,
+} from './transfer.js';
+export { Transfer } from './transfer.js';

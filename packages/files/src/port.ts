@@ -1,0 +1,60 @@
+/**
+ * The engine's view of the current connection, shared by its sending and receiving halves.
+ * `generation` changes on every attach and detach, so work started on one connection can tell,
+ * when it finishes, that the connection it answers to is gone.
+ */
+export interface Port {
+  readonly attached: boolean;
+  readonly generation: number;
+  /** The peer's frame limit (0 while detached). */
+  readonly maxFrame: number;
+  /** Queues a frame to the peer; dropped while detached. */
+  send(frame: Buffer): void;
+  /** Whether the link takes more bulk data now. */
+  writable(): boolean;
+}
+
+/** What the engine needs from the current connection. */
+export interface TransferLink {
+  /** Queues an encoded frame to the peer (batched, in order with DATA frames). */
+  write(frame: Buffer): void;
+  /**
+   * True while the socket buffer is below its low-water mark. While false the engine sends no
+   * chunk until `pump()` (control frames still go out: they are small).
+   */
+  writable(): boolean;
+  /** The peer's frame limit: a FILE_CHUNK's `length` (30 + data) stays within it. */
+  readonly maxFrame: number;
+}
+
+/** A {@link Port} over whichever link is attached. */
+export class LinkPort implements Port {
+  #link: TransferLink | undefined;
+  #generation = 0;
+
+  get attached(): boolean {
+    return this.#link !== undefined;
+  }
+
+  get generation(): number {
+    return this.#generation;
+  }
+
+  get maxFrame(): number {
+    return this.#link?.maxFrame ?? 0;
+  }
+
+  /** Sets (or clears) the link; either way a new generation starts. */
+  set(link: TransferLink | undefined): void {
+    this.#link = link;
+    this.#generation++;
+  }
+
+  send(frame: Buffer): void {
+    this.#link?.write(frame);
+  }
+
+  writable(): boolean {
+    return this.#link?.writable() ?? false;
+  }
+}

@@ -1,0 +1,219 @@
+import { createHash, randomBytes } from 'node:crypto';
+import * as fs from 'node:fs/promises';
+import * as os from 'node:os';
+import * as nodePath from 'node:path';
+import {
+  type ControlFrame,
+  ErrorCode,
+  FrameDecoder,
+  FrameType,
+  TetherError,
+} from '@tether/protocol';
+import { onTestFinished } from 'vitest';
+import {
+  type FileFrame,
+  isFileFrame,
+  TransferEngine,
+  type TransferEngineOptions,
+  type TransferLink,
+} from '../src/index.js';
+
+export const MiB = 1024 * 1024;
+
+/** A fresh temporary directory, removed when the test finishes. */
+export async function tempDir(): Promise<string> {
+  const dir = await fs.mkdtemp(nodePath.join(os.tmpdir(), 'tether-files-'));
+  onTestFinished(() => fs.rm(dir, { recursive: true, force: true, maxRetries: 5 }));
+  return dir;
+}
+
+/** Writes `size` random bytes to `path` and returns them. */
+export async function randomFile(path: string, size: number): Promise<Buffer> {
+  const data = randomBytes(size);
+  await fs.mkdir(nodePath.dirname(path), { recursive: true });
+  await fs.writeFile(path, data);
+  return data;
+}
+
+export function sha256(data: Uint8Array): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/** An engine closed when the test finishes. */
+export function engine(options: TransferEngineOptions): TransferEngine {
+  const e = new TransferEngine(options);
+  onTestFinished(() => e.close(new TetherError(ErrorCode.CLOSED, 'test over')));
+  return e;
+}
+
+/** Waits (on the event loop, not a clock) until `check` holds. */
+export async function until(
+  check: () => boolean | Promise<boolean>,
+  what = 'condition',
+): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+}
+
+/** A frame seen on the wire, for assertions. */
+export interface WireRecord {
+  /** 'ab': from the first engine to the second. */
+  direction: 'ab' | 'ba';
+  type: number;
+  id: string;
+  offset?: number;
+  dataLength?: number;
+  body?: ControlFrame['body'];
+}
+
+export interface WireOptions {
+  /** The frame limit both sides announce. Default 1 MiB. */
+  maxFrame?: number;
+  /** Bytes queued in one direction before `writable()` turns false. Default 1 MiB. */
+  highWater?: number;
+  /** Sees each encoded frame; returns the frame to deliver (possibly changed) or null to drop it. */
+  tamper?: (frame: Buffer, direction: 'ab' | 'ba') => Buffer | null;
+}
+
+/**
+ * Two engines joined by an in-memory connection: each frame is encoded by the engine, queued,
+ * delivered on a later event-loop turn through a real FrameDecoder, and handed to the other
+ * engine. `writable()` is false while a direction holds more than `highWater` bytes; the sender
+ * is pumped after each delivery, as a socket drain would.
+ */
+export class Wire {
+  readonly records: WireRecord[];
+  readonly a: TransferEngine;
+  readonly b: TransferEngine;
+  #dead = false;
+  #held = false;
+  readonly #options: WireOptions;
+
+  constructor(
+    a: TransferEngine,
+    b: TransferEngine,
+    options: WireOptions = {},
+    records: WireRecord[] = [],
+  ) {
+    this.a = a;
+    this.b = b;
+    this.#options = options;
+    this.records = records;
+    a.attach(this.#pipe(a, b, 'ab'));
+    b.attach(this.#pipe(b, a, 'ba'));
+  }
+
+  /** The link drops: both engines detach and every frame in flight is lost. */
+  drop(): void {
+    this.#dead = true;
+    this.a.detach();
+    this.b.detach();
+  }
+
+  /** While held, `writable()` is false both ways (control frames still pass); release pumps. */
+  hold(held: boolean): void {
+    this.#held = held;
+    if (!held) {
+      this.a.pump();
+      this.b.pump();
+    }
+  }
+
+  /** A new connection between the same engines, recording into the same list. */
+  reconnect(options: WireOptions = this.#options): Wire {
+    return new Wire(this.a, this.b, options, this.records);
+  }
+
+  /** Records of one frame type. */
+  of(type: number, direction?: 'ab' | 'ba'): WireRecord[] {
+    return this.records.filter(
+      (r) => r.type === type && (direction ?? r.direction) === r.direction,
+    );
+  }
+
+  #pipe(from: TransferEngine, to: TransferEngine, direction: 'ab' | 'ba'): TransferLink {
+    const maxFrame = this.#options.maxFrame ?? MiB;
+    const highWater = this.#options.highWater ?? MiB;
+    const decoder = new FrameDecoder({ expectPreface: false, maxFrame });
+    let pending: Buffer[] = [];
+    let pendingBytes = 0;
+    let scheduled = false;
+    const deliver = (): void => {
+      scheduled = false;
+      const batch = Buffer.concat(pending);
+      pending = [];
+      pendingBytes = 0;
+      if (this.#dead) return;
+      const error = decoder.push(batch, (frame) => {
+        if (this.#dead || !isFileFrame(frame)) return;
+        this.records.push(record(frame, direction));
+        to.handle(frame);
+      });
+      if (error !== undefined) throw error;
+      from.pump();
+    };
+    return {
+      maxFrame,
+      writable: () => !this.#held && pendingBytes < highWater,
+      write: (frame) => {
+        if (this.#dead) return;
+        const out = this.#options.tamper ? this.#options.tamper(frame, direction) : frame;
+        if (out === null) return;
+        pending.push(out);
+        pendingBytes += out.length;
+        if (!scheduled) {
+          scheduled = true;
+          setImmediate(deliver);
+        }
+      },
+    };
+  }
+}
+
+function record(frame: FileFrame, direction: 'ab' | 'ba'): WireRecord {
+  if (frame.type === FrameType.FILE_CHUNK) {
+    return {
+      direction,
+      type: frame.type,
+      id: frame.id,
+      offset: frame.offset,
+      dataLength: frame.data.length,
+    };
+  }
+  return { direction, type: frame.type, id: frame.body.id, body: frame.body };
+}
+
+/** A link that keeps what the engine writes, decoded, and never delivers it. */
+export function captureLink(maxFrame = MiB): { link: TransferLink; frames: FileFrame[] } {
+  const frames: FileFrame[] = [];
+  const decoder = new FrameDecoder({ expectPreface: false, maxFrame });
+  return {
+    frames,
+    link: {
+      maxFrame,
+      writable: () => true,
+      write: (frame) => {
+        const error = decoder.push(frame, (f) => {
+          if (isFileFrame(f)) frames.push(f);
+        });
+        if (error !== undefined) throw error;
+      },
+    },
+  };
+}
+
+/** Files under `dir`, recursively, as paths relative to it (sorted). */
+export async function listFiles(dir: string): Promise<string[]> {
+  try {
+    const entries = await fs.readdir(dir, { recursive: true, withFileTypes: true });
+    return entries
+      .filter((e) => e.isFile())
+      .map((e) => nodePath.relative(dir, nodePath.join(e.parentPath ?? e.path, e.name)))
+      .sort();
+  } catch {
+    return [];
+  }
+}
