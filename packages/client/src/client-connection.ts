@@ -21,6 +21,7 @@ import {
   TetherError,
   type WelcomeBody,
 } from '@tether/protocol';
+import { isTlsError } from './open-socket.js';
 import type { SendMeta } from './outbox.js';
 
 /** The session state a connection runs over; it outlives the connection. */
@@ -32,8 +33,8 @@ export interface SessionStreams {
 
 /** What the connection asks of, and reports to, the client. */
 export interface ConnectionHooks {
-  /** Builds HELLO from the server's CHALLENGE. */
-  hello(challenge: ChallengeBody): HelloBody;
+  /** Builds HELLO from the server's CHALLENGE (credentials may be fetched fresh). */
+  hello(challenge: ChallengeBody): Promise<HelloBody>;
   /** WELCOME arrived: returns the streams to run over and the messages to send again. */
   welcome(body: WelcomeBody): { streams: SessionStreams; resend: OutboundEntry<SendMeta>[] };
   data(frame: DataFrame): void;
@@ -157,8 +158,18 @@ export class ClientConnection {
         this.#unexpected(frame);
         return;
       }
-      this.#socket.write(encodeHello(this.#hooks.hello(frame.body)));
       this.#phase = 'welcome';
+      this.#hooks.hello(frame.body).then(
+        (hello) => {
+          if (this.#phase !== 'closed') this.#socket.write(encodeHello(hello));
+        },
+        (error: unknown) =>
+          this.destroy(
+            error instanceof TetherError
+              ? error
+              : new TetherError(ErrorCode.AUTH_FAILED, 'credentials unavailable', { cause: error }),
+          ),
+      );
     } else if (this.#phase === 'welcome') {
       if (frame.type === FrameType.WELCOME) this.#open(frame.body);
       else this.#unexpected(frame);
@@ -257,14 +268,7 @@ export class ClientConnection {
     this.#flushQueued = false;
     const link = this.link;
     if (link === undefined || this.#phase === 'closed') return;
-    const buffers = link.batch.take();
-    if (buffers.length === 1) {
-      this.#socket.write(buffers[0] as Buffer);
-    } else if (buffers.length > 1) {
-      this.#socket.cork();
-      for (const buffer of buffers) this.#socket.write(buffer);
-      this.#socket.uncork();
-    }
+    link.batch.drainTo(this.#socket);
   };
 
   #onSocketEnd = (): void => {
@@ -275,6 +279,13 @@ export class ClientConnection {
   };
 
   #onSocketError = (error: Error): void => {
+    // Under TLS 1.3 a refused client certificate arrives as an alert after the handshake.
+    if (isTlsError(error)) {
+      this.destroy(
+        new TetherError(ErrorCode.TLS_FAILED, `TLS refused: ${error.message}`, { cause: error }),
+      );
+      return;
+    }
     this.destroy(
       new TetherError(ErrorCode.CONNECTION_LOST, `connection error: ${error.message}`, {
         cause: error,

@@ -2,13 +2,16 @@ import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
 import {
   ABSOLUTE_MAX_FRAME,
+  authProof,
   backoffDelay,
   type ChallengeBody,
+  CREDENTIALS_AUTH_METHOD,
   DataFlag,
   type DataFrame,
   ErrorCode,
   FRAME_LENGTH_OVERHEAD,
   type HelloBody,
+  HMAC_AUTH_METHOD,
   Message,
   type OutboundEntry,
   type Payload,
@@ -77,6 +80,7 @@ export interface ClientStats {
 // Errors after which retrying cannot help: the server is not a Tether server, or refuses us.
 const FATAL: ReadonlySet<string> = new Set([
   ErrorCode.AUTH_FAILED,
+  ErrorCode.TLS_FAILED,
   ErrorCode.BAD_HELLO,
   ErrorCode.UNSUPPORTED_VERSION,
   ErrorCode.PREFACE_HTTP,
@@ -382,7 +386,8 @@ export class TetherClient extends EventEmitter<ClientEvents> {
     return connection;
   }
 
-  #hello(_challenge: ChallengeBody): HelloBody {
+  async #hello(challenge: ChallengeBody): Promise<HelloBody> {
+    const { secret, credentials } = this.#options;
     const hello: HelloBody = {
       versions: [PROTOCOL_VERSION],
       clientId: this.#clientId,
@@ -391,6 +396,16 @@ export class TetherClient extends EventEmitter<ClientEvents> {
       maxFrame: this.#options.maxFrame,
     };
     if (this.#resumeToken !== undefined) hello.resumeToken = this.#resumeToken;
+    // The shared-secret proof when the server asks for it; credentials (fetched fresh on every
+    // connection) for the server's own hook, alongside the proof or on their own.
+    const useSecret = secret !== undefined && challenge.auth.includes(HMAC_AUTH_METHOD);
+    if (!useSecret && credentials === undefined) return hello;
+    const auth: NonNullable<HelloBody['auth']> = {
+      method: useSecret ? HMAC_AUTH_METHOD : CREDENTIALS_AUTH_METHOD,
+    };
+    if (useSecret) auth.proof = authProof(secret, challenge.nonce, this.#clientId);
+    if (credentials !== undefined) auth.credentials = await credentials();
+    hello.auth = auth;
     return hello;
   }
 
@@ -456,7 +471,16 @@ export class TetherClient extends EventEmitter<ClientEvents> {
       this.#submit(body, DataFlag.RESPONSE | DataFlag.ERROR, frame.requestId, {}).catch(() => {});
       return;
     }
-    this.emit('message', new Message(`${this.#sessionId}:${frame.seq}`, frame.seq, frame.payload));
+    const message = new Message(`${this.#sessionId}:${frame.seq}`, frame.seq, frame.payload);
+    try {
+      this.emit('message', message);
+    } catch (cause) {
+      // A listener's bug must not cost the connection: report it and go on.
+      this.emit(
+        'error',
+        new TetherError(ErrorCode.HANDLER_FAILED, 'a message listener threw', { cause }),
+      );
+    }
   }
 
   #onAcked(entries: OutboundEntry<SendMeta>[]): void {

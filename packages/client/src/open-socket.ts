@@ -28,8 +28,10 @@ export function openSocket(
       target.tls === undefined
         ? net.connect({ host: target.host, port: target.port })
         : tls.connect({
-            servername: target.host,
-            ALPNProtocols: ['tether/1'],
+            // SNI takes host names only (RFC 6066); an IP address is left out.
+            ...(net.isIP(target.host) === 0 ? { servername: target.host } : {}),
+            ALPNProtocols: [TETHER_ALPN],
+            minVersion: 'TLSv1.2',
             ...target.tls,
             host: target.host,
             port: target.port,
@@ -49,12 +51,19 @@ export function openSocket(
     const onError = (error: Error): void =>
       fail(
         new TetherError(
-          ErrorCode.CONNECTION_LOST,
+          isTlsError(error) ? ErrorCode.TLS_FAILED : ErrorCode.CONNECTION_LOST,
           `cannot connect to ${target.host}:${target.port}: ${error.message}`,
           { cause: error },
         ),
       );
     const onReady = (): void => {
+      if (socket instanceof tls.TLSSocket && socket.alpnProtocol !== TETHER_ALPN) {
+        const chosen = socket.alpnProtocol || 'none';
+        fail(
+          new TetherError(ErrorCode.TLS_FAILED, `server chose ALPN ${chosen}, not ${TETHER_ALPN}`),
+        );
+        return;
+      }
       cleanup();
       resolve(socket);
     };
@@ -73,6 +82,20 @@ export function openSocket(
     socket.once('error', onError);
     socket.once(readyEvent, onReady);
   });
+}
+
+const TETHER_ALPN = 'tether/1';
+
+/** Certificate, protocol-version and handshake failures: retrying the same way cannot help. */
+export function isTlsError(error: Error): boolean {
+  const code = (error as { code?: unknown }).code;
+  return (
+    typeof code === 'string' &&
+    (code.startsWith('ERR_SSL') ||
+      code.startsWith('ERR_TLS') ||
+      code.includes('CERT') ||
+      code === 'UNABLE_TO_VERIFY_LEAF_SIGNATURE')
+  );
 }
 
 /** Resolves after `ms`, or rejects with ABORTED when `signal` fires first. */

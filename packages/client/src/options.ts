@@ -23,6 +23,16 @@ export interface ClientOptions {
   port: number;
   /** Connect over TLS with these options (`true` for Node's defaults). */
   tls?: TlsConnectionOptions | boolean;
+  /**
+   * Shared secret for the server's built-in challenge: the client answers a fresh nonce with an
+   * HMAC proof; the secret never crosses the wire.
+   */
+  secret?: string | Uint8Array;
+  /**
+   * Credentials for the server's `authenticate` hook (a token, ...), fetched on every connection
+   * so they are fresh after a reconnect.
+   */
+  credentials?: () => unknown;
   /** Stable id of this client; message ids are `${clientId}:${seq}`. Default: random. */
   clientId?: string;
   /** Send a PING after this long without inbound traffic. Default 5000. */
@@ -56,10 +66,12 @@ export interface ClientOptions {
 }
 
 export type ResolvedClientOptions = Required<
-  Omit<ClientOptions, 'tls' | 'clientId' | 'backoff'>
+  Omit<ClientOptions, 'tls' | 'clientId' | 'backoff' | 'secret' | 'credentials'>
 > & {
   tls: TlsConnectionOptions | undefined;
   clientId: string | undefined;
+  secret: string | Uint8Array | undefined;
+  credentials: (() => unknown) | undefined;
   backoff: Required<BackoffOptions>;
 };
 
@@ -107,6 +119,8 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
     port: options.port,
     tls,
     clientId: options.clientId,
+    secret: options.secret,
+    credentials: options.credentials,
     pingIntervalMs,
     deadAfterMs,
     connectTimeoutMs: positive('connectTimeoutMs', options.connectTimeoutMs ?? 10_000),

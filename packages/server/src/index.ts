@@ -1,6 +1,12 @@
 export type { Payload, RttStats } from '@tether/protocol';
 export { ErrorCode, Message, ProtocolError, TetherError } from '@tether/protocol';
-export type { RequestHandler, ServerOptions } from './options.js';
+export type {
+  AuthContext,
+  Authenticate,
+  RequestHandler,
+  ServerOptions,
+  TlsIdentity,
+} from './options.js';
 export type { PeerSendReceipt, PeerStats } from './peer.js';
 export { Peer } from './peer.js';
 export type { DisconnectInfo, ServerCloseOptions, ServerEvents, ServerStats } from './server.js';

@@ -3,9 +3,42 @@ import {
   ABSOLUTE_MAX_FRAME,
   DEFAULT_MAX_CONTROL,
   DEFAULT_MAX_FRAME,
+  type HelloBody,
   type Payload,
 } from '@tether/protocol';
 import type { Peer } from './peer.js';
+
+/** What the TLS layer verified about the client (mutual TLS). */
+export interface TlsIdentity {
+  /** Whether the client certificate chained to a trusted CA. */
+  authorized: boolean;
+  /** Subject common name of the client certificate, if any. */
+  subject: string | undefined;
+  /** SHA-256 fingerprint of the client certificate, if any. */
+  fingerprint256: string | undefined;
+}
+
+/** Context handed to the `authenticate` hook. */
+export interface AuthContext {
+  /** Remote `address:port`. */
+  address: string;
+  /** Present on TLS connections (`authorized` false and no subject without a client certificate). */
+  tlsIdentity: TlsIdentity | undefined;
+  /**
+   * This connection's CHALLENGE nonce: credentials that sign it (rather than bearer tokens) cannot
+   * be replayed on another connection.
+   */
+  nonce: string;
+}
+
+/**
+ * Decides whether a HELLO may open or resume a session. Return false to refuse, true to accept
+ * with the client id as identity, or `{ identity }` to name who this is (sessions are bound to it).
+ */
+export type Authenticate = (
+  hello: HelloBody,
+  context: AuthContext,
+) => boolean | { identity: string } | Promise<boolean | { identity: string }>;
 
 /** Answers a client's `request()`; the returned payload is the reply. Throwing fails it. */
 export type RequestHandler = (payload: Buffer, peer: Peer) => Payload | Promise<Payload>;
@@ -15,8 +48,35 @@ export interface ServerOptions {
   /** Port to listen on; 0 (default) picks a free one. */
   port?: number;
   host?: string;
-  /** Serve TLS with these options (cert, key, ...). */
+  /**
+   * Serve TLS with these options (cert, key, ca, ...). Minimum version TLS 1.2 unless
+   * `minVersion` says otherwise; ALPN `tether/1` is required.
+   */
   tls?: TlsOptions;
+  /** Require a client certificate signed by `tls.ca` (mutual TLS). Default false. */
+  requireClientCert?: boolean;
+  /** Abort a TLS handshake that takes longer than this. Default 5000 (Node's own is 120 s). */
+  tlsHandshakeTimeoutMs?: number;
+  /**
+   * Shared secret for the built-in challenge: clients prove it with an HMAC over a fresh nonce;
+   * the secret never crosses the wire.
+   */
+  secret?: string | Uint8Array;
+  /** Your own check (tokens, mTLS identities, ...), after the shared secret if both are set. */
+  authenticate?: Authenticate;
+  /** Every refused HELLO is answered this long after it arrived, whatever failed. Default 250. */
+  authFailureDelayMs?: number;
+  /** Connections open at once; the next is refused with TOO_MANY_CONNECTIONS. Default 10000. */
+  maxConnections?: number;
+  /** Connections open at once from one remote address. Default 256. */
+  maxConnectionsPerAddress?: number;
+  /** A frame must arrive whole within this long of its first byte (slowloris). Default 30000. */
+  frameTimeoutMs?: number;
+  /**
+   * Bytes of incomplete frames held across all connections. Past it, connections holding a
+   * partial frame stop being read until it falls (their frame deadline still runs). Default 64 MiB.
+   */
+  maxInboundBufferedBytes?: number;
   /** PING a client after this long without inbound traffic; also sent to clients. Default 5000. */
   pingIntervalMs?: number;
   /** Evict a client silent this long. Default 15000. */
@@ -39,14 +99,25 @@ export interface ServerOptions {
   now?: () => number;
 }
 
-export type ResolvedServerOptions = Required<Omit<ServerOptions, 'tls' | 'onRequest'>> & {
+export type ResolvedServerOptions = Required<
+  Omit<ServerOptions, 'tls' | 'onRequest' | 'secret' | 'authenticate'>
+> & {
   tls: TlsOptions | undefined;
   onRequest: RequestHandler | undefined;
+  secret: string | Uint8Array | undefined;
+  authenticate: Authenticate | undefined;
 };
 
 function positive(name: string, value: number): number {
   if (!(value > 0 && Number.isFinite(value))) {
     throw new TypeError(`${name} must be a positive finite number, got ${value}`);
+  }
+  return value;
+}
+
+function nonNegative(name: string, value: number): number {
+  if (!(value >= 0 && Number.isFinite(value))) {
+    throw new TypeError(`${name} must be a finite number >= 0, got ${value}`);
   }
   return value;
 }
@@ -104,6 +175,21 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
       options.maxPeerBacklogBytes ?? 64 * 1024 * 1024,
     ),
     onRequest: options.onRequest,
+    requireClientCert: options.requireClientCert ?? false,
+    tlsHandshakeTimeoutMs: positive('tlsHandshakeTimeoutMs', options.tlsHandshakeTimeoutMs ?? 5000),
+    secret: options.secret,
+    authenticate: options.authenticate,
+    authFailureDelayMs: nonNegative('authFailureDelayMs', options.authFailureDelayMs ?? 250),
+    maxConnections: positive('maxConnections', options.maxConnections ?? 10_000),
+    maxConnectionsPerAddress: positive(
+      'maxConnectionsPerAddress',
+      options.maxConnectionsPerAddress ?? 256,
+    ),
+    frameTimeoutMs: positive('frameTimeoutMs', options.frameTimeoutMs ?? 30_000),
+    maxInboundBufferedBytes: positive(
+      'maxInboundBufferedBytes',
+      options.maxInboundBufferedBytes ?? 64 * 1024 * 1024,
+    ),
     now: options.now ?? (() => performance.now()),
   };
 }

@@ -60,6 +60,11 @@ export class Peer {
   readonly id: string;
   /** The client's own id. */
   readonly clientId: string;
+  /**
+   * Who the client proved to be: the `authenticate` hook's identity, `tls:<fingerprint>` for an
+   * authorized client certificate, else `client:<clientId>`. The session is bound to it.
+   */
+  readonly identity: string;
   /** @internal Secret token the client presents to resume. */
   readonly resumeToken: string;
   /** @internal */
@@ -87,6 +92,7 @@ export class Peer {
     id: string,
     resumeToken: string,
     clientId: string,
+    identity: string,
     remoteAddress: string,
     clientAcked: number,
   ) {
@@ -94,6 +100,7 @@ export class Peer {
     this.id = id;
     this.resumeToken = resumeToken;
     this.clientId = clientId;
+    this.identity = identity;
     this.remoteAddress = remoteAddress;
     // The client's sequences continue from what an earlier session acknowledged.
     this.inbound = new ReliableInbound(clientAcked);

@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
 import {
+  CREDENTIALS_AUTH_METHOD,
   type DataFrame,
   ErrorCode,
   encodeChallenge,
@@ -11,6 +13,7 @@ import {
   FrameDecoder,
   FrameType,
   type HelloBody,
+  HMAC_AUTH_METHOD,
   type OutboundEntry,
   PREFACE,
   ProtocolError,
@@ -19,8 +22,11 @@ import {
   TetherError,
   type WelcomeBody,
 } from '@tether/protocol';
-import type { ResolvedServerOptions } from './options.js';
+import type { ResolvedServerOptions, TlsIdentity } from './options.js';
 import type { Peer, PeerSendMeta } from './peer.js';
+
+// Bytes above the control cap that a frame may declare before the handshake is done.
+const PRE_HANDSHAKE_SLACK = 64;
 
 /** Outcome of a HELLO, decided by the server. */
 export type HelloOutcome =
@@ -29,7 +35,10 @@ export type HelloOutcome =
 
 /** What a connection asks of, and reports to, the server. */
 export interface ConnectionHost {
-  hello(connection: ServerConnection, body: HelloBody): HelloOutcome;
+  /** Authenticates and opens or resumes the session (may take time: a hook, a fixed delay). */
+  hello(connection: ServerConnection, body: HelloBody): Promise<HelloOutcome>;
+  /** The bytes this connection holds in incomplete frames changed by `delta`. */
+  inboundBuffered(connection: ServerConnection, delta: number): void;
   data(peer: Peer, frame: DataFrame): void;
   acked(peer: Peer, entries: OutboundEntry<PeerSendMeta>[]): void;
   rtt(peer: Peer, stats: RttStats): void;
@@ -46,22 +55,35 @@ export interface ConnectionHost {
 export class ServerConnection {
   readonly socket: Socket;
   readonly remoteAddress: string;
+  /** Fresh per connection: what the client's auth proof is computed over. */
+  readonly nonce: string = randomBytes(32).toString('base64');
+  /** Set on TLS connections: what the certificate check established. */
+  readonly tlsIdentity: TlsIdentity | undefined;
   peer: Peer | undefined;
   link: ReliableLink<PeerSendMeta> | undefined;
   readonly #host: ConnectionHost;
   readonly #options: ResolvedServerOptions;
   readonly #decoder: FrameDecoder;
-  #phase: 'hello' | 'open' | 'closed' = 'hello';
+  #phase: 'hello' | 'auth' | 'open' | 'closed' = 'hello';
   #timer: ReturnType<typeof setTimeout> | undefined;
+  /** Deadline for the incomplete frame now buffered (slowloris). */
+  #frameTimer: ReturnType<typeof setTimeout> | undefined;
+  #buffered = 0;
+  #paused = false;
+  /** Frames decoded so far: tells the frame deadline that a frame completed. */
+  #frames = 0;
   #flushQueued = false;
 
   constructor(socket: Socket, host: ConnectionHost, options: ResolvedServerOptions) {
     this.socket = socket;
     this.remoteAddress = `${socket.remoteAddress}:${socket.remotePort}`;
+    this.tlsIdentity = socket instanceof TLSSocket ? tlsIdentityOf(socket) : undefined;
     this.#host = host;
     this.#options = options;
+    // Until WELCOME only a HELLO may arrive: an unauthenticated peer can hold no bigger frame.
+    // (A little over the control cap, so an oversized HELLO is told CONTROL_TOO_LARGE.)
     this.#decoder = new FrameDecoder({
-      maxFrame: options.maxFrame,
+      maxFrame: Math.min(options.maxFrame, options.maxControl + PRE_HANDSHAKE_SLACK),
       maxControl: options.maxControl,
     });
     socket.setNoDelay(true);
@@ -83,8 +105,11 @@ export class ServerConnection {
     socket.write(PREFACE);
     socket.write(
       encodeChallenge({
-        nonce: randomBytes(32).toString('base64'),
-        auth: [],
+        nonce: this.nonce,
+        auth: [
+          ...(options.secret === undefined ? [] : [HMAC_AUTH_METHOD]),
+          ...(options.authenticate === undefined ? [] : [CREDENTIALS_AUTH_METHOD]),
+        ],
         maxFrame: options.maxFrame,
       }),
     );
@@ -138,10 +163,36 @@ export class ServerConnection {
     setTimeout(() => this.socket.destroy(), 1000).unref();
   }
 
+  /** Stop reading (the server's inbound budget is spent); the frame deadline keeps running. */
+  pauseReading(): void {
+    if (this.#paused || this.#phase === 'closed') return;
+    this.#paused = true;
+    this.socket.pause();
+  }
+
+  resumeReading(): void {
+    if (!this.#paused || this.#phase === 'closed') return;
+    this.#paused = false;
+    this.socket.resume();
+  }
+
+  /** Memory held for an incomplete frame (decoder buffer and unread socket data). */
+  get bufferedBytes(): number {
+    return this.#buffered;
+  }
+
+  /** Whether the handshake is done (a session is attached). */
+  get established(): boolean {
+    return this.#phase === 'open';
+  }
+
   #finish(error: TetherError, silentMs: number | undefined): void {
     this.#phase = 'closed';
     clearTimeout(this.#timer);
     this.#timer = undefined;
+    clearTimeout(this.#frameTimer);
+    this.#frameTimer = undefined;
+    this.#trackBuffered(0);
     this.#host.closed(this, error, silentMs);
   }
 
@@ -153,17 +204,48 @@ export class ServerConnection {
       peer.lastSeen = Date.now();
     }
     this.link?.heartbeat.inbound(now);
+    const framesBefore = this.#frames;
     const error = this.#decoder.push(chunk, this.#onFrame);
     if (this.#phase === 'closed') return;
     if (error !== undefined) {
       this.fail(error);
       return;
     }
+    const held = this.#decoder.retainedBytes + this.socket.readableLength;
+    this.#trackBuffered(held, this.#frames > framesBefore);
     this.link?.endOfBurst();
   };
 
+  // Keeps the server's count of held inbound bytes and the frame deadline in step. The deadline
+  // is per frame: it starts when a frame's first byte is held and restarts whenever a frame
+  // completes, so steady traffic whose reads end mid-frame is never cut.
+  #trackBuffered(bytes: number, frameCompleted = false): void {
+    const delta = bytes - this.#buffered;
+    this.#buffered = bytes;
+    if (delta !== 0) this.#host.inboundBuffered(this, delta);
+    if (bytes === 0 || frameCompleted) {
+      clearTimeout(this.#frameTimer);
+      this.#frameTimer = undefined;
+    }
+    if (bytes > 0 && this.#frameTimer === undefined && this.#phase !== 'closed') {
+      const timeoutMs = this.#options.frameTimeoutMs;
+      this.#frameTimer = setTimeout(
+        () =>
+          this.fail(
+            new TetherError(ErrorCode.FRAME_TIMEOUT, `frame incomplete after ${timeoutMs} ms`),
+          ),
+        timeoutMs,
+      );
+    }
+  }
+
   #onFrame = (frame: Frame): void => {
+    this.#frames++;
     if (this.#phase === 'closed') return;
+    if (this.#phase === 'auth') {
+      this.fail(new ProtocolError(ErrorCode.UNEXPECTED_FRAME, 'frame before WELCOME'));
+      return;
+    }
     if (this.#phase === 'hello') {
       if (frame.type !== FrameType.HELLO) {
         this.fail(
@@ -198,7 +280,18 @@ export class ServerConnection {
   };
 
   #onHello(body: HelloBody): void {
-    const outcome = this.#host.hello(this, body);
+    this.#phase = 'auth';
+    this.#host.hello(this, body).then(
+      (outcome) => this.#onHelloOutcome(outcome),
+      (error: unknown) =>
+        this.fail(
+          new TetherError(ErrorCode.AUTH_FAILED, 'authentication failed', { cause: error }),
+        ),
+    );
+  }
+
+  #onHelloOutcome(outcome: HelloOutcome): void {
+    if (this.#phase === 'closed') return;
     if (!outcome.ok) {
       this.fail(outcome.error);
       return;
@@ -227,6 +320,7 @@ export class ServerConnection {
       now,
     );
     this.#phase = 'open';
+    this.#decoder.maxFrame = this.#options.maxFrame;
     this.#write(encodeWelcome(welcome));
     this.link.start(resend, now);
     this.#armHeartbeat(now + this.#options.pingIntervalMs);
@@ -270,19 +364,7 @@ export class ServerConnection {
     this.#flushQueued = false;
     const link = this.link;
     if (link === undefined || this.socket.destroyed) return;
-    const buffers = link.batch.take();
-    let bytes = 0;
-    if (buffers.length === 1) {
-      bytes = (buffers[0] as Buffer).length;
-      this.socket.write(buffers[0] as Buffer);
-    } else if (buffers.length > 1) {
-      this.socket.cork();
-      for (const buffer of buffers) {
-        bytes += buffer.length;
-        this.socket.write(buffer);
-      }
-      this.socket.uncork();
-    }
+    const bytes = link.batch.drainTo(this.socket);
     if (this.peer !== undefined) this.peer.bytesOut += bytes;
   };
 
@@ -303,5 +385,16 @@ export class ServerConnection {
 
   #onSocketClose = (): void => {
     this.destroy(new TetherError(ErrorCode.CONNECTION_LOST, 'connection closed'));
+  };
+}
+
+function tlsIdentityOf(socket: TLSSocket): TlsIdentity {
+  const certificate = socket.getPeerCertificate();
+  const present = certificate !== null && Object.keys(certificate).length > 0;
+  const cn = present ? certificate.subject?.CN : undefined;
+  return {
+    authorized: socket.authorized,
+    subject: Array.isArray(cn) ? cn[0] : cn,
+    fingerprint256: present ? certificate.fingerprint256 : undefined,
   };
 }

@@ -2,18 +2,23 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import {
+  ABSOLUTE_MAX_FRAME,
   DataFlag,
   type DataFrame,
   ErrorCode,
+  encodeError,
   type Frame,
   type HelloBody,
+  HMAC_AUTH_METHOD,
   Message,
   type OutboundEntry,
   type Payload,
+  PREFACE,
   PROTOCOL_VERSION,
   type RttStats,
   TetherError,
   toBuffer,
+  verifyAuthProof,
   type WelcomeBody,
 } from '@tether/protocol';
 import { EventEmitter } from 'eventemitter3';
@@ -55,6 +60,10 @@ export interface ServerStats {
   messagesOut: number;
   evictions: number;
   handshakeFailures: number;
+  /** Connections refused at the connection limits. */
+  refusedConnections: number;
+  /** Bytes held in incomplete frames across all connections. */
+  inboundBufferedBytes: number;
 }
 
 /** Options of `close()`. */
@@ -66,6 +75,9 @@ export interface ServerCloseOptions {
 }
 
 const MAX_CLIENT_ID = 128;
+const TETHER_ALPN = 'tether/1';
+// Clients refused at the connection limit are asked to come back after this long.
+const REFUSAL_RETRY_AFTER_MS = 1000;
 
 /**
  * A Tether server: many clients, sessions that survive reconnects, eviction of silent peers,
@@ -83,6 +95,13 @@ export class TetherServer extends EventEmitter<ServerEvents> implements Connecti
   readonly #connections = new Set<ServerConnection>();
   readonly #sessions = new Map<string, Peer>();
   #closing = false;
+  #open = 0;
+  #perAddress = new Map<string, number>();
+  #refusals = 0;
+  #inboundBuffered = 0;
+  #pausedReading = new Set<ServerConnection>();
+  /** Raw sockets refused at the limits (so their TLS wrapper's failure is not miscounted). */
+  #refused = new WeakSet<net.Socket>();
   #messagesIn = 0;
   #messagesOut = 0;
   #evictions = 0;
@@ -92,10 +111,36 @@ export class TetherServer extends EventEmitter<ServerEvents> implements Connecti
     super();
     this.#options = resolveServerOptions(options);
     const onSocket = (socket: net.Socket): void => this.#accept(socket);
-    this.#listener =
-      this.#options.tls === undefined
-        ? net.createServer(onSocket)
-        : tls.createServer({ ALPNProtocols: ['tether/1'], ...this.#options.tls }, onSocket);
+    const { tls: tlsOptions, requireClientCert, tlsHandshakeTimeoutMs } = this.#options;
+    if (tlsOptions === undefined) {
+      this.#listener = net.createServer(onSocket);
+    } else {
+      const secure = tls.createServer(
+        {
+          ALPNProtocols: [TETHER_ALPN],
+          minVersion: 'TLSv1.2',
+          handshakeTimeout: tlsHandshakeTimeoutMs,
+          // The certificate is checked in #accept instead of by the TLS layer, which would hang
+          // up without a word: there the client is told TLS_FAILED and does not retry.
+          requestCert: requireClientCert,
+          rejectUnauthorized: false,
+          ...tlsOptions,
+        },
+        onSocket,
+      );
+      secure.on('tlsClientError', (error, socket) => {
+        // Node reports a handshake timeout but leaves the socket open: close it. (Other failures
+        // close by themselves, after the alert that tells the client why.)
+        if ((error as { code?: string }).code === 'ERR_TLS_HANDSHAKE_TIMEOUT') socket.destroy();
+        // A socket #admit refused (destroyed before TLS) is a refusal, not a TLS failure.
+        const raw = (socket as tls.TLSSocket & { _parent?: net.Socket })._parent;
+        if (raw !== undefined && this.#refused.has(raw)) return;
+        this.#tlsFailure(error, socket);
+      });
+      this.#listener = secure;
+    }
+    // 'connection' sees every raw TCP connection, before TLS, first.
+    this.#listener.prependListener('connection', (socket: net.Socket) => this.#admit(socket));
   }
 
   /** Starts listening; resolves with the bound address (port 0 picks a free port). */
@@ -131,6 +176,8 @@ export class TetherServer extends EventEmitter<ServerEvents> implements Connecti
       messagesOut: this.#messagesOut,
       evictions: this.#evictions,
       handshakeFailures: this.#handshakeFailures,
+      refusedConnections: this.#refusals,
+      inboundBufferedBytes: this.#inboundBuffered,
     };
   }
 
@@ -189,35 +236,118 @@ export class TetherServer extends EventEmitter<ServerEvents> implements Connecti
   // --- ConnectionHost -------------------------------------------------------------------------
 
   /** @internal */
-  hello(connection: ServerConnection, body: HelloBody): HelloOutcome {
-    if (this.#closing) {
+  async hello(connection: ServerConnection, body: HelloBody): Promise<HelloOutcome> {
+    const receivedAt = this.#options.now();
+    const refused = this.#checkBeforeAuth(body);
+    if (refused !== undefined) return { ok: false, error: refused };
+    const identity = await this.#authenticate(connection, body).catch(() => undefined);
+    if (identity === undefined) {
+      // Every refusal takes the same time from HELLO, whatever failed: nothing to learn from it.
+      const wait = receivedAt + this.#options.authFailureDelayMs - this.#options.now();
+      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait).unref());
+      return { ok: false, error: new TetherError(ErrorCode.AUTH_FAILED, 'authentication failed') };
+    }
+    const malformed = this.#checkShape(body);
+    if (malformed !== undefined) return { ok: false, error: malformed };
+    if (connection.isClosed) {
       return {
         ok: false,
-        error: new TetherError(ErrorCode.SERVER_SHUTTING_DOWN, 'server shutting down'),
+        error: new TetherError(ErrorCode.CONNECTION_LOST, 'closed during HELLO'),
       };
     }
+    return this.#openSession(connection, body, identity);
+  }
+
+  /** @internal */
+  inboundBuffered(_connection: ServerConnection, delta: number): void {
+    this.#inboundBuffered += delta;
+    const budget = this.#options.maxInboundBufferedBytes;
+    if (this.#inboundBuffered > budget) {
+      this.#pauseHolders();
+    } else if (this.#pausedReading.size > 0 && this.#inboundBuffered <= budget / 2) {
+      for (const connection of this.#pausedReading) connection.resumeReading();
+      this.#pausedReading.clear();
+    }
+  }
+
+  // Over the inbound budget: stop reading from connections holding partial frames (their frame
+  // deadlines still run). Connections without a session go first: only if sessions alone hold
+  // more than the budget are they paused too, so strangers cannot starve authenticated clients.
+  #pauseHolders(): void {
+    let sessionBytes = 0;
+    for (const connection of this.#connections) {
+      if (connection.established) sessionBytes += connection.bufferedBytes;
+      else if (connection.bufferedBytes > 0) this.#pause(connection);
+    }
+    if (sessionBytes <= this.#options.maxInboundBufferedBytes) return;
+    for (const connection of this.#connections) {
+      if (connection.established && connection.bufferedBytes > 0) this.#pause(connection);
+    }
+  }
+
+  #pause(connection: ServerConnection): void {
+    connection.pauseReading();
+    this.#pausedReading.add(connection);
+  }
+
+  // Checks made before authentication: nothing here depends on who the client is.
+  #checkBeforeAuth(body: HelloBody): TetherError | undefined {
+    if (this.#closing)
+      return new TetherError(ErrorCode.SERVER_SHUTTING_DOWN, 'server shutting down');
     if (!body.versions.includes(PROTOCOL_VERSION)) {
-      return {
-        ok: false,
-        error: new TetherError(
-          ErrorCode.UNSUPPORTED_VERSION,
-          `server speaks version ${PROTOCOL_VERSION}`,
-        ),
-      };
+      return new TetherError(
+        ErrorCode.UNSUPPORTED_VERSION,
+        `server speaks version ${PROTOCOL_VERSION}`,
+      );
     }
+    return undefined;
+  }
+
+  // Checks made after authentication (PROTOCOL.md section 8 gives the order).
+  #checkShape(body: HelloBody): TetherError | undefined {
     if (body.clientId.length === 0 || body.clientId.length > MAX_CLIENT_ID) {
-      return {
-        ok: false,
-        error: new TetherError(
-          ErrorCode.BAD_HELLO,
-          `clientId must be 1 to ${MAX_CLIENT_ID} characters`,
-        ),
-      };
+      return new TetherError(
+        ErrorCode.BAD_HELLO,
+        `clientId must be 1 to ${MAX_CLIENT_ID} characters`,
+      );
     }
+    if (!(body.maxFrame >= 64 && body.maxFrame <= ABSOLUTE_MAX_FRAME)) {
+      return new TetherError(ErrorCode.BAD_HELLO, `maxFrame must be 64 to ${ABSOLUTE_MAX_FRAME}`);
+    }
+    return undefined;
+  }
+
+  // Resolves with who the client is, or undefined to refuse. The shared secret (if set) and the
+  // hook (if set) must both accept.
+  async #authenticate(connection: ServerConnection, body: HelloBody): Promise<string | undefined> {
+    const { secret, authenticate } = this.#options;
+    if (secret !== undefined) {
+      const auth = body.auth;
+      if (auth?.method !== HMAC_AUTH_METHOD || typeof auth.proof !== 'string') return undefined;
+      if (!verifyAuthProof(secret, connection.nonce, body.clientId, auth.proof)) return undefined;
+    }
+    const tlsIdentity = connection.tlsIdentity;
+    let identity =
+      tlsIdentity?.authorized && tlsIdentity.fingerprint256 !== undefined
+        ? `tls:${tlsIdentity.fingerprint256}`
+        : `client:${body.clientId}`;
+    if (authenticate !== undefined) {
+      const verdict = await authenticate(body, {
+        address: connection.remoteAddress,
+        tlsIdentity,
+        nonce: connection.nonce,
+      });
+      if (verdict === false) return undefined;
+      if (typeof verdict === 'object') identity = verdict.identity;
+    }
+    return identity;
+  }
+
+  #openSession(connection: ServerConnection, body: HelloBody, identity: string): HelloOutcome {
     const existing =
       body.resumeToken === undefined
         ? undefined
-        : this.#findSession(body.resumeToken, body.clientId);
+        : this.#findSession(body.resumeToken, body.clientId, identity);
     let peer: Peer;
     let resend: OutboundEntry<PeerSendMeta>[];
     if (existing !== undefined) {
@@ -242,6 +372,7 @@ export class TetherServer extends EventEmitter<ServerEvents> implements Connecti
         id,
         `${id}.${randomBytes(32).toString('base64url')}`,
         body.clientId,
+        identity,
         connection.remoteAddress,
         body.acked,
       );
@@ -274,11 +405,16 @@ export class TetherServer extends EventEmitter<ServerEvents> implements Connecti
       void this.#answer(peer, frame.requestId, frame.payload);
       return;
     }
-    this.emit(
-      'message',
-      new Message(`${peer.clientId}:${frame.seq}`, frame.seq, frame.payload),
-      peer,
-    );
+    const message = new Message(`${peer.clientId}:${frame.seq}`, frame.seq, frame.payload);
+    try {
+      this.emit('message', message, peer);
+    } catch (cause) {
+      // A listener's bug must not cost the connection, nor crash the server.
+      const error = new TetherError(ErrorCode.HANDLER_FAILED, 'a message listener threw', {
+        cause,
+      });
+      this.emit('error', error, { remoteAddress: peer.remoteAddress });
+    }
   }
 
   /** @internal */
@@ -306,6 +442,7 @@ export class TetherServer extends EventEmitter<ServerEvents> implements Connecti
   /** @internal */
   closed(connection: ServerConnection, error: TetherError, silentMs: number | undefined): void {
     this.#connections.delete(connection);
+    this.#pausedReading.delete(connection);
     const peer = connection.peer;
     if (peer === undefined) {
       if (
@@ -359,11 +496,13 @@ export class TetherServer extends EventEmitter<ServerEvents> implements Connecti
   }
 
   // Tokens are `${sessionId}.${secret}`: the id finds the session, the secret is compared in
-  // constant time, and a session answers only to the client id that opened it.
-  #findSession(token: string, clientId: string): Peer | undefined {
+  // constant time.
+  #findSession(token: string, clientId: string, identity: string): Peer | undefined {
     const dot = token.indexOf('.');
     const peer = dot > 0 ? this.#sessions.get(token.slice(0, dot)) : undefined;
-    if (peer === undefined || peer.clientId !== clientId) return undefined;
+    // A token only resumes for the identity (and client id) that opened the session.
+    if (peer === undefined || peer.clientId !== clientId || peer.identity !== identity)
+      return undefined;
     return tokensEqual(peer.resumeToken, token) ? peer : undefined;
   }
 
@@ -389,12 +528,81 @@ export class TetherServer extends EventEmitter<ServerEvents> implements Connecti
     if (!peer.closed) peer.enqueue(reply, flags, requestId).catch(() => {});
   }
 
-  #accept(socket: net.Socket): void {
-    if (this.#closing) {
+  // Raw TCP connections, before any TLS: enforce the connection limits here.
+  #admit(socket: net.Socket): void {
+    const address = socket.remoteAddress ?? '';
+    const fromAddress = this.#perAddress.get(address) ?? 0;
+    const full =
+      this.#open >= this.#options.maxConnections ||
+      fromAddress >= this.#options.maxConnectionsPerAddress;
+    if (this.#closing || full) {
+      this.#refuse(socket, full);
+      return;
+    }
+    this.#open++;
+    this.#perAddress.set(address, fromAddress + 1);
+    socket.once('close', () => {
+      this.#open--;
+      const left = (this.#perAddress.get(address) ?? 1) - 1;
+      if (left === 0) this.#perAddress.delete(address);
+      else this.#perAddress.set(address, left);
+    });
+  }
+
+  #refuse(socket: net.Socket, full: boolean): void {
+    socket.on('error', () => {});
+    this.#refused.add(socket);
+    if (full) this.#refusals++;
+    // Over TLS there is no way to say why before a handshake we refuse to spend on it.
+    if (!full || this.#options.tls !== undefined) {
       socket.destroy();
       return;
     }
-    this.#connections.add(new ServerConnection(socket, this, this.#options));
+    const error = encodeError({
+      code: ErrorCode.TOO_MANY_CONNECTIONS,
+      message: 'connection limit reached',
+      retryAfterMs: REFUSAL_RETRY_AFTER_MS,
+    });
+    socket.end(Buffer.concat([PREFACE, error]));
+    setTimeout(() => socket.destroy(), 1000).unref();
+  }
+
+  // A connection ready for the Tether handshake (after TLS, when TLS is on).
+  #accept(socket: net.Socket): void {
+    // Refused by #admit (ended or destroyed) before the handshake could start.
+    if (socket.destroyed || socket.writableEnded || this.#closing) {
+      socket.destroy();
+      return;
+    }
+    if (socket instanceof tls.TLSSocket) {
+      const refusal =
+        socket.alpnProtocol !== TETHER_ALPN
+          ? `ALPN ${socket.alpnProtocol || 'none'} instead of ${TETHER_ALPN}`
+          : this.#options.requireClientCert && !socket.authorized
+            ? `client certificate refused: ${socket.authorizationError ?? 'none presented'}`
+            : undefined;
+      if (refusal !== undefined) {
+        this.#tlsFailure(new Error(refusal), socket);
+        socket.on('error', () => {});
+        socket.end(
+          Buffer.concat([PREFACE, encodeError({ code: ErrorCode.TLS_FAILED, message: refusal })]),
+        );
+        setTimeout(() => socket.destroy(), 1000).unref();
+        return;
+      }
+    }
+    const connection = new ServerConnection(socket, this, this.#options);
+    this.#connections.add(connection);
+    // Over budget, a newcomer is not read at all until memory frees (or its HELLO deadline ends).
+    if (this.#inboundBuffered > this.#options.maxInboundBufferedBytes) this.#pause(connection);
+  }
+
+  #tlsFailure(cause: Error, socket: net.Socket | tls.TLSSocket): void {
+    this.#handshakeFailures++;
+    const error = new TetherError(ErrorCode.TLS_FAILED, `TLS handshake failed: ${cause.message}`, {
+      cause,
+    });
+    this.emit('error', error, { remoteAddress: `${socket.remoteAddress}:${socket.remotePort}` });
   }
 }
 
