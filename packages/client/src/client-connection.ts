@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import type { TransferLink } from '@tether/files';
 import {
   type ChallengeBody,
   type DataFrame,
@@ -24,6 +25,10 @@ import {
 import { isTlsError } from './open-socket.js';
 import type { SendMeta } from './outbox.js';
 
+// File chunks wait while this much is unsent: a message queued behind them waits for at most
+// this many bytes to drain, not for a whole file window.
+const FILE_LOW_WATER = 256 * 1024;
+
 /** The session state a connection runs over; it outlives the connection. */
 export interface SessionStreams {
   outbound: ReliableOutbound<SendMeta>;
@@ -42,8 +47,10 @@ export interface ConnectionHooks {
   rtt(stats: RttStats): void;
   /** GOAWAY: the server asks to come back after `retryAfterMs`. */
   goaway(retryAfterMs: number, reason: string): void;
-  /** Frames the reliable link does not handle (file transfer, later). */
-  control(frame: Frame): void;
+  /** Frames the reliable link does not handle (file transfer); false if it has no use for it. */
+  control(frame: Frame): boolean;
+  /** The socket drained: bulk senders (file chunks) may continue. */
+  drain(): void;
 }
 
 /** Why a connection ended. */
@@ -100,6 +107,7 @@ export class ClientConnection {
     socket.on('end', this.#onSocketEnd);
     socket.on('error', this.#onSocketError);
     socket.on('close', this.#onSocketClose);
+    socket.on('drain', () => this.#hooks.drain());
     socket.write(PREFACE);
   }
 
@@ -120,6 +128,20 @@ export class ClientConnection {
     this.#flush();
     this.#socket.end();
     this.destroy(error);
+  }
+
+  /**
+   * The view of this connection a file-transfer engine needs: writes go through the link's
+   * batch (in order with messages); bulk data waits while the socket holds `FILE_LOW_WATER`.
+   */
+  transferLink(maxFrame: number): TransferLink {
+    const link = this.link as ReliableLink<SendMeta>;
+    const socket = this.#socket;
+    return {
+      write: (frame) => link.write(frame),
+      writable: () => socket.writableLength + link.batch.bytes < FILE_LOW_WATER,
+      maxFrame,
+    };
   }
 
   /** Writes queued messages if the link is open. */
@@ -179,7 +201,7 @@ export class ClientConnection {
       else if (handled) return;
       else if (frame.type === FrameType.GOAWAY)
         this.#hooks.goaway(frame.body.retryAfterMs, frame.body.reason);
-      else this.#hooks.control(frame);
+      else if (!this.#hooks.control(frame)) this.#unexpected(frame);
     }
   };
 

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
+import { isFileFrame, type SendFileOptions, type Transfer, TransferEngine } from '@tether/files';
 import {
   ABSOLUTE_MAX_FRAME,
   authProof,
@@ -70,6 +71,8 @@ export interface ClientStats {
   /** Messages sent and not yet acknowledged (queued + in flight), and their bytes. */
   outbox: { depth: number; queued: number; inFlight: number; bytes: number; waiting: number };
   pendingRequests: number;
+  /** File transfers in progress, both ways. */
+  transfers: number;
   reconnects: number;
   messagesIn: number;
   messagesOut: number;
@@ -123,6 +126,8 @@ export class TetherClient extends EventEmitter<ClientEvents> {
   #retryAfterMs: number | undefined;
   /** Delayed attempts in the current outage; reset once a connection proves healthy. */
   #retry = 0;
+  readonly #files: TransferEngine;
+  #filesClosed: Promise<void> = Promise.resolve();
   /** Largest frame the server accepts: our own limit until a WELCOME says otherwise. */
   #peerMaxFrame: number;
   #reconnects = 0;
@@ -137,6 +142,22 @@ export class TetherClient extends EventEmitter<ClientEvents> {
     this.#options = resolveClientOptions(options);
     this.#clientId = this.#options.clientId ?? randomUUID();
     this.#peerMaxFrame = this.#options.maxFrame;
+    const { host, port, downloadDir, acceptFile, maxFileSize, now } = this.#options;
+    this.#files = new TransferEngine({
+      owner: `${host}:${port}`,
+      now,
+      ...(downloadDir === undefined
+        ? {}
+        : {
+            receive: {
+              dir: downloadDir,
+              maxFileSize,
+              ...(acceptFile === undefined ? {} : { decide: acceptFile }),
+            },
+          }),
+    });
+    this.#files.on('file', (file) => this.emit('file', file));
+    this.#files.on('error', (error) => this.emit('error', error));
     this.#outbox = new Outbox(
       {
         maxMessages: this.#options.maxQueuedMessages,
@@ -218,9 +239,20 @@ export class TetherClient extends EventEmitter<ClientEvents> {
    * and rejects what is still pending with CLOSED.
    */
   async close(options: CloseOptions = {}): Promise<void> {
-    if (this.#state === ClientState.CLOSED) return;
-    if (options.flush) await this.#drained(options.timeoutMs ?? 5000);
-    this.#shutdown('close() called', undefined);
+    if (this.#state !== ClientState.CLOSED) {
+      if (options.flush) await this.#drained(options.timeoutMs ?? 5000);
+      this.#shutdown('close() called', undefined);
+    }
+    await this.#filesClosed;
+  }
+
+  /**
+   * Sends a file to the server: resumable (after a link drop, and after this process restarts:
+   * the transfer id comes from the file's fingerprint), verified by SHA-256 on arrival, queued
+   * while offline. Chunks interleave with messages, so sends are not stuck behind the file.
+   */
+  sendFile(path: string, options: SendFileOptions = {}): Transfer {
+    return this.#files.sendFile(path, options);
   }
 
   /** A snapshot of counters and gauges. */
@@ -238,6 +270,7 @@ export class TetherClient extends EventEmitter<ClientEvents> {
         waiting: this.#outbox.waiting,
       },
       pendingRequests: this.#requests.size,
+      transfers: this.#files.activeTransfers,
       reconnects: this.#reconnects,
       messagesIn: this.#messagesIn,
       messagesOut: this.#messagesOut,
@@ -312,6 +345,7 @@ export class TetherClient extends EventEmitter<ClientEvents> {
       const openedAt = this.#options.now();
       const info: CloseInfo = await connection.closed;
       this.#connection = undefined;
+      this.#files.detach();
       if (signal.aborted) return;
       if (this.#options.now() - openedAt >= this.#options.healthyAfterMs) this.#retry = 0;
       if (info.silentMs !== undefined) this.#lastDeadLinkSilenceMs = info.silentMs;
@@ -365,7 +399,12 @@ export class TetherClient extends EventEmitter<ClientEvents> {
           goaway: (retryAfterMs) => {
             this.#retryAfterMs = retryAfterMs;
           },
-          control: () => {},
+          control: (frame) => {
+            if (!isFileFrame(frame)) return false;
+            this.#files.handle(frame);
+            return true;
+          },
+          drain: () => this.#files.pump(),
         },
         this.#options.now,
       );
@@ -380,6 +419,7 @@ export class TetherClient extends EventEmitter<ClientEvents> {
       clearTimeout(deadline);
     }
     if (this.#state === ClientState.RECONNECTING) this.#reconnects++;
+    this.#files.attach(connection.transferLink(this.#peerMaxFrame));
     this.#setState(ClientState.CONNECTED, 'session established');
     this.#settleConnected?.();
     this.#pump();
@@ -506,6 +546,7 @@ export class TetherClient extends EventEmitter<ClientEvents> {
     this.#connection = undefined;
     this.#outbox.failAll(closed);
     this.#requests.failAll(closed);
+    this.#filesClosed = this.#files.close(closed);
     this.#setState(ClientState.CLOSED, reason, error);
     this.#settleConnected?.(closed);
     this.emit('close', reason);

@@ -1,3 +1,4 @@
+import type { ReceivedFile } from '@tether/files';
 import type { Message, RttStats, TetherError } from '@tether/protocol';
 
 /** States of a client; one `state` event per change. */
@@ -58,6 +59,8 @@ export interface ClientEvents {
   reconnecting: (info: ReconnectInfo) => void;
   session: (info: SessionInfo) => void;
   drop: (info: DropInfo) => void;
+  /** A file from the server was received, verified by SHA-256 and stored in `downloadDir`. */
+  file: (file: ReceivedFile) => void;
   close: (reason: string) => void;
   error: (error: TetherError) => void;
 }

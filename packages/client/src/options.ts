@@ -1,4 +1,5 @@
 import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
+import type { FileOfferInfo } from '@tether/files';
 import {
   ABSOLUTE_MAX_FRAME,
   type BackoffOptions,
@@ -59,6 +60,12 @@ export interface ClientOptions {
   maxInFlightBytes?: number;
   /** Largest frame this client accepts. Default 1 MiB. */
   maxFrame?: number;
+  /** Accept files the server sends into this directory; without it, they are refused. */
+  downloadDir?: string;
+  /** Decides each file offer that passed the checks; false refuses it (TRANSFER_REFUSED). */
+  acceptFile?: (offer: FileOfferInfo) => boolean | Promise<boolean>;
+  /** Refuse downloads larger than this (FILE_TOO_LARGE). Default Infinity. */
+  maxFileSize?: number;
   /** Monotonic clock in ms; injected by tests. Default `performance.now()`. */
   now?: () => number;
   /** Random source in [0, 1) for backoff jitter; injected by tests. */
@@ -66,8 +73,13 @@ export interface ClientOptions {
 }
 
 export type ResolvedClientOptions = Required<
-  Omit<ClientOptions, 'tls' | 'clientId' | 'backoff' | 'secret' | 'credentials'>
+  Omit<
+    ClientOptions,
+    'tls' | 'clientId' | 'backoff' | 'secret' | 'credentials' | 'downloadDir' | 'acceptFile'
+  >
 > & {
+  downloadDir: string | undefined;
+  acceptFile: ClientOptions['acceptFile'];
   tls: TlsConnectionOptions | undefined;
   clientId: string | undefined;
   secret: string | Uint8Array | undefined;
@@ -120,6 +132,9 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
     tls,
     clientId: options.clientId,
     secret: options.secret,
+    downloadDir: options.downloadDir,
+    acceptFile: options.acceptFile,
+    maxFileSize: options.maxFileSize ?? Number.POSITIVE_INFINITY,
     credentials: options.credentials,
     pingIntervalMs,
     deadAfterMs,

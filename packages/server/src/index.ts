@@ -1,3 +1,11 @@
+export type {
+  FileOfferInfo,
+  ReceivedFile,
+  SendFileOptions,
+  TransferProgress,
+  TransferResult,
+} from '@tether/files';
+export { Transfer } from '@tether/files';
 export type { Payload, RttStats } from '@tether/protocol';
 export { ErrorCode, Message, ProtocolError, TetherError } from '@tether/protocol';
 export type {

@@ -1,4 +1,5 @@
 import type { TlsOptions } from 'node:tls';
+import type { FileOfferInfo } from '@tether/files';
 import {
   ABSOLUTE_MAX_FRAME,
   DEFAULT_MAX_CONTROL,
@@ -95,13 +96,28 @@ export interface ServerOptions {
   maxPeerBacklogBytes?: number;
   /** Answers client requests. Without it requests fail with REQUEST_FAILED. */
   onRequest?: RequestHandler;
+  /**
+   * Accept files from clients into this directory (partials in its `.tether-partial` folder);
+   * without it, file offers are refused.
+   */
+  uploadDir?: string;
+  /** Decides each file offer that passed the checks; false refuses it (TRANSFER_REFUSED). */
+  acceptFile?: (offer: FileOfferInfo, peer: Peer) => boolean | Promise<boolean>;
+  /** Refuse uploads larger than this (FILE_TOO_LARGE), before any byte arrives. Default Infinity. */
+  maxFileSize?: number;
+  /** Refuse an upload that would leave less free space than this (FILE_NO_SPACE). Default 0. */
+  minFreeBytes?: number;
+  /** Delete partial uploads untouched this long. Default 24 h. */
+  partialTtlMs?: number;
   /** Monotonic clock in ms; injected by tests. Default `performance.now()`. */
   now?: () => number;
 }
 
 export type ResolvedServerOptions = Required<
-  Omit<ServerOptions, 'tls' | 'onRequest' | 'secret' | 'authenticate'>
+  Omit<ServerOptions, 'tls' | 'onRequest' | 'secret' | 'authenticate' | 'uploadDir' | 'acceptFile'>
 > & {
+  uploadDir: string | undefined;
+  acceptFile: ServerOptions['acceptFile'];
   tls: TlsOptions | undefined;
   onRequest: RequestHandler | undefined;
   secret: string | Uint8Array | undefined;
@@ -175,6 +191,11 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
       options.maxPeerBacklogBytes ?? 64 * 1024 * 1024,
     ),
     onRequest: options.onRequest,
+    uploadDir: options.uploadDir,
+    acceptFile: options.acceptFile,
+    maxFileSize: options.maxFileSize ?? Number.POSITIVE_INFINITY,
+    minFreeBytes: options.minFreeBytes ?? 0,
+    partialTtlMs: options.partialTtlMs ?? 24 * 60 * 60 * 1000,
     requireClientCert: options.requireClientCert ?? false,
     tlsHandshakeTimeoutMs: positive('tlsHandshakeTimeoutMs', options.tlsHandshakeTimeoutMs ?? 5000),
     secret: options.secret,

@@ -1,3 +1,4 @@
+import type { SendFileOptions, Transfer, TransferEngine } from '@tether/files';
 import {
   ErrorCode,
   type OutboundEntry,
@@ -40,6 +41,8 @@ export interface PeerStats {
   /** Messages to this client not yet acknowledged, and their bytes. */
   queueDepth: number;
   queueBytes: number;
+  /** File transfers in progress, both ways. */
+  transfers: number;
 }
 
 /** What a peer needs from the server that owns it. */
@@ -75,6 +78,10 @@ export class Peer {
   readonly rtt: RttEstimator = new RttEstimator();
   /** @internal The live connection, if any. */
   connection: ServerConnection | undefined;
+  /** @internal File transfers with this client, both ways; they outlive connections. */
+  readonly files: TransferEngine;
+  /** @internal The client's frame limit, from its HELLO. */
+  maxFrame = 0;
   /** @internal Frees the session when it fires. */
   ttlTimer: ReturnType<typeof setTimeout> | undefined;
   remoteAddress: string;
@@ -95,7 +102,9 @@ export class Peer {
     identity: string,
     remoteAddress: string,
     clientAcked: number,
+    files: TransferEngine,
   ) {
+    this.files = files;
     this.#host = host;
     this.id = id;
     this.resumeToken = resumeToken;
@@ -132,6 +141,14 @@ export class Peer {
     return this.send(JSON.stringify(value));
   }
 
+  /**
+   * Sends a file to this client (into its `downloadDir`): resumable, verified by SHA-256,
+   * interleaved with messages, queued while the client is away (until the session expires).
+   */
+  sendFile(path: string, options: SendFileOptions = {}): Transfer {
+    return this.files.sendFile(path, options);
+  }
+
   /** Ends the session: the client is told (ERROR with code CLOSED) and cannot resume it. */
   close(): void {
     this.#host.closePeer(this, new TetherError(ErrorCode.CLOSED, 'the server closed this session'));
@@ -152,6 +169,7 @@ export class Peer {
       messagesOut: this.messagesOut,
       queueDepth: this.outbound.count,
       queueBytes: this.outbound.bytes,
+      transfers: this.files.activeTransfers,
     };
   }
 

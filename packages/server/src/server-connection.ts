@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
+import type { TransferLink } from '@tether/files';
 import {
   CREDENTIALS_AUTH_METHOD,
   type DataFrame,
@@ -25,6 +26,10 @@ import {
 import type { ResolvedServerOptions, TlsIdentity } from './options.js';
 import type { Peer, PeerSendMeta } from './peer.js';
 
+// File chunks wait while this much is unsent: a message queued behind them waits for at most
+// this many bytes to drain, not for a whole file window.
+const FILE_LOW_WATER = 256 * 1024;
+
 // Bytes above the control cap that a frame may declare before the handshake is done.
 const PRE_HANDSHAKE_SLACK = 64;
 
@@ -43,6 +48,10 @@ export interface ConnectionHost {
   acked(peer: Peer, entries: OutboundEntry<PeerSendMeta>[]): void;
   rtt(peer: Peer, stats: RttStats): void;
   control(peer: Peer, frame: Frame): void;
+  /** The session is open on this connection (WELCOME sent, link running). */
+  opened(connection: ServerConnection, peer: Peer): void;
+  /** The socket drained: bulk senders (file chunks) may continue. */
+  drained(peer: Peer): void;
   /** The connection ended; `evicted` carries the silence when the heartbeat found it dead. */
   closed(connection: ServerConnection, error: TetherError, silentMs: number | undefined): void;
 }
@@ -91,6 +100,7 @@ export class ServerConnection {
     socket.on('end', this.#onSocketEnd);
     socket.on('error', this.#onSocketError);
     socket.on('close', this.#onSocketClose);
+    socket.on('drain', this.#onSocketDrain);
     this.#timer = setTimeout(
       () =>
         this.fail(
@@ -179,6 +189,19 @@ export class ServerConnection {
   /** Memory held for an incomplete frame (decoder buffer and unread socket data). */
   get bufferedBytes(): number {
     return this.#buffered;
+  }
+
+  /**
+   * The view of this connection a file-transfer engine needs: writes go through the link's
+   * batch (in order with messages); bulk data waits while the socket holds `FILE_LOW_WATER`.
+   */
+  transferLink(maxFrame: number): TransferLink {
+    const link = this.link as ReliableLink<PeerSendMeta>;
+    return {
+      write: (frame) => link.write(frame),
+      writable: () => this.backlogBytes < FILE_LOW_WATER,
+      maxFrame,
+    };
   }
 
   /** Whether the handshake is done (a session is attached). */
@@ -324,6 +347,7 @@ export class ServerConnection {
     this.#write(encodeWelcome(welcome));
     this.link.start(resend, now);
     this.#armHeartbeat(now + this.#options.pingIntervalMs);
+    this.#host.opened(this, peer);
   }
 
   #armHeartbeat(dueAt: number): void {
@@ -366,6 +390,10 @@ export class ServerConnection {
     if (link === undefined || this.socket.destroyed) return;
     const bytes = link.batch.drainTo(this.socket);
     if (this.peer !== undefined) this.peer.bytesOut += bytes;
+  };
+
+  #onSocketDrain = (): void => {
+    if (this.peer !== undefined && this.#phase === 'open') this.#host.drained(this.peer);
   };
 
   #onSocketEnd = (): void => {

@@ -1,6 +1,7 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
+import { isFileFrame, type ReceivedFile, TransferEngine } from '@tether/files';
 import {
   ABSOLUTE_MAX_FRAME,
   DataFlag,
@@ -45,6 +46,8 @@ export interface ServerEvents {
   evict: (peer: Peer, info: DisconnectInfo) => void;
   /** A session ended for good: TTL passed, closed, or server closed. Everything is freed. */
   expire: (peer: Peer, reason: string) => void;
+  /** A file from a client was received, verified by SHA-256 and stored in `uploadDir`. */
+  file: (file: ReceivedFile, peer: Peer) => void;
   /** A message from a client, exactly once and in order per session. */
   message: (message: Message, peer: Peer) => void;
   /** A connection failed with a protocol or handshake error (the server goes on). */
@@ -100,6 +103,8 @@ export class TetherServer extends EventEmitter<ServerEvents> implements Connecti
   #refusals = 0;
   #inboundBuffered = 0;
   #pausedReading = new Set<ServerConnection>();
+  /** File engines of ended sessions still closing their files. */
+  #filesClosing = new Set<Promise<void>>();
   /** Raw sockets refused at the limits (so their TLS wrapper's failure is not miscounted). */
   #refused = new WeakSet<net.Socket>();
   #messagesIn = 0;
@@ -204,6 +209,7 @@ export class TetherServer extends EventEmitter<ServerEvents> implements Connecti
     for (const connection of [...this.#connections]) connection.end(error);
     for (const connection of [...this.#connections]) connection.destroy(error);
     for (const peer of [...this.#sessions.values()]) this.#expire(peer, 'server closed', error);
+    await Promise.all([...this.#filesClosing]);
     await listenerClosed;
     this.emit('close');
   }
@@ -375,11 +381,13 @@ export class TetherServer extends EventEmitter<ServerEvents> implements Connecti
         identity,
         connection.remoteAddress,
         body.acked,
+        this.#transferEngine(identity, () => peer),
       );
       this.#sessions.set(peer.id, peer);
       resend = [];
     }
     peer.connection = connection;
+    peer.maxFrame = body.maxFrame;
     peer.remoteAddress = connection.remoteAddress;
     const welcome: WelcomeBody = {
       version: PROTOCOL_VERSION,
@@ -431,12 +439,26 @@ export class TetherServer extends EventEmitter<ServerEvents> implements Connecti
 
   /** @internal */
   control(peer: Peer, frame: Frame): void {
+    if (isFileFrame(frame)) {
+      peer.files.handle(frame);
+      return;
+    }
     peer.connection?.fail(
       new TetherError(
         ErrorCode.UNEXPECTED_FRAME,
         `frame 0x${frame.type.toString(16)} is not supported here`,
       ),
     );
+  }
+
+  /** @internal */
+  opened(connection: ServerConnection, peer: Peer): void {
+    peer.files.attach(connection.transferLink(peer.maxFrame));
+  }
+
+  /** @internal */
+  drained(peer: Peer): void {
+    peer.files.pump();
   }
 
   /** @internal */
@@ -456,6 +478,7 @@ export class TetherServer extends EventEmitter<ServerEvents> implements Connecti
     }
     if (peer.connection !== connection) return; // taken over: the session lives on elsewhere
     peer.connection = undefined;
+    peer.files.detach();
     const info: DisconnectInfo =
       silentMs === undefined
         ? { reason: error.message, code: error.code }
@@ -508,8 +531,38 @@ export class TetherServer extends EventEmitter<ServerEvents> implements Connecti
 
   #expire(peer: Peer, reason: string, error: TetherError | undefined): void {
     if (!this.#sessions.delete(peer.id)) return;
-    peer.end(error ?? new TetherError(ErrorCode.CLOSED, reason));
+    const ended = error ?? new TetherError(ErrorCode.CLOSED, reason);
+    peer.end(ended);
+    const closing = peer.files.close(ended);
+    this.#filesClosing.add(closing);
+    void closing.finally(() => this.#filesClosing.delete(closing));
     this.emit('expire', peer, reason);
+  }
+
+  // One engine per session: partials belong to the client's identity, so no other client can
+  // resume, read or append to them, whatever transfer id it presents.
+  #transferEngine(identity: string, peer: () => Peer): TransferEngine {
+    const { uploadDir, acceptFile, maxFileSize, minFreeBytes, partialTtlMs, now } = this.#options;
+    const engine = new TransferEngine({
+      owner: identity,
+      now,
+      ...(uploadDir === undefined
+        ? {}
+        : {
+            receive: {
+              dir: uploadDir,
+              maxFileSize,
+              minFreeBytes,
+              partialTtlMs,
+              ...(acceptFile === undefined ? {} : { decide: (offer) => acceptFile(offer, peer()) }),
+            },
+          }),
+    });
+    engine.on('file', (file) => this.emit('file', file, peer()));
+    engine.on('error', (error) =>
+      this.emit('error', error, { remoteAddress: peer().remoteAddress }),
+    );
+    return engine;
   }
 
   async #answer(peer: Peer, requestId: number, payload: Buffer): Promise<void> {
