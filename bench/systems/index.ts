@@ -1,0 +1,22 @@
+import type { SystemName } from '../lib/common.js';
+import type { System } from './types.js';
+
+/** Loads only the adapter asked for: a worker process then starts without every peer's code. */
+export async function system(name: SystemName): Promise<System> {
+  switch (name) {
+    case 'tether':
+    case 'tether-tls':
+      return (await import('./tether.js')).tether(name === 'tether-tls');
+    case 'raw-net':
+      return (await import('./raw-net.js')).rawNet;
+    case 'ws':
+      return (await import('./ws.js')).ws;
+    case 'socket.io':
+      return (await import('./socketio.js')).socketIo;
+    case 'mqtt-qos0':
+    case 'mqtt-qos1':
+      return (await import('./mqtt.js')).mqttSystem(name === 'mqtt-qos0' ? 0 : 1);
+    case 'nats':
+      return (await import('./nats.js')).nats;
+  }
+}
