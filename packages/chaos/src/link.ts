@@ -34,6 +34,11 @@ export interface LinkInfo {
 
 function reset(socket: Socket): void {
   if (socket.destroyed) return;
+  // After our FIN, Node never emits 'close' for resetAndDestroy(): destroy instead.
+  if (socket.writableEnded) {
+    socket.destroy();
+    return;
+  }
   try {
     socket.resetAndDestroy();
   } catch {

@@ -51,6 +51,11 @@ export interface ConnectionHooks {
   control(frame: Frame): boolean;
   /** The socket drained: bulk senders (file chunks) may continue. */
   drain(): void;
+  /**
+   * The link is up. Called synchronously, before any frame that followed WELCOME in the same
+   * read is handled, so whatever consumes those frames (file transfers) is ready for them.
+   */
+  opened(connection: ClientConnection): void;
 }
 
 /** Why a connection ended. */
@@ -241,6 +246,7 @@ export class ClientConnection {
     );
     this.#phase = 'open';
     this.link.start(resend, now);
+    this.#hooks.opened(this);
     this.#armHeartbeat(now + Math.min(heartbeat.pingIntervalMs, heartbeat.deadAfterMs));
     this.#resolveEstablished(welcome);
   }

@@ -80,12 +80,18 @@ export interface ClientStats {
   lastDeadLinkSilenceMs: number | undefined;
 }
 
-// Errors after which retrying cannot help: the server is not a Tether server, or refuses us.
+// Errors after which retrying cannot help: the server refuses us.
 const FATAL: ReadonlySet<string> = new Set([
   ErrorCode.AUTH_FAILED,
   ErrorCode.TLS_FAILED,
   ErrorCode.BAD_HELLO,
   ErrorCode.UNSUPPORTED_VERSION,
+]);
+
+// The endpoint is not a Tether server. Fatal at the first connect (a wrong address); once a
+// session has existed it is a transient: a garbled start of a link, or an HTTP load balancer
+// answering while the servers behind it are replaced.
+const NOT_TETHER: ReadonlySet<string> = new Set([
   ErrorCode.PREFACE_HTTP,
   ErrorCode.PREFACE_TLS,
   ErrorCode.PREFACE_INVALID,
@@ -323,13 +329,13 @@ export class TetherClient extends EventEmitter<ClientEvents> {
           onFailedAttempt: ({ error }) => {
             reason = error.message;
           },
-          shouldRetry: ({ error }) => !(error instanceof TetherError && FATAL.has(error.code)),
+          shouldRetry: ({ error }) => !this.#isFatal(error),
         });
       } catch (error) {
         if (signal.aborted) return;
         const cause = error instanceof TetherError ? error : undefined;
         const fatal =
-          cause !== undefined && FATAL.has(cause.code)
+          cause !== undefined && this.#isFatal(cause)
             ? cause
             : new TetherError(
                 ErrorCode.RETRIES_EXHAUSTED,
@@ -405,6 +411,7 @@ export class TetherClient extends EventEmitter<ClientEvents> {
             return true;
           },
           drain: () => this.#files.pump(),
+          opened: (opened) => this.#files.attach(opened.transferLink(this.#peerMaxFrame)),
         },
         this.#options.now,
       );
@@ -419,11 +426,15 @@ export class TetherClient extends EventEmitter<ClientEvents> {
       clearTimeout(deadline);
     }
     if (this.#state === ClientState.RECONNECTING) this.#reconnects++;
-    this.#files.attach(connection.transferLink(this.#peerMaxFrame));
     this.#setState(ClientState.CONNECTED, 'session established');
     this.#settleConnected?.();
     this.#pump();
     return connection;
+  }
+
+  #isFatal(error: unknown): error is TetherError {
+    if (!(error instanceof TetherError)) return false;
+    return FATAL.has(error.code) || (NOT_TETHER.has(error.code) && this.#sessionId === undefined);
   }
 
   async #hello(challenge: ChallengeBody): Promise<HelloBody> {
