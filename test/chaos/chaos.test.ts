@@ -1,0 +1,60 @@
+/**
+ * The short slice of `pnpm chaos` that `pnpm test` runs: 20 proxy runs and 3 netns runs from a
+ * fixed base seed (override with CHAOS_BASE=n), on two worker processes. Replay the whole slice
+ * with `pnpm chaos --base <base> --runs 23`, or one run with the seed printed on failure.
+ */
+import { deriveSeed } from '@tether/chaos';
+import { describe, expect, it } from 'vitest';
+import { removeStaleFileDirs } from './files.js';
+import { netnsCapability, removeLeftovers, skipWarning } from './netns.js';
+import { runPool, skippedRun, type Task } from './pool.js';
+import { type RunResult, Suite } from './run-result.js';
+import { formatFailure, formatTable } from './summary.js';
+
+const BASE = Number(process.env.CHAOS_BASE ?? 20_250_601);
+const PROXY_RUNS = 20;
+const NETNS_RUNS = 3;
+const JOBS = 2;
+
+const inCi = process.env.CI !== undefined && process.env.CI !== 'false' && process.env.CI !== '0';
+
+describe('chaos - seeded runs through the proxy and across network namespaces', () => {
+  it(`${PROXY_RUNS} proxy runs and ${NETNS_RUNS} netns runs without a violation (base seed ${BASE})`, {
+    timeout: 180_000,
+  }, async () => {
+    // The same seeds as `pnpm chaos --base BASE`: proxy run i is deriveSeed(BASE, 1, i).
+    const tasks: Task[] = [
+      ...Array.from({ length: PROXY_RUNS }, (_, i) => ({
+        suite: Suite.PROXY,
+        seed: deriveSeed(BASE, 1, i),
+      })),
+      ...Array.from({ length: NETNS_RUNS }, (_, i) => ({
+        suite: Suite.NETNS,
+        seed: deriveSeed(BASE, 2, i),
+      })),
+    ];
+    removeStaleFileDirs();
+    const results: RunResult[] = [];
+    const capability = await netnsCapability();
+    if (capability.ok) {
+      await removeLeftovers();
+    } else {
+      console.warn(skipWarning(capability.reason));
+      for (const task of tasks.filter((t) => t.suite === Suite.NETNS))
+        results.push(skippedRun(task.seed, capability.reason));
+    }
+    const runnable = tasks.filter((t) => t.suite === Suite.PROXY || capability.ok);
+    await runPool(runnable, JOBS, (result) => results.push(result));
+
+    console.log(formatTable(results, [Suite.PROXY, Suite.NETNS]));
+    const failed = results.filter((r) => !r.ok);
+    for (const r of failed) console.error(formatFailure(r));
+    expect(
+      failed.map(
+        (r) => `${r.suite} seed ${r.seed}: ${r.violations.map((v) => v.check).join(', ')}`,
+      ),
+    ).toEqual([]);
+    // In CI the kernel-level suite must run: a skip there is a failure.
+    if (inCi) expect(capability).toEqual({ ok: true });
+  });
+});

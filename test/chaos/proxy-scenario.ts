@@ -1,0 +1,241 @@
+/**
+ * One seeded proxy run: a server in this process, the ChaosProxy in front of it, and a client
+ * through the proxy. The plan interleaves sends and requests both ways with toxics switched on
+ * and off, server restarts (crash-like close, new server on the same port: at-least-once from
+ * there) and client restarts (same clientId: what the old client had not had acknowledged was
+ * rejected with CLOSED, so it is not "acknowledged", so not lost). Then heal, quiesce, check.
+ */
+
+import { Socket } from 'node:net';
+import { ChaosProxy, deriveSeed, type Random } from '@tether/chaos';
+import { FileDirs, FileTransfers } from './files.js';
+import { Direction, History, now } from './history.js';
+import { LocalServer, ServerMirror } from './mirror.js';
+import {
+  closeWithin,
+  drawKnobs,
+  handlesLeft,
+  type RunResult,
+  result,
+  Suite,
+  Timing,
+} from './run-result.js';
+import { liveHandles, ServerHost } from './server-host.js';
+import {
+  ClientDriver,
+  describePlan,
+  type FaultInjector,
+  type FaultKind,
+  finish,
+  makePlan,
+  runPlan,
+  Stream,
+} from './workload.js';
+
+/** Toxics the proxy suite draws from (README.md of @tether/chaos documents each). */
+export const PROXY_FAULTS: readonly FaultKind[] = [
+  { name: 'latency', silent: false, background: true },
+  { name: 'bandwidth', silent: false, background: true },
+  { name: 'slicer', silent: false, background: true },
+  { name: 'blackhole', silent: true, background: false },
+  { name: 'half_open_up', silent: true, background: false, oneWay: Direction.C2S },
+  { name: 'half_open_down', silent: true, background: false, oneWay: Direction.S2C },
+  { name: 'limit_data', silent: false, background: false },
+  { name: 'reset_peer', silent: false, background: false },
+  { name: 'reset_all', silent: false, background: false },
+  { name: 'down', silent: false, background: false },
+];
+
+function int(random: Random, min: number, max: number): number {
+  return min + Math.floor(random() * (max - min + 1));
+}
+
+/** Faults through the proxy's toxics. */
+export class ProxyFaults implements FaultInjector {
+  readonly kinds: readonly FaultKind[] = PROXY_FAULTS;
+  readonly #proxy: ChaosProxy;
+
+  constructor(proxy: ChaosProxy) {
+    this.#proxy = proxy;
+  }
+
+  async apply(
+    kind: FaultKind,
+    random: Random,
+  ): Promise<{ detail: string; heal: () => Promise<void> }> {
+    const proxy = this.#proxy;
+    const toxic = (definition: Parameters<ChaosProxy['addToxic']>[0], detail: string) => {
+      const id = proxy.addToxic(definition);
+      // A toxic that dropped bytes leaves a stream TCP could never produce (TCP retransmits; a
+      // connection either delivers every byte or dies). When it heals, the links it touched
+      // die too, as a real connection would, instead of resuming with a hole in the stream.
+      const dropsBytes = definition.type === 'blackhole' || definition.type === 'half_open';
+      return {
+        detail,
+        heal: async () => {
+          proxy.removeToxic(id);
+          if (dropsBytes) proxy.resetAll();
+        },
+      };
+    };
+    switch (kind.name) {
+      case 'latency': {
+        const latency = int(random, 2, 25);
+        const jitter = int(random, 0, Math.min(10, latency));
+        return toxic(
+          { type: 'latency', direction: 'both', latency, jitter },
+          `${latency}±${jitter} ms`,
+        );
+      }
+      case 'bandwidth': {
+        const rate = int(random, 50, 500);
+        return toxic({ type: 'bandwidth', direction: 'both', rate }, `${rate} KB/s`);
+      }
+      case 'slicer': {
+        const average = int(random, 4, 64);
+        const variation = int(random, 0, average - 1);
+        const delay = int(random, 0, 300);
+        return toxic(
+          {
+            type: 'slicer',
+            direction: 'both',
+            average_size: average,
+            size_variation: variation,
+            delay,
+          },
+          `${average}±${variation} B, ${delay} µs`,
+        );
+      }
+      case 'blackhole':
+        return toxic({ type: 'blackhole', direction: 'both' }, 'both ways');
+      case 'half_open_up':
+        return toxic({ type: 'half_open', direction: 'upstream' }, 'client to server dropped');
+      case 'half_open_down':
+        return toxic({ type: 'half_open', direction: 'downstream' }, 'server to client dropped');
+      case 'limit_data': {
+        const direction = random() < 0.5 ? 'upstream' : 'downstream';
+        const bytes = int(random, 50, 4000);
+        return toxic({ type: 'limit_data', direction, bytes }, `${direction} ${bytes} B`);
+      }
+      case 'reset_peer': {
+        const timeout = int(random, 0, 150);
+        return toxic({ type: 'reset_peer', direction: 'both', timeout }, `after ${timeout} ms`);
+      }
+      case 'reset_all':
+        proxy.resetAll();
+        return { detail: 'RST to every link', heal: async () => {} };
+      case 'down':
+        await proxy.setDown(true);
+        return { detail: 'listener closed', heal: () => proxy.setDown(false) };
+      default:
+        throw new Error(`unknown proxy fault ${kind.name}`);
+    }
+  }
+}
+
+export interface ProxyRunOptions {
+  /** Plan length range, ms (default 500-1800). */
+  budget?: { min: number; max: number };
+}
+
+/** Open TCP sockets of this process (local -> remote port, state), for a close that hangs. */
+function openSockets(): string {
+  const handles = (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles();
+  return handles
+    .filter((h): h is Socket => h instanceof Socket)
+    .filter((s) => s.remotePort !== undefined || s.localPort !== undefined)
+    .map(
+      (s) =>
+        `${s.localPort}->${s.remotePort} ${s.readyState}${s.destroyed ? ' destroyed' : ''}${s.isPaused() ? ' paused' : ''} writable=${s.writableLength}`,
+    )
+    .join(', ');
+}
+
+export async function runProxyScenario(
+  seed: number,
+  options: ProxyRunOptions = {},
+): Promise<RunResult> {
+  const startedAt = now();
+  const baseline = liveHandles();
+  const knobs = drawKnobs(seed, options.budget ?? { min: 500, max: 1800 });
+  const history = new History();
+  const dirs = new FileDirs(seed);
+  const mirror = new ServerMirror(history);
+  const host = new ServerHost(
+    {
+      host: '127.0.0.1',
+      port: 0,
+      pingIntervalMs: Timing.pingIntervalMs,
+      evictAfterMs: Timing.evictAfterMs,
+      sessionTtlMs: Timing.sessionTtlMs,
+      helloTimeoutMs: Timing.helloTimeoutMs,
+      retryAfterMs: Timing.retryAfterMs,
+      uploadDir: dirs.uploads,
+    },
+    (report) => mirror.apply(report),
+  );
+  const server = new LocalServer(mirror, host);
+  const plan = makePlan(seed, PROXY_FAULTS, { budgetMs: knobs.budgetMs, files: true });
+  let proxy: ChaosProxy | undefined;
+  let client: ClientDriver | undefined;
+  let error: unknown;
+  try {
+    await server.start();
+    proxy = new ChaosProxy({
+      target: { host: '127.0.0.1', port: server.port },
+      seed: deriveSeed(seed, Stream.PROXY),
+    });
+    proxy.on('error', () => {});
+    await proxy.start();
+    client = new ClientDriver(
+      history,
+      {
+        host: '127.0.0.1',
+        port: proxy.port,
+        clientId: `chaos-${seed}`,
+        pingIntervalMs: Timing.pingIntervalMs,
+        deadAfterMs: Timing.deadAfterMs,
+        connectTimeoutMs: Timing.connectTimeoutMs,
+        backoff: Timing.backoff,
+        maxQueuedMessages: knobs.maxQueuedMessages,
+        maxQueuedBytes: knobs.maxQueuedBytes,
+        overflow: knobs.overflow,
+        maxInFlightBytes: knobs.maxInFlightBytes,
+        requestTimeoutMs: Timing.requestTimeoutMs,
+        downloadDir: dirs.downloads,
+      },
+      seed,
+    );
+    await client.start(true);
+    const env = {
+      seed,
+      history,
+      client,
+      server,
+      faults: new ProxyFaults(proxy),
+      files: new FileTransfers(history, dirs, client, server),
+    };
+    await runPlan(env, plan);
+    await finish(env, {
+      sessionTtlMs: Timing.sessionTtlMs,
+      quiesceMs: Timing.quiesceMs,
+      staleMs: Timing.staleMs,
+    });
+  } catch (caught) {
+    error = caught;
+  } finally {
+    await closeWithin(history, 'client.close()', async () => client?.close());
+    await closeWithin(history, 'server.close()', () => server.close());
+    const stopping = proxy;
+    await closeWithin(
+      history,
+      'proxy.stop()',
+      async () => stopping?.stop(),
+      () => `links still open: ${JSON.stringify(stopping?.links)}; sockets: ${openSockets()}`,
+    );
+    dirs.remove();
+  }
+  const leaked = await handlesLeft(baseline);
+  if (history.final !== undefined) history.final.leakedHandles = leaked;
+  return result(Suite.PROXY, seed, history, knobs, error, startedAt, describePlan(plan));
+}
