@@ -261,3 +261,30 @@ describe('files - refusals and control', () => {
     });
   });
 });
+
+describe('files - downloads across reconnects', () => {
+  it('a download cut mid-way completes on the sender side after the client reconnects', async () => {
+    const source = await tempDir();
+    const uploads = await tempDir();
+    const downloads = await tempDir();
+    const { server, port } = await startServer(uploads);
+    const proxy = new ChaosProxy({ target: { port } });
+    await proxy.start();
+    cleanups.push(() => proxy.stop());
+    const client = newClient(proxy.port, { downloadDir: downloads });
+    const stored: ReceivedFile[] = [];
+    client.on('file', (file) => stored.push(file));
+    await client.connect();
+    await expect.poll(() => server.peers.length).toBe(1);
+    // The server's offer arrives right behind WELCOME after the reconnect: the client must be
+    // ready for it, or the transfer never settles.
+    for (let i = 0; i < 3; i++) {
+      const { path, sha256 } = await makeFile(source, `d${i}.bin`, 200_000);
+      const transfer = (server.peers[0] as Peer).sendFile(path);
+      setTimeout(() => proxy.resetAll(), 10 + 5 * i);
+      const result = await transfer.done;
+      expect(result.sha256).toBe(sha256);
+    }
+    await expect.poll(() => stored.length).toBe(3);
+  }, 30_000);
+});
