@@ -13,6 +13,7 @@ import { ServerMirror, type ServerSide } from './mirror.js';
 import { NETNS_FAULTS, NetnsFaults, NetnsLink, spawnIn } from './netns.js';
 import type { ServerCommand } from './ns-server.js';
 import {
+  clientSettings,
   closeWithin,
   drawKnobs,
   handlesLeft,
@@ -229,21 +230,7 @@ export async function runNetnsScenario(seed: number): Promise<RunResult> {
     await server.start();
     client = new ClientDriver(
       history,
-      {
-        host: link.nsIp,
-        port: SERVER_PORT,
-        clientId: `chaos-ns-${seed}`,
-        pingIntervalMs: Timing.pingIntervalMs,
-        deadAfterMs: Timing.deadAfterMs,
-        connectTimeoutMs: Timing.connectTimeoutMs,
-        backoff: Timing.backoff,
-        maxQueuedMessages: knobs.maxQueuedMessages,
-        maxQueuedBytes: knobs.maxQueuedBytes,
-        overflow: knobs.overflow,
-        maxInFlightBytes: knobs.maxInFlightBytes,
-        requestTimeoutMs: Timing.requestTimeoutMs,
-        downloadDir: dirs.downloads,
-      },
+      clientSettings(link.nsIp, SERVER_PORT, `chaos-ns-${seed}`, knobs, dirs.downloads),
       seed,
     );
     await client.start(true);

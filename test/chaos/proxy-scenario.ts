@@ -12,6 +12,7 @@ import { FileDirs, FileTransfers } from './files.js';
 import { Direction, History, now } from './history.js';
 import { LocalServer, ServerMirror } from './mirror.js';
 import {
+  clientSettings,
   closeWithin,
   drawKnobs,
   handlesLeft,
@@ -189,21 +190,7 @@ export async function runProxyScenario(
     await proxy.start();
     client = new ClientDriver(
       history,
-      {
-        host: '127.0.0.1',
-        port: proxy.port,
-        clientId: `chaos-${seed}`,
-        pingIntervalMs: Timing.pingIntervalMs,
-        deadAfterMs: Timing.deadAfterMs,
-        connectTimeoutMs: Timing.connectTimeoutMs,
-        backoff: Timing.backoff,
-        maxQueuedMessages: knobs.maxQueuedMessages,
-        maxQueuedBytes: knobs.maxQueuedBytes,
-        overflow: knobs.overflow,
-        maxInFlightBytes: knobs.maxInFlightBytes,
-        requestTimeoutMs: Timing.requestTimeoutMs,
-        downloadDir: dirs.downloads,
-      },
+      clientSettings('127.0.0.1', proxy.port, `chaos-${seed}`, knobs, dirs.downloads),
       seed,
     );
     await client.start(true);

@@ -6,7 +6,7 @@ import { type CheckResult, check, type RunStats, type Violation } from './checke
 import { type History, now, type RunLimits } from './history.js';
 import { handlesBeyond, liveHandles } from './server-host.js';
 import { writeTimeline } from './timeline.js';
-import { Stream } from './workload.js';
+import { type ClientSettings, Stream } from './workload.js';
 
 export const Suite = { PROXY: 'proxy', NETNS: 'netns' } as const;
 export type Suite = (typeof Suite)[keyof typeof Suite];
@@ -53,6 +53,31 @@ export interface Knobs {
   maxQueuedBytes: number;
   maxInFlightBytes: number;
   budgetMs: number;
+}
+
+/** The client settings every run uses: the shared timings and the run's drawn knobs. */
+export function clientSettings(
+  host: string,
+  port: number,
+  clientId: string,
+  knobs: Knobs,
+  downloadDir: string,
+): ClientSettings {
+  return {
+    host,
+    port,
+    clientId,
+    pingIntervalMs: Timing.pingIntervalMs,
+    deadAfterMs: Timing.deadAfterMs,
+    connectTimeoutMs: Timing.connectTimeoutMs,
+    backoff: Timing.backoff,
+    maxQueuedMessages: knobs.maxQueuedMessages,
+    maxQueuedBytes: knobs.maxQueuedBytes,
+    overflow: knobs.overflow,
+    maxInFlightBytes: knobs.maxInFlightBytes,
+    requestTimeoutMs: Timing.requestTimeoutMs,
+    downloadDir,
+  };
 }
 
 export function drawKnobs(seed: number, budget: { min: number; max: number }): Knobs {
