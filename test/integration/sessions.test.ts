@@ -148,3 +148,63 @@ describe('server - eviction and session lifetime', () => {
     expect(errors).toEqual([ErrorCode.PREFACE_HTTP, ErrorCode.PREFACE_TLS]);
   });
 });
+
+describe('server - malformed HELLO and listener bugs', () => {
+  it('a HELLO with an empty client id or a frame limit out of range gets BAD_HELLO and a close', async () => {
+    const { server, port } = await startServer();
+    const errors: string[] = [];
+    server.on('error', (error) => errors.push(error.code));
+    for (const hello of [{ clientId: '' }, { clientId: 'x'.repeat(129) }, { maxFrame: 10 }]) {
+      const client = await raw(port);
+      client.hello(hello);
+      expect((await client.next(ofType(FrameType.ERROR))).body.code).toBe(ErrorCode.BAD_HELLO);
+      await client.waitClosed();
+    }
+    expect(errors).toEqual([ErrorCode.BAD_HELLO, ErrorCode.BAD_HELLO, ErrorCode.BAD_HELLO]);
+    expect(server.stats().sessions).toBe(0);
+  });
+
+  it('a message listener that throws is reported as HANDLER_FAILED and costs no message', async () => {
+    const { server, port } = await startServer();
+    const errors: string[] = [];
+    server.on('error', (error) => errors.push(error.code));
+    const got: string[] = [];
+    server.on('message', (m) => {
+      got.push(m.text());
+      if (m.text() === 'bad') throw new Error('listener bug');
+    });
+    const client = new TetherClient({ port });
+    cleanups.push(() => client.close());
+    const states: string[] = [];
+    client.on('state', (change) => states.push(change.state));
+    await client.connect();
+    await client.send('bad');
+    await client.send('after');
+    expect(got).toEqual(['bad', 'after']);
+    expect(errors).toEqual([ErrorCode.HANDLER_FAILED]);
+    expect(states).toEqual(['connecting', 'connected']);
+  });
+});
+
+describe('client - listener bugs', () => {
+  it('a client message listener that throws is reported as HANDLER_FAILED and the link stays', async () => {
+    const { server, port } = await startServer();
+    const client = new TetherClient({ port });
+    cleanups.push(() => client.close());
+    const errors: string[] = [];
+    client.on('error', (error) => errors.push(error.code));
+    const got: string[] = [];
+    client.on('message', (m) => {
+      got.push(m.text());
+      if (m.text() === 'bad') throw new Error('listener bug');
+    });
+    await client.connect();
+    await expect.poll(() => server.peers.length).toBe(1);
+    const peer = server.peers[0] as Peer;
+    await peer.send('bad');
+    await peer.send('after');
+    expect(got).toEqual(['bad', 'after']);
+    expect(errors).toEqual([ErrorCode.HANDLER_FAILED]);
+    expect(client.state).toBe('connected');
+  });
+});

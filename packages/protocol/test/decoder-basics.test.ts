@@ -61,3 +61,23 @@ describe('decoder - basics', () => {
     expect(decoder.end()?.code).toBe(ErrorCode.TRUNCATED_STREAM);
   });
 });
+
+describe('decoder - a handler that throws', () => {
+  it('stops with HANDLER_FAILED carrying the cause, and stays stopped', () => {
+    const decoder = new FrameDecoder({ expectPreface: false });
+    const boom = new Error('app bug');
+    const seen: number[] = [];
+    const stream = Buffer.concat([encodeAck(1), encodeAck(2), encodeAck(3)]);
+    const error = decoder.push(stream, (frame) => {
+      if (frame.type === FrameType.ACK) seen.push(frame.seq);
+      if (seen.length === 2) throw boom;
+    });
+    expect(error).toBeInstanceOf(ProtocolError);
+    expect(error?.code).toBe(ErrorCode.HANDLER_FAILED);
+    expect(error?.cause).toBe(boom);
+    // The rest of that chunk was not read: the decoder must not guess where it stands.
+    expect(seen).toEqual([1, 2]);
+    expect(decoder.push(encodeAck(4), () => seen.push(4))).toBe(error);
+    expect(seen).toEqual([1, 2]);
+  });
+});
