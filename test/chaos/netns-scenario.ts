@@ -19,6 +19,7 @@ import {
   handlesLeft,
   type RunResult,
   result,
+  runWorkload,
   Suite,
   Timing,
 } from './run-result.js';
@@ -29,7 +30,7 @@ import {
   type ServerSettings,
 } from './server-host.js';
 import { tsxArgs } from './tsx-args.js';
-import { ClientDriver, describePlan, finish, makePlan, runPlan } from './workload.js';
+import { ClientDriver, describePlan, makePlan } from './workload.js';
 
 const SERVER_PORT = 7070;
 const START_TIMEOUT_MS = 15_000;
@@ -242,12 +243,7 @@ export async function runNetnsScenario(seed: number): Promise<RunResult> {
       faults: new NetnsFaults(link),
       files: new FileTransfers(history, dirs, client, server),
     };
-    await runPlan(env, plan);
-    await finish(env, {
-      sessionTtlMs: Timing.sessionTtlMs,
-      quiesceMs: Timing.quiesceMs,
-      staleMs: Timing.staleMs,
-    });
+    await runWorkload(env, plan);
   } catch (caught) {
     error = caught;
   } finally {

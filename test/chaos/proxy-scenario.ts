@@ -18,6 +18,7 @@ import {
   handlesLeft,
   type RunResult,
   result,
+  runWorkload,
   Suite,
   Timing,
 } from './run-result.js';
@@ -27,9 +28,7 @@ import {
   describePlan,
   type FaultInjector,
   type FaultKind,
-  finish,
   makePlan,
-  runPlan,
   Stream,
 } from './workload.js';
 
@@ -202,12 +201,7 @@ export async function runProxyScenario(
       faults: new ProxyFaults(proxy),
       files: new FileTransfers(history, dirs, client, server),
     };
-    await runPlan(env, plan);
-    await finish(env, {
-      sessionTtlMs: Timing.sessionTtlMs,
-      quiesceMs: Timing.quiesceMs,
-      staleMs: Timing.staleMs,
-    });
+    await runWorkload(env, plan);
   } catch (caught) {
     error = caught;
   } finally {

@@ -6,7 +6,14 @@ import { type CheckResult, check, type RunStats, type Violation } from './checke
 import { type History, now, type RunLimits } from './history.js';
 import { handlesBeyond, liveHandles } from './server-host.js';
 import { writeTimeline } from './timeline.js';
-import { type ClientSettings, Stream } from './workload.js';
+import {
+  type ClientSettings,
+  finish,
+  runPlan,
+  type Step,
+  Stream,
+  type WorkloadEnv,
+} from './workload.js';
 
 export const Suite = { PROXY: 'proxy', NETNS: 'netns' } as const;
 export type Suite = (typeof Suite)[keyof typeof Suite];
@@ -53,6 +60,16 @@ export interface Knobs {
   maxQueuedBytes: number;
   maxInFlightBytes: number;
   budgetMs: number;
+}
+
+/** Runs the plan, then heals, waits for quiescence and records the final state, on the shared timings. */
+export async function runWorkload(env: WorkloadEnv, plan: readonly Step[]): Promise<void> {
+  await runPlan(env, plan);
+  await finish(env, {
+    sessionTtlMs: Timing.sessionTtlMs,
+    quiesceMs: Timing.quiesceMs,
+    staleMs: Timing.staleMs,
+  });
 }
 
 /** The client settings every run uses: the shared timings and the run's drawn knobs. */
