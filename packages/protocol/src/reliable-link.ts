@@ -133,7 +133,7 @@ export class ReliableLink<Meta> {
     return decision;
   }
 
-  /** Sends a PING now (an explicit probe, e.g. `client.ping()`). */
+  /** Sends a PING now, outside the heartbeat schedule (a probe the owner wants on demand). */
   ping(now: number): void {
     this.heartbeat.pinged(now);
     this.write(encodePing(Math.round(now * STAMP_PER_MS)));
