@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import type { TransferLink } from '@tether/files';
+import { TRANSFER_LOW_WATER, type TransferLink } from '@tether/files';
 import {
   type ChallengeBody,
   type DataFrame,
@@ -24,10 +24,6 @@ import {
 } from '@tether/protocol';
 import { isTlsError } from './open-socket.js';
 import type { SendMeta } from './outbox.js';
-
-// File chunks wait while this much is unsent: a message queued behind them waits for at most
-// this many bytes to drain, not for a whole file window.
-const FILE_LOW_WATER = 256 * 1024;
 
 /** The session state a connection runs over; it outlives the connection. */
 export interface SessionStreams {
@@ -137,14 +133,14 @@ export class ClientConnection {
 
   /**
    * The view of this connection a file-transfer engine needs: writes go through the link's
-   * batch (in order with messages); bulk data waits while the socket holds `FILE_LOW_WATER`.
+   * batch (in order with messages); bulk data waits while the socket holds `TRANSFER_LOW_WATER`.
    */
   transferLink(maxFrame: number): TransferLink {
     const link = this.link as ReliableLink<SendMeta>;
     const socket = this.#socket;
     return {
       write: (frame) => link.write(frame),
-      writable: () => socket.writableLength + link.batch.bytes < FILE_LOW_WATER,
+      writable: () => socket.writableLength + link.batch.bytes < TRANSFER_LOW_WATER,
       maxFrame,
     };
   }

@@ -8,6 +8,7 @@ export { transferId } from './fingerprint.js';
 export type { FileIo } from './io.js';
 export { PARTIAL_DIR } from './partial-store.js';
 export type { TransferLink } from './port.js';
+export { TRANSFER_LOW_WATER } from './port.js';
 export type { FileOfferInfo, ReceivedFile, ReceiveOptions } from './receiver.js';
 export type { SendFileOptions } from './sender.js';
 export type {

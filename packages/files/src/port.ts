@@ -1,4 +1,10 @@
 /**
+ * Bytes a link may hold unsent before it stops taking file chunks (`TransferLink.writable`).
+ * Small, so a message queued behind file chunks waits for at most this much to drain.
+ */
+export const TRANSFER_LOW_WATER = 256 * 1024;
+
+/**
  * The engine's view of the current connection, shared by its sending and receiving halves.
  * `generation` changes on every attach and detach, so work started on one connection can tell,
  * when it finishes, that the connection it answers to is gone.
@@ -19,7 +25,7 @@ export interface TransferLink {
   /** Queues an encoded frame to the peer (batched, in order with DATA frames). */
   write(frame: Buffer): void;
   /**
-   * True while the socket buffer is below its low-water mark. While false the engine sends no
+   * True while the link holds less than `TRANSFER_LOW_WATER` bytes unsent. While false the engine sends no
    * chunk until `pump()` (control frames still go out: they are small).
    */
   writable(): boolean;

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
-import type { TransferLink } from '@tether/files';
+import { TRANSFER_LOW_WATER, type TransferLink } from '@tether/files';
 import {
   CREDENTIALS_AUTH_METHOD,
   type DataFrame,
@@ -25,10 +25,6 @@ import {
 } from '@tether/protocol';
 import type { ResolvedServerOptions, TlsIdentity } from './options.js';
 import type { Peer, PeerSendMeta } from './peer.js';
-
-// File chunks wait while this much is unsent: a message queued behind them waits for at most
-// this many bytes to drain, not for a whole file window.
-const FILE_LOW_WATER = 256 * 1024;
 
 // Bytes above the control cap that a frame may declare before the handshake is done.
 const PRE_HANDSHAKE_SLACK = 64;
@@ -193,13 +189,13 @@ export class ServerConnection {
 
   /**
    * The view of this connection a file-transfer engine needs: writes go through the link's
-   * batch (in order with messages); bulk data waits while the socket holds `FILE_LOW_WATER`.
+   * batch (in order with messages); bulk data waits while the socket holds `TRANSFER_LOW_WATER`.
    */
   transferLink(maxFrame: number): TransferLink {
     const link = this.link as ReliableLink<PeerSendMeta>;
     return {
       write: (frame) => link.write(frame),
-      writable: () => this.backlogBytes < FILE_LOW_WATER,
+      writable: () => this.backlogBytes < TRANSFER_LOW_WATER,
       maxFrame,
     };
   }
