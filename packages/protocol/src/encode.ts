@@ -31,23 +31,51 @@ function header(buf: Buffer, type: number, flags: number): void {
 }
 
 /**
- * Encodes a DATA frame. `requestId` is written only when flags has REQUEST or RESPONSE. Throws
- * BAD_FLAGS for flags the peer's decoder would refuse: unknown bits, REQUEST with RESPONSE, or
- * ERROR without RESPONSE.
+ * Throws BAD_FLAGS for DATA flags the peer's decoder would refuse: unknown bits, REQUEST with
+ * RESPONSE, or ERROR without RESPONSE.
  */
-export function encodeData(seq: number, payload: Uint8Array, flags = 0, requestId = 0): Buffer {
+export function checkDataFlags(flags: number): void {
   const requestAndResponse = flags & DataFlag.REQUEST && flags & DataFlag.RESPONSE;
   const errorWithoutResponse = flags & DataFlag.ERROR && !(flags & DataFlag.RESPONSE);
   if ((flags & ~DATA_FLAGS_MASK) !== 0 || requestAndResponse || errorWithoutResponse) {
     throw new ProtocolError(ErrorCode.BAD_FLAGS, `invalid DATA flags 0x${flags.toString(16)}`);
   }
-  const correlated = (flags & (DataFlag.REQUEST | DataFlag.RESPONSE)) !== 0;
-  const prefix = FRAME_HEADER_SIZE + (correlated ? 16 : 8);
-  const buf = Buffer.allocUnsafe(prefix + payload.length);
-  header(buf, FrameType.DATA, flags);
-  writeU64(buf, seq, 6);
-  if (correlated) writeU64(buf, requestId, 14);
-  buf.set(payload, prefix);
+}
+
+/** Bytes of a DATA frame before its payload: the frame header, seq, and requestId if correlated. */
+export function dataPrefixSize(flags: number): number {
+  return FRAME_HEADER_SIZE + ((flags & (DataFlag.REQUEST | DataFlag.RESPONSE)) !== 0 ? 16 : 8);
+}
+
+/**
+ * Writes the part of a DATA frame before its payload into `buf` at `offset`; returns where the
+ * payload goes. Flags must have passed {@link checkDataFlags}.
+ */
+export function writeDataPrefix(
+  buf: Buffer,
+  offset: number,
+  seq: number,
+  payloadLength: number,
+  flags: number,
+  requestId: number,
+): number {
+  const prefix = dataPrefixSize(flags);
+  buf.writeUInt32BE(prefix - 4 + payloadLength, offset);
+  buf[offset + 4] = FrameType.DATA;
+  buf[offset + 5] = flags;
+  writeU64(buf, seq, offset + 6);
+  if (prefix > FRAME_HEADER_SIZE + 8) writeU64(buf, requestId, offset + 14);
+  return offset + prefix;
+}
+
+/**
+ * Encodes a DATA frame. `requestId` is written only when flags has REQUEST or RESPONSE. Throws
+ * BAD_FLAGS for flags the peer's decoder would refuse (see {@link checkDataFlags}).
+ */
+export function encodeData(seq: number, payload: Uint8Array, flags = 0, requestId = 0): Buffer {
+  checkDataFlags(flags);
+  const buf = Buffer.allocUnsafe(dataPrefixSize(flags) + payload.length);
+  buf.set(payload, writeDataPrefix(buf, 0, seq, payload.length, flags, requestId));
   return buf;
 }
 

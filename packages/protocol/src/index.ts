@@ -90,7 +90,7 @@ export {
 } from './limits.js';
 export type { Payload } from './message.js';
 export { Message, toBuffer } from './message.js';
-export type { BatchSink } from './output-batch.js';
+export type { BatchSink, DataItem } from './output-batch.js';
 export { OutputBatch } from './output-batch.js';
 export { checkPreface, PREFACE, PREFACE_SIZE, PROTOCOL_VERSION } from './preface.js';
 export { InboundVerdict, ReliableInbound } from './reliable-inbound.js';

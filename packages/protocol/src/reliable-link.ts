@@ -1,4 +1,4 @@
-import { encodeAck, encodeData, encodePing, encodePong } from './encode.js';
+import { encodeAck, encodePing, encodePong } from './encode.js';
 import { ProtocolError } from './errors.js';
 import { FrameType } from './frame-types.js';
 import type { DataFrame, Frame } from './frames.js';
@@ -140,6 +140,6 @@ export class ReliableLink<Meta> {
   }
 
   #writeData(entry: OutboundEntry<Meta>): void {
-    this.write(encodeData(entry.seq, entry.payload, entry.flags, entry.requestId));
+    if (this.batch.pushData(entry)) this.#events.flush();
   }
 }

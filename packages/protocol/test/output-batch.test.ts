@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { OutputBatch } from '../src/index.js';
+import { DataFlag, encodeData, OutputBatch, ProtocolError } from '../src/index.js';
 
 const KiB = 1024;
 
@@ -122,6 +122,80 @@ describe('output-batch', () => {
         if (frame.length >= 16 * KiB) expect(out.includes(frame)).toBe(true);
       }
     }
+  });
+});
+
+describe('output-batch - DATA frames', () => {
+  const encoded = (item: { seq: number; payload: Buffer; flags: number; requestId: number }) =>
+    encodeData(item.seq, item.payload, item.flags, item.requestId);
+
+  it('encodes DATA items exactly as encodeData, in order with encoded frames', () => {
+    let state = 7;
+    const rand = (n: number): number => {
+      state = (Math.imul(state, 1103515245) + 12345) >>> 0;
+      return state % n;
+    };
+    const batch = new OutputBatch();
+    for (let round = 0; round < 30; round++) {
+      const count = rand(50) + 1;
+      const expected: Buffer[] = [];
+      let bytes = 0;
+      for (let i = 0; i < count; i++) {
+        const [payload] = frames([rand(4) === 0 ? 16 * KiB + rand(40 * KiB) : rand(3 * KiB)]);
+        if (rand(3) === 0) {
+          batch.push(payload as Buffer);
+          expected.push(payload as Buffer);
+        } else {
+          const flags = [
+            0,
+            DataFlag.REQUEST,
+            DataFlag.RESPONSE,
+            DataFlag.RESPONSE | DataFlag.ERROR,
+          ][rand(4)] as number;
+          const item = {
+            seq: round * 100 + i + 1,
+            payload: payload as Buffer,
+            flags,
+            requestId: rand(1000),
+          };
+          batch.pushData(item);
+          expected.push(encoded(item));
+        }
+        bytes += (expected.at(-1) as Buffer).length;
+        expect(batch.bytes).toBe(bytes);
+      }
+      const out = batch.take();
+      expect(Buffer.concat(out).equals(Buffer.concat(expected))).toBe(true);
+      expect(out.length).toBeLessThanOrEqual(expected.length);
+    }
+  });
+
+  it('sends a large payload as it is, its header joined to the small frames before it', () => {
+    const batch = new OutputBatch();
+    const [small, large] = frames([100, 20 * KiB]) as [Buffer, Buffer];
+    batch.pushData({ seq: 1, payload: small, flags: 0, requestId: 0 });
+    batch.pushData({ seq: 2, payload: large, flags: 0, requestId: 0 });
+    const out = batch.take();
+    expect(out.map((b) => b.length)).toEqual([14 + 100 + 14, 20 * KiB]);
+    expect(out[1]).toBe(large);
+    // Alone, a large payload still goes without a copy, after a buffer holding only its header.
+    batch.pushData({ seq: 3, payload: large, flags: 0, requestId: 0 });
+    const alone = batch.take();
+    expect(alone.map((b) => b.length)).toEqual([14, 20 * KiB]);
+    expect(alone[1]).toBe(large);
+  });
+
+  it('refuses invalid flags when the frame is added, not when the batch is written', () => {
+    const batch = new OutputBatch();
+    const bad = {
+      seq: 1,
+      payload: Buffer.from('x'),
+      flags: DataFlag.REQUEST | DataFlag.RESPONSE,
+      requestId: 1,
+    };
+    expect(() => batch.pushData(bad)).toThrow(ProtocolError);
+    expect(batch.bytes).toBe(0);
+    expect(batch.take()).toEqual([]);
   });
 });
 
