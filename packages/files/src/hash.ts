@@ -33,13 +33,22 @@ export async function readExactly(
   position: number,
 ): Promise<Buffer> {
   const buffer = Buffer.allocUnsafe(length);
+  await readInto(handle, buffer, position);
+  return buffer;
+}
+
+/** Fills `target` with the bytes at `position`; throws `ESHORT` when the file is shorter. */
+export async function readInto(
+  handle: FileHandle,
+  target: Uint8Array,
+  position: number,
+): Promise<void> {
   let done = 0;
-  while (done < length) {
-    const { bytesRead } = await handle.read(buffer, done, length - done, position + done);
+  while (done < target.length) {
+    const { bytesRead } = await handle.read(target, done, target.length - done, position + done);
     if (bytesRead === 0) {
       throw Object.assign(new Error(`file ended at ${position + done}`), { code: 'ESHORT' });
     }
     done += bytesRead;
   }
-  return buffer;
 }

@@ -2,14 +2,12 @@ import { statSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as nodePath from 'node:path';
 import {
-  crc32,
   ErrorCode,
   encodeFileCancel,
-  encodeFileChunk,
   encodeFileEnd,
   encodeFileOffer,
   FILE_CHUNK_PREFIX,
-  type FileSendAction,
+  FileChunkBuffer,
   FileSendPhase,
   FileSendState,
   FileStatusVerdict,
@@ -18,7 +16,7 @@ import {
 } from '@tether/protocol';
 import { checkFileName } from './file-name.js';
 import { transferId } from './fingerprint.js';
-import { hashFile, readExactly } from './hash.js';
+import { hashFile, readInto } from './hash.js';
 import { errnoCode } from './io.js';
 import type { Port } from './port.js';
 import { Transfer, type TransferInit, type TransferResult } from './transfer.js';
@@ -44,6 +42,21 @@ export interface SendFileOptions {
 const CHUNK_OVERHEAD = FILE_CHUNK_PREFIX - 4;
 // Progress rate: committed bytes over this trailing span.
 const RATE_SPAN_MS = 5000;
+// File bytes read ahead of the link, per transfer: while the socket drains one chunk the next
+// ones are read, so a drain finds a chunk ready and the socket never waits for the disk.
+const READ_AHEAD_BYTES = 1024 * 1024;
+// And at most this many chunks (small chunks when the peer's frame limit is small).
+const READ_AHEAD_CHUNKS = 8;
+
+/** A chunk polled from the state machine: being read, then ready to send. */
+interface ChunkRead {
+  readonly state: FileSendState;
+  readonly epoch: number;
+  readonly offset: number;
+  readonly length: number;
+  /** The sealed FILE_CHUNK once its bytes are read. */
+  frame: Buffer | undefined;
+}
 
 /** One outgoing file and everything the sender knows about it. */
 interface Outgoing {
@@ -63,8 +76,12 @@ interface Outgoing {
   state: FileSendState | undefined;
   /** Generation of the connection `state` belongs to. */
   generation: number;
-  /** A chunk read is in flight (at most one per transfer: chunks leave in offset order). */
-  reading: boolean;
+  /** Chunks polled and being read or ready, in offset order: they leave from the front. */
+  reads: ChunkRead[];
+  /** Data bytes in `reads`. */
+  readBytes: number;
+  /** FILE_END is due after the chunks in `reads`: the epoch it was polled in, else -1. */
+  endEpoch: number;
   /** The offer whose FILE_ACCEPT is being checked (the file must not have changed). */
   accepting: FileSendState | undefined;
   finished: boolean;
@@ -170,7 +187,9 @@ export class Sender {
       sha256: undefined,
       state: undefined,
       generation: -1,
-      reading: false,
+      reads: [],
+      readBytes: 0,
+      endEpoch: -1,
       accepting: undefined,
       finished: false,
       bytesSent: 0,
@@ -204,7 +223,10 @@ export class Sender {
 
   /** The connection dropped: every offer is void; transfers wait for the next connection. */
   detach(): void {
-    for (const o of this.#active) o.state = undefined;
+    for (const o of this.#active) {
+      o.state = undefined;
+      clearReads(o);
+    }
   }
 
   onAccept(id: string, offset: number): void {
@@ -291,8 +313,9 @@ export class Sender {
 
   /**
    * Sends what the link and the windows allow: one chunk per transfer per turn, round-robin, so
-   * concurrent transfers share the link; stops while the link is not writable. Called again on
-   * drain (`pump`), on FILE_STATUS and after each chunk read.
+   * concurrent transfers share the link; stops while the link is not writable. Then reads ahead
+   * for every transfer, whether the link is writable or not. Called again on drain (`pump`), on
+   * FILE_STATUS and when the chunk a transfer waits for is read.
    */
   pump(): void {
     if (this.#pumping || !this.#port.attached) return;
@@ -300,20 +323,16 @@ export class Sender {
     try {
       const n = this.#active.length;
       const start = this.#turn++ % Math.max(n, 1);
-      for (let i = 0; i < n; i++) {
-        if (!this.#port.writable()) break;
-        const o = this.#active[(start + i) % n];
-        const state = o?.state;
-        if (o === undefined || state === undefined || o.reading || o.handle === undefined) continue;
-        const action = state.poll();
-        if (action === undefined) continue;
-        if (action.kind === 'end') {
-          this.#port.send(encodeFileEnd({ id: o.id }));
-          continue;
+      let sent = true;
+      while (sent && this.#port.writable()) {
+        sent = false;
+        for (let i = 0; i < n; i++) {
+          if (!this.#port.writable()) break;
+          const o = this.#active[(start + i) % n];
+          if (o !== undefined && this.#sendNext(o)) sent = true;
         }
-        o.reading = true;
-        void this.#readAndSend(o, o.handle, state, action);
       }
+      for (const o of this.#active) this.#readAhead(o);
     } finally {
       this.#pumping = false;
     }
@@ -326,27 +345,73 @@ export class Sender {
     await Promise.all(this.#closing);
   }
 
-  async #readAndSend(
-    o: Outgoing,
-    handle: fs.FileHandle,
-    state: FileSendState,
-    action: Extract<FileSendAction, { kind: 'chunk' }>,
-  ): Promise<void> {
-    let data: Buffer;
+  /** Sends the transfer's next chunk if it is read, or FILE_END once every chunk is sent. */
+  #sendNext(o: Outgoing): boolean {
+    const state = o.state;
+    if (state === undefined || o.finished) return false;
+    this.#readAhead(o);
+    const next = o.reads[0];
+    if (next === undefined) {
+      if (o.endEpoch !== state.epoch) return false;
+      o.endEpoch = -1;
+      this.#port.send(encodeFileEnd({ id: o.id }));
+      return true;
+    }
+    if (next.frame === undefined) return false;
+    o.reads.shift();
+    o.readBytes -= next.length;
+    this.#port.send(next.frame);
+    o.bytesSent += next.length;
+    return true;
+  }
+
+  /** Polls chunks and starts their reads until READ_AHEAD_BYTES are read or being read. */
+  #readAhead(o: Outgoing): void {
+    const state = o.state;
+    const handle = o.handle;
+    if (state === undefined || handle === undefined || o.finished) return;
+    this.#dropStale(o, state);
+    while (o.readBytes < READ_AHEAD_BYTES && o.reads.length < READ_AHEAD_CHUNKS) {
+      const action = state.poll();
+      if (action === undefined) return;
+      if (action.kind === 'end') {
+        o.endEpoch = state.epoch;
+        return;
+      }
+      const read: ChunkRead = {
+        state,
+        epoch: action.epoch,
+        offset: action.offset,
+        length: action.length,
+        frame: undefined,
+      };
+      o.reads.push(read);
+      o.readBytes += read.length;
+      void this.#read(o, handle, read);
+    }
+  }
+
+  /** Reads one chunk straight into its frame; the front chunk's arrival pumps. */
+  async #read(o: Outgoing, handle: fs.FileHandle, read: ChunkRead): Promise<void> {
+    const chunk = new FileChunkBuffer(read.length);
     try {
-      data = await readExactly(handle, action.length, action.offset);
+      await readInto(handle, chunk.data, read.offset);
     } catch (error) {
-      o.reading = false;
-      this.#fail(o, toTetherError(error), true);
+      if (o.reads.includes(read)) this.#fail(o, toTetherError(error), true);
       return;
     }
-    o.reading = false;
-    // A rewind, a reconnect or the end of the transfer overtook the read: drop the chunk.
-    if (!o.finished && o.state === state && state.epoch === action.epoch && this.#port.attached) {
-      this.#port.send(encodeFileChunk(o.id, action.offset, crc32(data), data));
-      o.bytesSent += data.length;
-    }
-    this.pump();
+    // A rewind, a reconnect or the end of the transfer dropped it meanwhile.
+    if (!o.reads.includes(read)) return;
+    read.frame = chunk.seal(o.id, read.offset);
+    if (o.reads[0] === read) this.pump();
+  }
+
+  /** Forgets chunks polled before a rewind or on an earlier connection (epoch or offer changed). */
+  #dropStale(o: Outgoing, state: FileSendState): void {
+    const first = o.reads[0];
+    if (first === undefined || (first.state === state && first.epoch === state.epoch)) return;
+    o.reads = o.reads.filter((r) => r.state === state && r.epoch === state.epoch);
+    o.readBytes = o.reads.reduce((sum, r) => sum + r.length, 0);
   }
 
   #startNext(): void {
@@ -401,6 +466,7 @@ export class Sender {
       windowBytes: this.#options.windowBytes,
     });
     o.generation = this.#port.generation;
+    clearReads(o);
     this.#port.send(encodeFileOffer({ id: o.id, name: o.name, size: o.size, sha256 }));
   }
 
@@ -416,6 +482,7 @@ export class Sender {
 
   #finish(o: Outgoing): void {
     o.finished = true;
+    clearReads(o);
     o.state?.fail();
     o.unlisten();
     this.#byId.delete(o.id);
@@ -459,6 +526,13 @@ function refusedTransfer(init: TransferInit, error: TetherError): Transfer {
     () => {},
     (_resolve, reject) => reject(error),
   );
+}
+
+/** Drops every chunk read or being read, and a pending FILE_END (the offer they belong to ended). */
+function clearReads(o: Outgoing): void {
+  o.reads = [];
+  o.readBytes = 0;
+  o.endEpoch = -1;
 }
 
 function removeFrom<T>(list: T[], item: T): void {

@@ -49,6 +49,7 @@ export {
 export { ErrorCode, isErrorCode } from './error-codes.js';
 export { ProtocolError, TetherError } from './errors.js';
 export { Fifo } from './fifo.js';
+export { FileChunkBuffer } from './file-chunk.js';
 export type { FileReceiveOptions } from './file-receive-state.js';
 export {
   ChunkVerdict,
