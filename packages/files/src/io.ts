@@ -6,22 +6,24 @@ import * as fs from 'node:fs/promises';
  * simulate a full disk (ENOSPC) or a failing write without a real one.
  */
 export interface FileIo {
-  /** Writes every byte of `data` at `position` of the open file. */
-  write(handle: FileHandle, data: Uint8Array, position: number): Promise<void>;
+  /** Writes every byte of `chunks`, one after the other, from `position` of the open file. */
+  write(handle: FileHandle, chunks: readonly Uint8Array[], position: number): Promise<void>;
   /** Bytes an unprivileged process may still write on the file system that holds `dir`. */
   freeBytes(dir: string): Promise<number>;
 }
 
 /** The real file system. */
 export const nodeIo: FileIo = {
-  async write(handle, data, position) {
-    let done = 0;
-    // A positional write may be short (rare on local files); loop until every byte is written.
-    while (done < data.length) {
-      const { bytesWritten } = await handle.write(data, done, data.length - done, position + done);
+  async write(handle, chunks, position) {
+    let left = chunks;
+    // One positional writev for the lot; it may be short (rare on local files): loop until
+    // every byte is written.
+    while (left.length > 0) {
+      const { bytesWritten } = await handle.writev(left as Uint8Array[], position);
       if (bytesWritten === 0)
         throw Object.assign(new Error('write made no progress'), { code: 'EIO' });
-      done += bytesWritten;
+      position += bytesWritten;
+      left = skipBytes(left, bytesWritten);
     }
   },
   async freeBytes(dir) {
@@ -35,4 +37,17 @@ export function errnoCode(error: unknown): string | undefined {
   if (typeof error !== 'object' || error === null) return undefined;
   const code = (error as { code?: unknown }).code;
   return typeof code === 'string' ? code : undefined;
+}
+
+/** What remains of `chunks` after the first `bytes` bytes. */
+function skipBytes(chunks: readonly Uint8Array[], bytes: number): readonly Uint8Array[] {
+  let i = 0;
+  while (i < chunks.length && bytes >= (chunks[i] as Uint8Array).length) {
+    bytes -= (chunks[i] as Uint8Array).length;
+    i++;
+  }
+  const rest = chunks.slice(i);
+  const first = rest[0];
+  if (first !== undefined && bytes > 0) rest[0] = first.subarray(bytes);
+  return rest;
 }

@@ -75,8 +75,15 @@ interface Incoming {
   readonly handle: fs.FileHandle;
   /** Running SHA-256 of the bytes written, when the transfer started at 0 on this connection. */
   readonly hash: Hash | undefined;
-  /** Writes, checkpoints and the final verification, in order. */
+  /** Writes and the final verification, in order. */
   chain: Promise<void>;
+  /** Chunks accepted and not yet handed to a write, in offset order. */
+  queued: Buffer[];
+  queuedBytes: number;
+  /** A write task for `queued` is on the chain. */
+  writeScheduled: boolean;
+  /** The durable checkpoint in progress, if any (it runs beside the writes). */
+  checkpointing: Promise<void> | undefined;
   /** Failed or cancelled: pending work stops. */
   stopped: boolean;
   handleClosed: boolean;
@@ -148,8 +155,14 @@ export class Receiver {
     if (incoming === undefined) return;
     const verdict = incoming.state.chunk(frame.offset, frame.data, frame.crc32);
     if (verdict === ChunkVerdict.WRITE) {
-      const { data, offset } = frame;
-      this.#enqueue(incoming, () => this.#write(incoming, data, offset));
+      // Chunks are accepted in offset order, so the running hash can take them now.
+      incoming.hash?.update(frame.data);
+      incoming.queued.push(frame.data);
+      incoming.queuedBytes += frame.data.length;
+      if (!incoming.writeScheduled) {
+        incoming.writeScheduled = true;
+        this.#enqueue(incoming, () => this.#writeQueued(incoming));
+      }
     } else if (verdict === ChunkVerdict.DISCARD) {
       this.#markDirty(incoming);
     }
@@ -177,7 +190,7 @@ export class Receiver {
     }
     this.#stop(incoming);
     this.#serial(id, async () => {
-      await incoming.chain;
+      await this.#settled(incoming);
       await this.#closeHandle(incoming);
       await this.#store.remove(id);
     });
@@ -324,6 +337,10 @@ export class Receiver {
       handle,
       hash: committed === 0 ? createHash('sha256') : undefined,
       chain: Promise.resolve(),
+      queued: [],
+      queuedBytes: 0,
+      writeScheduled: false,
+      checkpointing: undefined,
       stopped: false,
       handleClosed: false,
       reserved,
@@ -332,21 +349,55 @@ export class Receiver {
     this.#port.send(encodeFileAccept({ id, offset: committed }));
   }
 
-  async #write(incoming: Incoming, data: Buffer, offset: number): Promise<void> {
-    if (incoming.stopped) return;
+  /**
+   * Writes every chunk queued since the last write with one call (a burst of chunks costs one
+   * system call), at the committed offset. A checkpoint due after it starts beside the next writes.
+   */
+  async #writeQueued(incoming: Incoming): Promise<void> {
+    const chunks = incoming.queued;
+    const bytes = incoming.queuedBytes;
+    incoming.queued = [];
+    incoming.queuedBytes = 0;
+    incoming.writeScheduled = false;
+    if (incoming.stopped || bytes === 0) return;
     try {
-      await this.#options.io.write(incoming.handle, data, offset);
-      incoming.state.written(data.length);
-      const released = Math.min(incoming.reserved, data.length);
+      await this.#options.io.write(incoming.handle, chunks, incoming.state.committed);
+      incoming.state.written(bytes);
+      const released = Math.min(incoming.reserved, bytes);
       incoming.reserved -= released;
       release(this.#store.dir, released);
-      incoming.hash?.update(data);
-      if (incoming.state.needsSync) await this.#checkpoint(incoming);
     } catch (error) {
       this.#failWrite(incoming, error);
       return;
     }
+    this.#startCheckpoint(incoming);
     this.#markDirty(incoming);
+  }
+
+  /**
+   * Takes a durable checkpoint in the background when one is due and none is running: writes go
+   * on meanwhile (fdatasync covers what was written before it started, which is all it records).
+   */
+  #startCheckpoint(incoming: Incoming): void {
+    if (incoming.stopped || incoming.checkpointing !== undefined || !incoming.state.needsSync) {
+      return;
+    }
+    incoming.checkpointing = this.#checkpoint(incoming).then(
+      () => {
+        incoming.checkpointing = undefined;
+        this.#startCheckpoint(incoming);
+      },
+      (error: unknown) => {
+        incoming.checkpointing = undefined;
+        this.#failWrite(incoming, error);
+      },
+    );
+  }
+
+  /** Waits for the writes and the checkpoint in progress (none starts once `stopped` is set). */
+  async #settled(incoming: Incoming): Promise<void> {
+    await incoming.chain;
+    while (incoming.checkpointing !== undefined) await incoming.checkpointing;
   }
 
   /** Makes the committed bytes durable: fsync the data, then record the offset in the sidecar. */
@@ -365,6 +416,9 @@ export class Receiver {
     const store = this.#store;
     let finalPath: string;
     try {
+      // A checkpoint still running would write its sidecar over the completion record.
+      while (incoming.checkpointing !== undefined) await incoming.checkpointing;
+      if (incoming.stopped) return;
       const sha256 =
         incoming.hash !== undefined
           ? incoming.hash.digest('hex')
@@ -412,6 +466,7 @@ export class Receiver {
     // so an offer that follows at once finds the partial durable.
     this.#serial(incoming.id, async () => {
       try {
+        await this.#settled(incoming);
         if (incoming.state.committed > incoming.state.synced) await this.#checkpoint(incoming);
       } catch {
         // Keep the previous checkpoint.
@@ -454,7 +509,7 @@ export class Receiver {
 
   async #pauseNow(incoming: Incoming): Promise<void> {
     // Writes already accepted still land (stopped is set after them), so the checkpoint holds them.
-    await incoming.chain;
+    await this.#settled(incoming);
     if (incoming.stopped) return;
     this.#stop(incoming);
     try {

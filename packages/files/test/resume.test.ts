@@ -185,11 +185,12 @@ describe('resume', () => {
       owner: 'client',
       receive: { dir: out },
       io: {
-        async write(handle, chunk, position) {
-          if (diskFull && position + chunk.length > 6 * MiB) {
+        async write(handle, chunks, position) {
+          const length = chunks.reduce((sum, chunk) => sum + chunk.length, 0);
+          if (diskFull && position + length > 6 * MiB) {
             throw Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' });
           }
-          await handle.write(chunk, 0, chunk.length, position);
+          await handle.writev([...chunks], position);
         },
       },
     });
