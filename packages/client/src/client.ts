@@ -31,15 +31,11 @@ import { ClientConnection, type CloseInfo, type SessionStreams } from './client-
 import { type ClientEvents, ClientState } from './events.js';
 import { openSocket, sleep } from './open-socket.js';
 import { type ClientOptions, type ResolvedClientOptions, resolveClientOptions } from './options.js';
-import { Outbox, type SendMeta } from './outbox.js';
-import { PendingRequests } from './pending-requests.js';
+import { Outbox, type SendMeta, type SendReceipt } from './outbox.js';
 
-/** Resolution of `send()`: the server's application received the message. */
-export interface SendReceipt {
-  /** `${clientId}:${seq}`: stable across reconnects and session loss, for app-level dedupe. */
-  id: string;
-  seq: number;
-}
+export type { SendReceipt } from './outbox.js';
+
+import { PendingRequests } from './pending-requests.js';
 
 /** Options of one `send()`. */
 export interface SendOptions {
@@ -122,6 +118,7 @@ export class TetherClient extends EventEmitter<ClientEvents> {
   readonly #clientId: string;
   readonly #abort = new AbortController();
   readonly #outbox: Outbox;
+  #pumpQueued = false;
   readonly #requests = new PendingRequests();
   readonly #rtt = new RttEstimator();
   #inbound = new ReliableInbound();
@@ -165,13 +162,14 @@ export class TetherClient extends EventEmitter<ClientEvents> {
     this.#files.on('file', (file) => this.emit('file', file));
     this.#files.on('error', (error) => this.emit('error', error));
     this.#outbox = new Outbox(
+      this.#clientId,
       {
         maxMessages: this.#options.maxQueuedMessages,
         maxBytes: this.#options.maxQueuedBytes,
         overflow: this.#options.overflow,
       },
       this.#options.now,
-      () => this.#pump(),
+      this.#schedulePump,
       (entry) => this.emit('drop', { payload: entry.payload, reason: 'overflow' }),
     );
   }
@@ -204,12 +202,15 @@ export class TetherClient extends EventEmitter<ClientEvents> {
   /**
    * Sends `payload` (bytes, or a string as UTF-8). Resolves when the server's application has
    * received it. Works while offline: the message waits in the bounded outbox.
+   *
+   * A Buffer or typed array is kept by reference, not copied, until the promise settles (it is
+   * written when the link has room, and again after a reconnect if it was not acknowledged):
+   * do not change its bytes before then.
    */
   send(payload: Payload, options: SendOptions = {}): Promise<SendReceipt> {
-    return this.#submit(toBuffer(payload), 0, 0, options).then((entry) => ({
-      id: `${this.#clientId}:${entry.seq}`,
-      seq: entry.seq,
-    }));
+    return new Promise((resolve, reject) => {
+      this.#submit(toBuffer(payload), 0, 0, options, reject, resolve);
+    });
   }
 
   /** Sends `value` as JSON. */
@@ -232,7 +233,7 @@ export class TetherClient extends EventEmitter<ClientEvents> {
     if (this.#requests.has(id)) {
       const submitOptions: SendOptions =
         options.signal === undefined ? {} : { signal: options.signal };
-      this.#submit(toBuffer(payload), DataFlag.REQUEST, id, submitOptions).catch((error: Error) =>
+      this.#submit(toBuffer(payload), DataFlag.REQUEST, id, submitOptions, (error) =>
         this.#requests.fail(id, error),
       );
     }
@@ -284,30 +285,44 @@ export class TetherClient extends EventEmitter<ClientEvents> {
     };
   }
 
+  // Queues a DATA frame; `reject` gets any failure (never throws), `resolve` the acknowledgement.
   #submit(
     payload: Buffer,
     flags: number,
     requestId: number,
     options: SendOptions,
-  ): Promise<OutboundEntry<SendMeta>> {
-    if (this.#state === ClientState.CLOSED) return Promise.reject(closedError());
-    if (dataFrameLength(payload.length, flags) > this.#peerMaxFrame) {
-      return Promise.reject(tooLarge(payload.length, this.#peerMaxFrame));
+    reject: (error: Error) => void,
+    resolve: (receipt: SendReceipt) => void = ignore,
+  ): void {
+    const error = this.#refusal(payload, flags, options.ttlMs);
+    if (error !== undefined) {
+      reject(error);
+      return;
     }
     const ttl = options.ttlMs;
-    if (ttl !== undefined && !(ttl > 0))
-      return Promise.reject(new TypeError(`ttlMs must be > 0, got ${ttl}`));
-    return new Promise((resolve, reject) => {
-      const expiresAt = ttl === undefined ? Number.POSITIVE_INFINITY : this.#options.now() + ttl;
-      this.#outbox.submit(
-        payload,
-        { resolve, reject, expiresAt },
-        flags,
-        requestId,
-        options.signal,
-      );
-    });
+    const expiresAt = ttl === undefined ? Number.POSITIVE_INFINITY : this.#options.now() + ttl;
+    this.#outbox.submit(payload, { resolve, reject, expiresAt }, flags, requestId, options.signal);
   }
+
+  // Why a send cannot even be queued, or undefined.
+  #refusal(payload: Buffer, flags: number, ttl: number | undefined): Error | undefined {
+    if (this.#state === ClientState.CLOSED) return closedError();
+    if (dataFrameLength(payload.length, flags) > this.#peerMaxFrame) {
+      return tooLarge(payload.length, this.#peerMaxFrame);
+    }
+    if (ttl !== undefined && !(ttl > 0)) return new TypeError(`ttlMs must be > 0, got ${ttl}`);
+    return undefined;
+  }
+
+  // Sends made in one synchronous burst are taken in one pump: one window check, one batch.
+  #schedulePump = (): void => {
+    if (this.#pumpQueued) return;
+    this.#pumpQueued = true;
+    queueMicrotask(() => {
+      this.#pumpQueued = false;
+      this.#pump();
+    });
+  };
 
   #pump(): void {
     if (this.#state !== ClientState.CONNECTED) return;
@@ -519,7 +534,7 @@ export class TetherClient extends EventEmitter<ClientEvents> {
           message: 'client has no request handler',
         }),
       );
-      this.#submit(body, DataFlag.RESPONSE | DataFlag.ERROR, frame.requestId, {}).catch(() => {});
+      this.#submit(body, DataFlag.RESPONSE | DataFlag.ERROR, frame.requestId, {}, () => {});
       return;
     }
     const message = new Message(`${this.#sessionId}:${frame.seq}`, frame.seq, frame.payload);
@@ -584,3 +599,5 @@ function tooLarge(bytes: number, maxFrame: number): TetherError {
 function closedError(): TetherError {
   return new TetherError(ErrorCode.CLOSED, 'the client is closed');
 }
+
+function ignore(): void {}

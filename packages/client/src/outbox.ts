@@ -7,9 +7,16 @@ import {
 } from '@tether/protocol';
 import { OverflowPolicy } from './options.js';
 
+/** Resolution of `send()`: the server's application received the message. */
+export interface SendReceipt {
+  /** `${clientId}:${seq}`: stable across reconnects and session loss, for app-level dedupe. */
+  id: string;
+  seq: number;
+}
+
 /** Per-message bookkeeping kept with each outbound entry. */
 export interface SendMeta {
-  resolve(entry: OutboundEntry<SendMeta>): void;
+  resolve(receipt: SendReceipt): void;
   reject(error: Error): void;
   /** Monotonic time after which a message not yet transmitted is rejected; Infinity for none. */
   expiresAt: number;
@@ -38,6 +45,7 @@ interface Waiter {
  */
 export class Outbox {
   readonly stream: ReliableOutbound<SendMeta> = new ReliableOutbound<SendMeta>();
+  readonly #clientId: string;
   readonly #limits: OutboxLimits;
   readonly #now: () => number;
   readonly #onEnqueued: () => void;
@@ -49,11 +57,13 @@ export class Outbox {
   #emptyWaiters: (() => void)[] = [];
 
   constructor(
+    clientId: string,
     limits: OutboxLimits,
     now: () => number,
     onEnqueued: () => void,
     onDrop: (entry: OutboundEntry<SendMeta>) => void,
   ) {
+    this.#clientId = clientId;
     this.#limits = limits;
     this.#now = now;
     this.#onEnqueued = onEnqueued;
@@ -149,11 +159,11 @@ export class Outbox {
     return new Promise((resolve) => this.#emptyWaiters.push(resolve));
   }
 
-  /** Resolves acknowledged messages and lets waiting sends in. */
+  /** Resolves acknowledged messages with their receipts and lets waiting sends in. */
   released(entries: OutboundEntry<SendMeta>[]): void {
     for (const entry of entries) {
       if (entry.meta.expiresAt !== Number.POSITIVE_INFINITY) this.#withTtl--;
-      entry.meta.resolve(entry);
+      entry.meta.resolve({ id: `${this.#clientId}:${entry.seq}`, seq: entry.seq });
     }
     this.#admitWaiters();
     this.#notifyIfEmpty();

@@ -1,15 +1,15 @@
 import { ErrorCode, type OutboundEntry, type TetherError } from '@tether/protocol';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { OverflowPolicy as Policy } from '../src/options.js';
-import { Outbox, type OutboxLimits, type SendMeta } from '../src/outbox.js';
+import { Outbox, type OutboxLimits, type SendMeta, type SendReceipt } from '../src/outbox.js';
 
 type Entry = OutboundEntry<SendMeta>;
 
 /** One submitted message and how its promise settled (handlers attached at once). */
 interface Sent {
-  promise: Promise<Entry>;
+  promise: Promise<SendReceipt>;
   status: 'pending' | 'resolved' | 'rejected';
-  entry: Entry | undefined;
+  receipt: SendReceipt | undefined;
   error: TetherError | undefined;
 }
 
@@ -28,6 +28,7 @@ function harness(limits: Partial<OutboxLimits> = {}) {
   const onDrop = vi.fn<(entry: Entry) => void>();
   const now = (): number => Date.now();
   const outbox = new Outbox(
+    'client-1',
     { maxMessages: 3, maxBytes: 1000, overflow: Policy.REJECT, ...limits },
     now,
     onEnqueued,
@@ -35,20 +36,20 @@ function harness(limits: Partial<OutboxLimits> = {}) {
   );
   function send(payload: string, options: SendOptions = {}): Sent {
     const sent: Sent = {
-      promise: undefined as unknown as Promise<Entry>,
+      promise: undefined as unknown as Promise<SendReceipt>,
       status: 'pending',
-      entry: undefined,
+      receipt: undefined,
       error: undefined,
     };
-    sent.promise = new Promise<Entry>((resolve, reject) => {
+    sent.promise = new Promise<SendReceipt>((resolve, reject) => {
       const expiresAt =
         options.ttlMs === undefined ? Number.POSITIVE_INFINITY : now() + options.ttlMs;
       outbox.submit(Buffer.from(payload), { resolve, reject, expiresAt }, 0, 0, options.signal);
     });
     sent.promise.then(
-      (entry) => {
+      (receipt) => {
         sent.status = 'resolved';
-        sent.entry = entry;
+        sent.receipt = receipt;
       },
       (error: TetherError) => {
         sent.status = 'rejected';
@@ -130,7 +131,7 @@ describe('outbox - reject policy', () => {
     ack(1);
     await settle();
     expect(a.status).toBe('resolved');
-    expect(a.entry?.seq).toBe(1);
+    expect(a.receipt).toEqual({ id: 'client-1:1', seq: 1 });
     expect(b.status).toBe('pending');
     const d = send('d');
     await settle();
