@@ -11,7 +11,6 @@ import {
   type HelloBody,
   isErrorCode,
   type LinkOptions,
-  type OutboundEntry,
   PREFACE,
   ProtocolError,
   type ReliableInbound,
@@ -23,11 +22,11 @@ import {
   type WelcomeBody,
 } from '@tether/protocol';
 import { isTlsError } from './open-socket.js';
-import type { SendMeta } from './outbox.js';
+import type { PendingSend } from './outbox.js';
 
 /** The session state a connection runs over; it outlives the connection. */
 export interface SessionStreams {
-  outbound: ReliableOutbound<SendMeta>;
+  outbound: ReliableOutbound<PendingSend>;
   inbound: ReliableInbound;
   rtt: RttEstimator;
 }
@@ -37,9 +36,9 @@ export interface ConnectionHooks {
   /** Builds HELLO from the server's CHALLENGE (credentials may be fetched fresh). */
   hello(challenge: ChallengeBody): Promise<HelloBody>;
   /** WELCOME arrived: returns the streams to run over and the messages to send again. */
-  welcome(body: WelcomeBody): { streams: SessionStreams; resend: OutboundEntry<SendMeta>[] };
+  welcome(body: WelcomeBody): { streams: SessionStreams; resend: PendingSend[] };
   data(frame: DataFrame): void;
-  acked(entries: OutboundEntry<SendMeta>[]): void;
+  acked(entries: PendingSend[]): void;
   rtt(stats: RttStats): void;
   /** GOAWAY: the server asks to come back after `retryAfterMs`. */
   goaway(retryAfterMs: number, reason: string): void;
@@ -69,7 +68,7 @@ export class ClientConnection {
   readonly closed: Promise<CloseInfo>;
   /** Resolves with WELCOME once the session is established; rejects if the handshake fails. */
   readonly established: Promise<WelcomeBody>;
-  link: ReliableLink<SendMeta> | undefined;
+  link: ReliableLink<PendingSend> | undefined;
   readonly #socket: Socket;
   readonly #decoder: FrameDecoder;
   readonly #hooks: ConnectionHooks;
@@ -136,7 +135,7 @@ export class ClientConnection {
    * batch (in order with messages); bulk data waits while the socket holds `TRANSFER_LOW_WATER`.
    */
   transferLink(maxFrame: number): TransferLink {
-    const link = this.link as ReliableLink<SendMeta>;
+    const link = this.link as ReliableLink<PendingSend>;
     const socket = this.#socket;
     return {
       write: (frame) => link.write(frame),
@@ -197,7 +196,7 @@ export class ClientConnection {
       if (frame.type === FrameType.WELCOME) this.#open(frame.body);
       else this.#unexpected(frame);
     } else {
-      const handled = (this.link as ReliableLink<SendMeta>).handle(frame, this.#now());
+      const handled = (this.link as ReliableLink<PendingSend>).handle(frame, this.#now());
       if (handled instanceof ProtocolError) this.destroy(handled);
       else if (handled) return;
       else if (frame.type === FrameType.GOAWAY)
@@ -227,7 +226,7 @@ export class ClientConnection {
       pingIntervalMs: Math.min(this.#linkOptions.heartbeat.pingIntervalMs, welcome.pingIntervalMs),
       deadAfterMs: this.#linkOptions.heartbeat.deadAfterMs,
     };
-    this.link = new ReliableLink<SendMeta>(
+    this.link = new ReliableLink<PendingSend>(
       streams.outbound,
       streams.inbound,
       streams.rtt,

@@ -14,7 +14,6 @@ import {
   type HelloBody,
   HMAC_AUTH_METHOD,
   Message,
-  type OutboundEntry,
   type Payload,
   PROTOCOL_VERSION,
   ReliableInbound,
@@ -31,7 +30,7 @@ import { ClientConnection, type CloseInfo, type SessionStreams } from './client-
 import { type ClientEvents, ClientState } from './events.js';
 import { openSocket, sleep } from './open-socket.js';
 import { type ClientOptions, type ResolvedClientOptions, resolveClientOptions } from './options.js';
-import { Outbox, type SendMeta, type SendReceipt } from './outbox.js';
+import { Outbox, type PendingSend, type SendReceipt } from './outbox.js';
 
 export type { SendReceipt } from './outbox.js';
 
@@ -301,7 +300,10 @@ export class TetherClient extends EventEmitter<ClientEvents> {
     }
     const ttl = options.ttlMs;
     const expiresAt = ttl === undefined ? Number.POSITIVE_INFINITY : this.#options.now() + ttl;
-    this.#outbox.submit(payload, { resolve, reject, expiresAt }, flags, requestId, options.signal);
+    this.#outbox.submit(
+      { payload, flags, requestId, seq: 0, resolve, reject, expiresAt },
+      options.signal,
+    );
   }
 
   // Why a send cannot even be queued, or undefined.
@@ -475,9 +477,9 @@ export class TetherClient extends EventEmitter<ClientEvents> {
     return hello;
   }
 
-  #welcome(body: WelcomeBody): { streams: SessionStreams; resend: OutboundEntry<SendMeta>[] } {
+  #welcome(body: WelcomeBody): { streams: SessionStreams; resend: PendingSend[] } {
     const previousSessionId = this.#sessionId;
-    let resend: OutboundEntry<SendMeta>[];
+    let resend: PendingSend[];
     if (body.resumed && body.sessionId === previousSessionId) {
       const resumed = this.#outbox.stream.resume(body.delivered);
       if (resumed instanceof TetherError) throw resumed;
@@ -549,7 +551,7 @@ export class TetherClient extends EventEmitter<ClientEvents> {
     }
   }
 
-  #onAcked(entries: OutboundEntry<SendMeta>[]): void {
+  #onAcked(entries: PendingSend[]): void {
     if (entries.length === 0) return;
     this.#messagesOut += entries.length;
     this.#outbox.released(entries);

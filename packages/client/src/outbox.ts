@@ -14,12 +14,12 @@ export interface SendReceipt {
   seq: number;
 }
 
-/** Per-message bookkeeping kept with each outbound entry. */
-export interface SendMeta {
+/** One message from `send()` until the server acknowledges it: stream entry and promise in one. */
+export interface PendingSend extends OutboundEntry {
   resolve(receipt: SendReceipt): void;
   reject(error: Error): void;
   /** Monotonic time after which a message not yet transmitted is rejected; Infinity for none. */
-  expiresAt: number;
+  readonly expiresAt: number;
 }
 
 /** Outbox limits. */
@@ -30,10 +30,7 @@ export interface OutboxLimits {
 }
 
 interface Waiter {
-  payload: Buffer;
-  meta: SendMeta;
-  flags: number;
-  requestId: number;
+  entry: PendingSend;
   onAbort: (() => void) | undefined;
   signal: AbortSignal | undefined;
 }
@@ -44,12 +41,12 @@ interface Waiter {
  * Sequence state lives in the wrapped {@link ReliableOutbound}, which the session's links use.
  */
 export class Outbox {
-  readonly stream: ReliableOutbound<SendMeta> = new ReliableOutbound<SendMeta>();
+  readonly stream: ReliableOutbound<PendingSend> = new ReliableOutbound<PendingSend>();
   readonly #clientId: string;
   readonly #limits: OutboxLimits;
   readonly #now: () => number;
   readonly #onEnqueued: () => void;
-  readonly #onDrop: (entry: OutboundEntry<SendMeta>) => void;
+  readonly #onDrop: (entry: PendingSend) => void;
   #waiters = new Fifo<Waiter>();
   #ttlTimer: ReturnType<typeof setTimeout> | undefined;
   #ttlTimerAt = Number.POSITIVE_INFINITY;
@@ -61,7 +58,7 @@ export class Outbox {
     limits: OutboxLimits,
     now: () => number,
     onEnqueued: () => void,
-    onDrop: (entry: OutboundEntry<SendMeta>) => void,
+    onDrop: (entry: PendingSend) => void,
   ) {
     this.#clientId = clientId;
     this.#limits = limits;
@@ -81,22 +78,17 @@ export class Outbox {
   }
 
   /**
-   * Queues a message, applying the overflow policy when full. Failures reject `meta` (never
+   * Queues a message, applying the overflow policy when full. Failures reject `entry` (never
    * throws): QUEUE_FULL, or ABORTED when `signal` fires while waiting for room.
    */
-  submit(
-    payload: Buffer,
-    meta: SendMeta,
-    flags: number,
-    requestId: number,
-    signal?: AbortSignal,
-  ): void {
+  submit(entry: PendingSend, signal?: AbortSignal): void {
+    const { payload } = entry;
     if (signal?.aborted) {
-      meta.reject(new TetherError(ErrorCode.ABORTED, 'send aborted', { cause: signal.reason }));
+      entry.reject(new TetherError(ErrorCode.ABORTED, 'send aborted', { cause: signal.reason }));
       return;
     }
     if (payload.length > this.#limits.maxBytes) {
-      meta.reject(
+      entry.reject(
         new TetherError(
           ErrorCode.QUEUE_FULL,
           `message of ${payload.length} bytes exceeds the outbox byte cap`,
@@ -106,11 +98,11 @@ export class Outbox {
     }
     // Waiters go first, so 'wait' keeps the order of send() calls.
     if (this.#waiters.length === 0 && this.#makeRoom(payload.length)) {
-      this.#enqueue(payload, meta, flags, requestId);
+      this.#enqueue(entry);
       return;
     }
     if (this.#limits.overflow !== OverflowPolicy.WAIT) {
-      meta.reject(
+      entry.reject(
         new TetherError(
           ErrorCode.QUEUE_FULL,
           `outbox full (${this.stream.count} messages, ${this.stream.bytes} bytes)`,
@@ -118,12 +110,12 @@ export class Outbox {
       );
       return;
     }
-    const waiter: Waiter = { payload, meta, flags, requestId, onAbort: undefined, signal };
+    const waiter: Waiter = { entry, onAbort: undefined, signal };
     if (signal !== undefined) {
       waiter.onAbort = () => {
         this.#waiters.removeWhere((w) => w === waiter);
-        if (meta.expiresAt !== Number.POSITIVE_INFINITY) this.#withTtl--;
-        meta.reject(
+        if (entry.expiresAt !== Number.POSITIVE_INFINITY) this.#withTtl--;
+        entry.reject(
           new TetherError(ErrorCode.ABORTED, 'send aborted while waiting for room', {
             cause: signal.reason,
           }),
@@ -135,18 +127,18 @@ export class Outbox {
       signal.addEventListener('abort', waiter.onAbort, { once: true });
     }
     this.#waiters.push(waiter);
-    if (meta.expiresAt !== Number.POSITIVE_INFINITY) {
+    if (entry.expiresAt !== Number.POSITIVE_INFINITY) {
       this.#withTtl++;
-      this.#armTtl(meta.expiresAt);
+      this.#armTtl(entry.expiresAt);
     }
   }
 
   /** Takes back queued (never transmitted) messages matching `predicate`, rejecting them. */
-  withdraw(predicate: (entry: OutboundEntry<SendMeta>) => boolean, error: Error): void {
+  withdraw(predicate: (entry: PendingSend) => boolean, error: Error): void {
     const removed = this.stream.dropQueued(predicate);
     for (const entry of removed) {
-      if (entry.meta.expiresAt !== Number.POSITIVE_INFINITY) this.#withTtl--;
-      entry.meta.reject(error);
+      if (entry.expiresAt !== Number.POSITIVE_INFINITY) this.#withTtl--;
+      entry.reject(error);
     }
     if (removed.length === 0) return;
     this.#admitWaiters();
@@ -160,10 +152,10 @@ export class Outbox {
   }
 
   /** Resolves acknowledged messages with their receipts and lets waiting sends in. */
-  released(entries: OutboundEntry<SendMeta>[]): void {
+  released(entries: PendingSend[]): void {
     for (const entry of entries) {
-      if (entry.meta.expiresAt !== Number.POSITIVE_INFINITY) this.#withTtl--;
-      entry.meta.resolve({ id: `${this.#clientId}:${entry.seq}`, seq: entry.seq });
+      if (entry.expiresAt !== Number.POSITIVE_INFINITY) this.#withTtl--;
+      entry.resolve({ id: `${this.#clientId}:${entry.seq}`, seq: entry.seq });
     }
     this.#admitWaiters();
     this.#notifyIfEmpty();
@@ -183,14 +175,13 @@ export class Outbox {
   /** Rejects messages whose TTL passed before they were transmitted. */
   expire(now: number = this.#now()): void {
     if (this.#withTtl === 0) return;
-    const isExpired = (e: { meta: SendMeta }): boolean => e.meta.expiresAt <= now;
-    const expired = this.stream.dropQueued(isExpired);
-    const expiredWaiters = this.#waiters.removeWhere(isExpired);
+    const expired = this.stream.dropQueued((e) => e.expiresAt <= now);
+    const expiredWaiters = this.#waiters.removeWhere((w) => w.entry.expiresAt <= now);
     this.#withTtl -= expired.length + expiredWaiters.length;
-    for (const entry of expired) entry.meta.reject(expiredError());
+    for (const entry of expired) entry.reject(expiredError());
     for (const waiter of expiredWaiters) {
       this.#detach(waiter);
-      waiter.meta.reject(expiredError());
+      waiter.entry.reject(expiredError());
     }
     if (expired.length > 0 || expiredWaiters.length > 0) this.#admitWaiters();
     this.#notifyIfEmpty();
@@ -202,10 +193,10 @@ export class Outbox {
     this.#ttlTimer = undefined;
     this.#ttlTimerAt = Number.POSITIVE_INFINITY;
     const waiters = this.#waiters.clear();
-    for (const entry of this.stream.clear()) entry.meta.reject(error);
+    for (const entry of this.stream.clear()) entry.reject(error);
     for (const waiter of waiters) {
       this.#detach(waiter);
-      waiter.meta.reject(error);
+      waiter.entry.reject(error);
     }
     this.#withTtl = 0;
     this.#notifyIfEmpty();
@@ -240,8 +231,8 @@ export class Outbox {
     while (!this.#fits(bytes)) {
       const oldest = this.stream.dropOldestQueued();
       if (oldest === undefined) return false;
-      if (oldest.meta.expiresAt !== Number.POSITIVE_INFINITY) this.#withTtl--;
-      oldest.meta.reject(
+      if (oldest.expiresAt !== Number.POSITIVE_INFINITY) this.#withTtl--;
+      oldest.reject(
         new TetherError(ErrorCode.MESSAGE_DROPPED, 'dropped by the drop-oldest overflow policy'),
       );
       this.#onDrop(oldest);
@@ -249,22 +240,22 @@ export class Outbox {
     return true;
   }
 
-  #enqueue(payload: Buffer, meta: SendMeta, flags: number, requestId: number): void {
-    this.stream.enqueue(payload, meta, flags, requestId);
-    if (meta.expiresAt !== Number.POSITIVE_INFINITY) {
+  #enqueue(entry: PendingSend): void {
+    this.stream.enqueue(entry);
+    if (entry.expiresAt !== Number.POSITIVE_INFINITY) {
       this.#withTtl++;
-      this.#armTtl(meta.expiresAt);
+      this.#armTtl(entry.expiresAt);
     }
     this.#onEnqueued();
   }
 
   #admitWaiters(): void {
     for (let next = this.#waiters.peek(); next !== undefined; next = this.#waiters.peek()) {
-      if (!this.#fits(next.payload.length)) return;
+      if (!this.#fits(next.entry.payload.length)) return;
       this.#waiters.shift();
       this.#detach(next);
-      if (next.meta.expiresAt !== Number.POSITIVE_INFINITY) this.#withTtl--;
-      this.#enqueue(next.payload, next.meta, next.flags, next.requestId);
+      if (next.entry.expiresAt !== Number.POSITIVE_INFINITY) this.#withTtl--;
+      this.#enqueue(next.entry);
     }
   }
 
@@ -285,8 +276,8 @@ export class Outbox {
     const now = this.#now();
     this.expire(now);
     let next = Number.POSITIVE_INFINITY;
-    for (const entry of this.stream.queued()) next = Math.min(next, entry.meta.expiresAt);
-    for (const waiter of this.#waiters) next = Math.min(next, waiter.meta.expiresAt);
+    for (const entry of this.stream.queued()) next = Math.min(next, entry.expiresAt);
+    for (const waiter of this.#waiters) next = Math.min(next, waiter.entry.expiresAt);
     if (next !== Number.POSITIVE_INFINITY) this.#armTtl(next);
   }
 }

@@ -1,9 +1,9 @@
-import { ErrorCode, type OutboundEntry, type TetherError } from '@tether/protocol';
+import { ErrorCode, type TetherError } from '@tether/protocol';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { OverflowPolicy as Policy } from '../src/options.js';
-import { Outbox, type OutboxLimits, type SendMeta, type SendReceipt } from '../src/outbox.js';
+import { Outbox, type OutboxLimits, type PendingSend, type SendReceipt } from '../src/outbox.js';
 
-type Entry = OutboundEntry<SendMeta>;
+type Entry = PendingSend;
 
 /** One submitted message and how its promise settled (handlers attached at once). */
 interface Sent {
@@ -44,7 +44,18 @@ function harness(limits: Partial<OutboxLimits> = {}) {
     sent.promise = new Promise<SendReceipt>((resolve, reject) => {
       const expiresAt =
         options.ttlMs === undefined ? Number.POSITIVE_INFINITY : now() + options.ttlMs;
-      outbox.submit(Buffer.from(payload), { resolve, reject, expiresAt }, 0, 0, options.signal);
+      outbox.submit(
+        {
+          payload: Buffer.from(payload),
+          flags: 0,
+          requestId: 0,
+          seq: 0,
+          resolve,
+          reject,
+          expiresAt,
+        },
+        options.signal,
+      );
     });
     sent.promise.then(
       (receipt) => {

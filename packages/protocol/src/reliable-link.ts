@@ -9,11 +9,11 @@ import type { OutboundEntry, ReliableOutbound } from './reliable-outbound.js';
 import type { RttEstimator, RttStats } from './rtt.js';
 
 /** What a {@link ReliableLink} reports to the side that owns it. */
-export interface LinkEvents<Meta> {
+export interface LinkEvents<Entry extends OutboundEntry> {
   /** A DATA frame delivered for the first time, in order. */
   data(frame: DataFrame): void;
   /** The peer acknowledged these messages, oldest first. */
-  acked(entries: OutboundEntry<Meta>[]): void;
+  acked(entries: Entry[]): void;
   /** A PONG gave a new RTT sample. */
   rtt(stats: RttStats): void;
   /** Frames are waiting in `batch`: schedule a flush. */
@@ -37,21 +37,21 @@ const STAMP_PER_MS = 1000;
  * window, and runs the heartbeat. Sequence state (`outbound`, `inbound`) belongs to the session
  * and outlives the link; a reconnect makes a new link over the same state.
  */
-export class ReliableLink<Meta> {
+export class ReliableLink<Entry extends OutboundEntry = OutboundEntry> {
   readonly batch: OutputBatch = new OutputBatch();
   readonly heartbeat: HeartbeatMonitor;
-  readonly #outbound: ReliableOutbound<Meta>;
+  readonly #outbound: ReliableOutbound<Entry>;
   readonly #inbound: ReliableInbound;
   readonly #rtt: RttEstimator;
-  readonly #events: LinkEvents<Meta>;
+  readonly #events: LinkEvents<Entry>;
   readonly #maxInFlightBytes: number;
 
   constructor(
-    outbound: ReliableOutbound<Meta>,
+    outbound: ReliableOutbound<Entry>,
     inbound: ReliableInbound,
     rtt: RttEstimator,
     options: LinkOptions,
-    events: LinkEvents<Meta>,
+    events: LinkEvents<Entry>,
     now: number,
   ) {
     this.#outbound = outbound;
@@ -70,7 +70,7 @@ export class ReliableLink<Meta> {
   }
 
   /** Sends again messages the peer had not delivered (after resume), then anything queued. */
-  start(resend: readonly OutboundEntry<Meta>[], now: number): void {
+  start(resend: readonly Entry[], now: number): void {
     for (const entry of resend) this.#writeData(entry);
     if (resend.length > 0) this.heartbeat.outboundPending(now);
     this.endOfBurst();
@@ -139,7 +139,7 @@ export class ReliableLink<Meta> {
     this.write(encodePing(Math.round(now * STAMP_PER_MS)));
   }
 
-  #writeData(entry: OutboundEntry<Meta>): void {
+  #writeData(entry: Entry): void {
     if (this.batch.pushData(entry)) this.#events.flush();
   }
 }

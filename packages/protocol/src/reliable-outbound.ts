@@ -2,16 +2,17 @@ import { ErrorCode } from './error-codes.js';
 import { ProtocolError } from './errors.js';
 import { Fifo } from './fifo.js';
 
-/** One outbound message, from `enqueue` until the peer acknowledges it. */
-export interface OutboundEntry<Meta> {
-  payload: Buffer;
+/**
+ * One outbound message, from `enqueue` until the peer acknowledges it. Owners extend it with
+ * their own bookkeeping (promise callbacks, deadlines), so a message costs one object.
+ */
+export interface OutboundEntry {
+  readonly payload: Buffer;
   /** DATA flags (request, response, error). */
-  flags: number;
-  requestId: number;
+  readonly flags: number;
+  readonly requestId: number;
   /** Sequence number, assigned at first transmission; 0 while queued. */
   seq: number;
-  /** Caller's bookkeeping (promise callbacks, deadlines). */
-  meta: Meta;
 }
 
 /**
@@ -20,9 +21,9 @@ export interface OutboundEntry<Meta> {
  * never leaves a gap) and keeps them as in flight until a cumulative ACK releases them. After a
  * reconnect `resume` says which in-flight messages to send again.
  */
-export class ReliableOutbound<Meta> {
-  #queued = new Fifo<OutboundEntry<Meta>>();
-  #inFlight = new Fifo<OutboundEntry<Meta>>();
+export class ReliableOutbound<Entry extends OutboundEntry = OutboundEntry> {
+  #queued = new Fifo<Entry>();
+  #inFlight = new Fifo<Entry>();
   #queuedBytes = 0;
   #inFlightBytes = 0;
   /** Highest sequence the peer acknowledged. */
@@ -71,10 +72,10 @@ export class ReliableOutbound<Meta> {
     return this.#inFlightBytes;
   }
 
-  enqueue(payload: Buffer, meta: Meta, flags = 0, requestId = 0): OutboundEntry<Meta> {
-    const entry: OutboundEntry<Meta> = { payload, flags, requestId, seq: 0, meta };
+  /** Queues `entry` (its `seq` must be 0: it is assigned at first transmission). */
+  enqueue(entry: Entry): Entry {
     this.#queued.push(entry);
-    this.#queuedBytes += payload.length;
+    this.#queuedBytes += entry.payload.length;
     return entry;
   }
 
@@ -82,8 +83,8 @@ export class ReliableOutbound<Meta> {
    * Moves queued messages to in flight, assigning sequence numbers, while the in-flight payload
    * stays within `maxInFlightBytes` (at least one message always moves when none is in flight).
    */
-  takeSendable(maxInFlightBytes: number = Number.POSITIVE_INFINITY): OutboundEntry<Meta>[] {
-    const out: OutboundEntry<Meta>[] = [];
+  takeSendable(maxInFlightBytes: number = Number.POSITIVE_INFINITY): Entry[] {
+    const out: Entry[] = [];
     for (;;) {
       const next = this.#queued.peek();
       if (next === undefined) break;
@@ -103,16 +104,16 @@ export class ReliableOutbound<Meta> {
    * Applies a cumulative ACK. Returns the messages it releases, oldest first (empty for a stale
    * ACK). An ACK beyond the highest sequence sent is a protocol error.
    */
-  ack(seq: number): OutboundEntry<Meta>[] | ProtocolError {
+  ack(seq: number): Entry[] | ProtocolError {
     if (seq > this.#sent) {
       return new ProtocolError(
         ErrorCode.ACK_OUT_OF_RANGE,
         `peer acknowledged sequence ${seq} but only ${this.#sent} were sent`,
       );
     }
-    const released: OutboundEntry<Meta>[] = [];
+    const released: Entry[] = [];
     while (seq > this.#acked) {
-      const entry = this.#inFlight.shift() as OutboundEntry<Meta>;
+      const entry = this.#inFlight.shift() as Entry;
       this.#inFlightBytes -= entry.payload.length;
       this.#acked = entry.seq;
       released.push(entry);
@@ -124,9 +125,7 @@ export class ReliableOutbound<Meta> {
    * After a reconnect to the same session: `peerDelivered` is the highest sequence the peer
    * delivered (it counts as an ACK). Returns the in-flight messages to send again, in order.
    */
-  resume(
-    peerDelivered: number,
-  ): { released: OutboundEntry<Meta>[]; resend: OutboundEntry<Meta>[] } | ProtocolError {
+  resume(peerDelivered: number): { released: Entry[]; resend: Entry[] } | ProtocolError {
     const released = this.ack(peerDelivered);
     if (released instanceof ProtocolError) return released;
     return { released, resend: [...this.#inFlight] };
@@ -137,26 +136,26 @@ export class ReliableOutbound<Meta> {
    * is ours. In-flight messages keep their sequence numbers and are all sent again, so a message
    * keeps its id (at-least-once). Returns the messages to resend.
    */
-  restart(): OutboundEntry<Meta>[] {
+  restart(): Entry[] {
     return [...this.#inFlight];
   }
 
   /** Removes queued (never transmitted) messages for which `predicate` holds. */
-  dropQueued(predicate: (entry: OutboundEntry<Meta>) => boolean): OutboundEntry<Meta>[] {
+  dropQueued(predicate: (entry: Entry) => boolean): Entry[] {
     const dropped = this.#queued.removeWhere(predicate);
     for (const entry of dropped) this.#queuedBytes -= entry.payload.length;
     return dropped;
   }
 
   /** Removes and returns the oldest queued message, if any. */
-  dropOldestQueued(): OutboundEntry<Meta> | undefined {
+  dropOldestQueued(): Entry | undefined {
     const entry = this.#queued.shift();
     if (entry !== undefined) this.#queuedBytes -= entry.payload.length;
     return entry;
   }
 
   /** Removes and returns every message, in flight first, for failing them all at close. */
-  clear(): OutboundEntry<Meta>[] {
+  clear(): Entry[] {
     const all = [...this.#inFlight.clear(), ...this.#queued.clear()];
     this.#queuedBytes = 0;
     this.#inFlightBytes = 0;
@@ -164,7 +163,7 @@ export class ReliableOutbound<Meta> {
   }
 
   /** Queued messages, oldest first. */
-  queued(): Iterable<OutboundEntry<Meta>> {
+  queued(): Iterable<Entry> {
     return this.#queued;
   }
 }

@@ -20,14 +20,23 @@ const P = 5000;
 const D = 15_000;
 const BIG_WINDOW = 64 * 1024 * 1024;
 
+/** An entry tagged with a name, as owners extend entries with their bookkeeping. */
+interface Tagged extends OutboundEntry {
+  meta: string;
+}
+
+function tagged(payload: Buffer, meta: string, flags = 0, requestId = 0): Tagged {
+  return { payload, flags, requestId, seq: 0, meta };
+}
+
 /** One end of a simulated connection, with the session state that outlives its links. */
 interface Side {
   name: string;
-  outbound: ReliableOutbound<string>;
+  outbound: ReliableOutbound<Tagged>;
   inbound: ReliableInbound;
   rtt: RttEstimator;
   options: LinkOptions;
-  link: ReliableLink<string>;
+  link: ReliableLink<Tagged>;
   /** Decodes what the peer writes to this side, on the current connection. */
   decoder: FrameDecoder;
   /** Payloads delivered to this side's application, with their seqs. */
@@ -43,7 +52,7 @@ interface Side {
   maxInFlight: number;
 }
 
-function makeLink(side: Side, now: number): ReliableLink<string> {
+function makeLink(side: Side, now: number): ReliableLink<Tagged> {
   return new ReliableLink(
     side.outbound,
     side.inbound,
@@ -58,7 +67,7 @@ function makeLink(side: Side, now: number): ReliableLink<string> {
           requestId: frame.requestId,
         });
       },
-      acked: (entries: OutboundEntry<string>[]) => {
+      acked: (entries: Tagged[]) => {
         for (const entry of entries) side.acked.push(entry.meta);
       },
       rtt: (stats: RttStats) => {
@@ -75,7 +84,7 @@ function makeLink(side: Side, now: number): ReliableLink<string> {
 function makeSide(name: string, now: number, maxInFlightBytes = BIG_WINDOW): Side {
   const side = {
     name,
-    outbound: new ReliableOutbound<string>(),
+    outbound: new ReliableOutbound<Tagged>(),
     inbound: new ReliableInbound(),
     rtt: new RttEstimator(),
     options: { heartbeat: { pingIntervalMs: P, deadAfterMs: D }, maxInFlightBytes },
@@ -178,7 +187,7 @@ function reconnect(a: Side, b: Side, now: number, keepA: number, keepB: number):
 function enqueueMany(side: Side, count: number, from = 0, size = 0): void {
   for (let i = from; i < from + count; i++) {
     const text = `${side.name}-${i}`.padEnd(size, '.');
-    side.outbound.enqueue(Buffer.from(text), `${side.name}-${i}`);
+    side.outbound.enqueue(tagged(Buffer.from(text), `${side.name}-${i}`));
   }
 }
 
@@ -271,8 +280,8 @@ describe('reliable-link', () => {
   it('reliable-link - DATA flags and request ids survive the trip', () => {
     const a = makeSide('a', 0);
     const b = makeSide('b', 0);
-    a.outbound.enqueue(Buffer.from('req'), 'r', DataFlag.REQUEST, 9);
-    a.outbound.enqueue(Buffer.from('plain'), 'p');
+    a.outbound.enqueue(tagged(Buffer.from('req'), 'r', DataFlag.REQUEST, 9));
+    a.outbound.enqueue(tagged(Buffer.from('plain'), 'p'));
     start(a, b, 0);
     settle(a, b, 0);
     expect(b.delivered).toEqual([

@@ -1,7 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import { ErrorCode, type OutboundEntry, ProtocolError, ReliableOutbound } from '../src/index.js';
 
-type Out = ReliableOutbound<string>;
+/** An entry tagged with a name, as owners extend entries with their bookkeeping. */
+interface Tagged extends OutboundEntry {
+  meta: string;
+}
+
+type Out = ReliableOutbound<Tagged>;
+
+function tagged(payload: Buffer, meta: string, flags = 0, requestId = 0): Tagged {
+  return { payload, flags, requestId, seq: 0, meta };
+}
 
 function payload(size: number, fill = 0x61): Buffer {
   return Buffer.alloc(size, fill);
@@ -10,14 +19,14 @@ function payload(size: number, fill = 0x61): Buffer {
 /** Enqueues one message per size, with meta m0, m1, ... (continuing from `from`). */
 function enqueueSizes(out: Out, sizes: number[], from = 0): void {
   sizes.forEach((size, i) => {
-    out.enqueue(payload(size), `m${from + i}`);
+    out.enqueue(tagged(payload(size), `m${from + i}`));
   });
 }
 
-const metas = (entries: OutboundEntry<string>[]): string[] => entries.map((e) => e.meta);
-const seqs = (entries: OutboundEntry<string>[]): number[] => entries.map((e) => e.seq);
+const metas = (entries: Tagged[]): string[] => entries.map((e) => e.meta);
+const seqs = (entries: Tagged[]): number[] => entries.map((e) => e.seq);
 
-function released(result: OutboundEntry<string>[] | ProtocolError): OutboundEntry<string>[] {
+function released(result: Tagged[] | ProtocolError): Tagged[] {
   if (result instanceof ProtocolError) throw result;
   return result;
 }
@@ -58,7 +67,7 @@ function expectBookkeeping(
 describe('reliable-outbound', () => {
   it('reliable-outbound - enqueue keeps fields and leaves seq 0 until transmission', () => {
     const out: Out = new ReliableOutbound();
-    const entry = out.enqueue(Buffer.from('hi'), 'meta', 0x01, 77);
+    const entry = out.enqueue(tagged(Buffer.from('hi'), 'meta', 0x01, 77));
     expect(entry).toEqual({
       payload: Buffer.from('hi'),
       flags: 0x01,
@@ -243,7 +252,7 @@ describe('reliable-outbound', () => {
       if (op <= 1) {
         const size = rand(300);
         const meta = `m${n++}`;
-        out.enqueue(payload(size), meta);
+        out.enqueue(tagged(payload(size), meta));
         queued.push({ meta, size });
       } else if (op === 2) {
         const window = rand(1500);

@@ -12,9 +12,9 @@ import {
 } from '@tether/protocol';
 import type { ServerConnection } from './server-connection.js';
 
-/** Bookkeeping of one `peer.send()`. */
-export interface PeerSendMeta {
-  resolve(entry: OutboundEntry<PeerSendMeta>): void;
+/** One message to the client (a send or a response) until the client acknowledges it. */
+export interface PeerPendingSend extends OutboundEntry {
+  resolve(receipt: PeerSendReceipt): void;
   reject(error: Error): void;
 }
 
@@ -71,7 +71,7 @@ export class Peer {
   /** @internal Secret token the client presents to resume. */
   readonly resumeToken: string;
   /** @internal */
-  readonly outbound: ReliableOutbound<PeerSendMeta> = new ReliableOutbound<PeerSendMeta>();
+  readonly outbound: ReliableOutbound<PeerPendingSend> = new ReliableOutbound<PeerPendingSend>();
   /** @internal */
   readonly inbound: ReliableInbound;
   /** @internal */
@@ -130,10 +130,9 @@ export class Peer {
    * when the client's application received it; exactly once and in order across reconnects.
    */
   send(payload: Payload): Promise<PeerSendReceipt> {
-    return this.enqueue(toBuffer(payload), 0, 0).then((entry) => ({
-      id: `${this.id}:${entry.seq}`,
-      seq: entry.seq,
-    }));
+    return new Promise((resolve, reject) => {
+      this.enqueue(toBuffer(payload), 0, 0, reject, resolve);
+    });
   }
 
   /** Sends `value` as JSON. */
@@ -174,13 +173,24 @@ export class Peer {
   }
 
   /** @internal Queues a DATA frame (message or response) in the reliable stream. */
-  enqueue(payload: Buffer, flags: number, requestId: number): Promise<OutboundEntry<PeerSendMeta>> {
-    if (this.#closed)
-      return Promise.reject(new TetherError(ErrorCode.CLOSED, 'the session is closed'));
-    return new Promise((resolve, reject) => {
-      this.outbound.enqueue(payload, { resolve, reject }, flags, requestId);
-      this.#host.queued(this);
-    });
+  enqueue(
+    payload: Buffer,
+    flags: number,
+    requestId: number,
+    reject: (error: Error) => void,
+    resolve: (receipt: PeerSendReceipt) => void = ignore,
+  ): void {
+    if (this.#closed) {
+      reject(new TetherError(ErrorCode.CLOSED, 'the session is closed'));
+      return;
+    }
+    this.outbound.enqueue({ payload, flags, requestId, seq: 0, resolve, reject });
+    this.#host.queued(this);
+  }
+
+  /** @internal Resolves messages the client acknowledged with their receipts. */
+  released(entries: readonly PeerPendingSend[]): void {
+    for (const entry of entries) entry.resolve({ id: `${this.id}:${entry.seq}`, seq: entry.seq });
   }
 
   /** @internal Marks the session ended and rejects what it still holds. */
@@ -189,6 +199,8 @@ export class Peer {
     this.#closed = true;
     clearTimeout(this.ttlTimer);
     this.ttlTimer = undefined;
-    for (const entry of this.outbound.clear()) entry.meta.reject(error);
+    for (const entry of this.outbound.clear()) entry.reject(error);
   }
 }
+
+function ignore(): void {}

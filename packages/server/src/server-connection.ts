@@ -15,7 +15,6 @@ import {
   FrameType,
   type HelloBody,
   HMAC_AUTH_METHOD,
-  type OutboundEntry,
   PREFACE,
   ProtocolError,
   ReliableLink,
@@ -24,14 +23,14 @@ import {
   type WelcomeBody,
 } from '@tether/protocol';
 import type { ResolvedServerOptions, TlsIdentity } from './options.js';
-import type { Peer, PeerSendMeta } from './peer.js';
+import type { Peer, PeerPendingSend } from './peer.js';
 
 // Bytes above the control cap that a frame may declare before the handshake is done.
 const PRE_HANDSHAKE_SLACK = 64;
 
 /** Outcome of a HELLO, decided by the server. */
 export type HelloOutcome =
-  | { ok: true; peer: Peer; welcome: WelcomeBody; resend: OutboundEntry<PeerSendMeta>[] }
+  | { ok: true; peer: Peer; welcome: WelcomeBody; resend: PeerPendingSend[] }
   | { ok: false; error: TetherError };
 
 /** What a connection asks of, and reports to, the server. */
@@ -41,7 +40,7 @@ export interface ConnectionHost {
   /** The bytes this connection holds in incomplete frames changed by `delta`. */
   inboundBuffered(connection: ServerConnection, delta: number): void;
   data(peer: Peer, frame: DataFrame): void;
-  acked(peer: Peer, entries: OutboundEntry<PeerSendMeta>[]): void;
+  acked(peer: Peer, entries: PeerPendingSend[]): void;
   rtt(peer: Peer, stats: RttStats): void;
   control(peer: Peer, frame: Frame): void;
   /** The session is open on this connection (WELCOME sent, link running). */
@@ -65,7 +64,7 @@ export class ServerConnection {
   /** Set on TLS connections: what the certificate check established. */
   readonly tlsIdentity: TlsIdentity | undefined;
   peer: Peer | undefined;
-  link: ReliableLink<PeerSendMeta> | undefined;
+  link: ReliableLink<PeerPendingSend> | undefined;
   readonly #host: ConnectionHost;
   readonly #options: ResolvedServerOptions;
   readonly #decoder: FrameDecoder;
@@ -192,7 +191,7 @@ export class ServerConnection {
    * batch (in order with messages); bulk data waits while the socket holds `TRANSFER_LOW_WATER`.
    */
   transferLink(maxFrame: number): TransferLink {
-    const link = this.link as ReliableLink<PeerSendMeta>;
+    const link = this.link as ReliableLink<PeerPendingSend>;
     return {
       write: (frame) => link.write(frame),
       writable: () => this.backlogBytes < TRANSFER_LOW_WATER,
@@ -278,7 +277,7 @@ export class ServerConnection {
       this.#onHello(frame.body);
       return;
     }
-    const link = this.link as ReliableLink<PeerSendMeta>;
+    const link = this.link as ReliableLink<PeerPendingSend>;
     const peer = this.peer as Peer;
     const handled = link.handle(frame, this.#options.now());
     if (handled instanceof ProtocolError) {
@@ -319,7 +318,7 @@ export class ServerConnection {
     const now = this.#options.now();
     clearTimeout(this.#timer);
     this.peer = peer;
-    this.link = new ReliableLink<PeerSendMeta>(
+    this.link = new ReliableLink<PeerPendingSend>(
       peer.outbound,
       peer.inbound,
       peer.rtt,

@@ -12,7 +12,6 @@ import {
   type HelloBody,
   HMAC_AUTH_METHOD,
   Message,
-  type OutboundEntry,
   type Payload,
   PREFACE,
   PROTOCOL_VERSION,
@@ -24,7 +23,7 @@ import {
 } from '@tether/protocol';
 import { EventEmitter } from 'eventemitter3';
 import { type ResolvedServerOptions, resolveServerOptions, type ServerOptions } from './options.js';
-import { Peer, type PeerHost, type PeerSendMeta } from './peer.js';
+import { Peer, type PeerHost, type PeerPendingSend } from './peer.js';
 import { type ConnectionHost, type HelloOutcome, ServerConnection } from './server-connection.js';
 
 /** Payload of `disconnect` and `evict`. */
@@ -355,7 +354,7 @@ export class TetherServer extends EventEmitter<ServerEvents> implements Connecti
         ? undefined
         : this.#findSession(body.resumeToken, body.clientId, identity);
     let peer: Peer;
-    let resend: OutboundEntry<PeerSendMeta>[];
+    let resend: PeerPendingSend[];
     if (existing !== undefined) {
       const resumed = existing.outbound.resume(body.delivered);
       if (resumed instanceof TetherError) return { ok: false, error: resumed };
@@ -426,10 +425,10 @@ export class TetherServer extends EventEmitter<ServerEvents> implements Connecti
   }
 
   /** @internal */
-  acked(peer: Peer, entries: OutboundEntry<PeerSendMeta>[]): void {
+  acked(peer: Peer, entries: PeerPendingSend[]): void {
     peer.messagesOut += entries.length;
     this.#messagesOut += entries.length;
-    for (const entry of entries) entry.meta.resolve(entry);
+    peer.released(entries);
     if (this.#closing && this.#drainWaiter !== undefined && this.#pendingOutbound() === 0)
       this.#drainWaiter();
   }
@@ -578,7 +577,7 @@ export class TetherServer extends EventEmitter<ServerEvents> implements Connecti
       reply = Buffer.from(JSON.stringify({ code, message: (error as Error).message }));
       flags |= DataFlag.ERROR;
     }
-    if (!peer.closed) peer.enqueue(reply, flags, requestId).catch(() => {});
+    if (!peer.closed) peer.enqueue(reply, flags, requestId, () => {});
   }
 
   // Raw TCP connections, before any TLS: enforce the connection limits here.
