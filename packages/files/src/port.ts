@@ -2,7 +2,7 @@
  * Bytes a link may hold unsent before it stops taking file chunks (`TransferLink.writable`).
  * Small, so a message queued behind file chunks waits for at most this much to drain.
  */
-export const TRANSFER_LOW_WATER = 256 * 1024;
+export const TRANSFER_LOW_WATER: number = 256 * 1024;
 
 /**
  * The engine's view of the current connection, shared by its sending and receiving halves.
