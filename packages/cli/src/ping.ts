@@ -15,7 +15,7 @@ import { clientOptions } from './connect-options.js';
 import { reportClient } from './send.js';
 import { createOutput, type Output, onSignal } from './term.js';
 
-export const PING_HELP = `Usage: tether ping <host:port> [options]
+export const PING_HELP: string = `Usage: tether ping <host:port> [options]
 
 Measures round-trip time like ping(8): each probe is a request() that \`tether serve\` echoes, so
 the time covers the whole path through both applications (framing, the reliable stream and the

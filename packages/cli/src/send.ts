@@ -16,7 +16,7 @@ import {
 import { clientOptions } from './connect-options.js';
 import { createOutput, formatBytes, formatMs, type Output, onSignal, progressBar } from './term.js';
 
-export const SEND_HELP = `Usage: tether send <host:port> <text...> [options]
+export const SEND_HELP: string = `Usage: tether send <host:port> <text...> [options]
 
 Sends each <text> argument as one message (UTF-8) and waits until the server's application has
 received it (exactly once, in order, across link drops). With "-" as the only text, sends each
@@ -27,7 +27,7 @@ Options:
 ${CLIENT_HELP}
   -h, --help           this help`;
 
-export const SEND_FILE_HELP = `Usage: tether send-file <host:port> <files...> [options]
+export const SEND_FILE_HELP: string = `Usage: tether send-file <host:port> <files...> [options]
 
 Sends files to \`tether serve --upload-dir\`. Transfers resume after a link drop (and after a
 restart of this command, from the server's committed offset); each file is verified by SHA-256

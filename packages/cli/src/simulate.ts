@@ -15,7 +15,7 @@ import {
 import { clientOptions } from './connect-options.js';
 import { createOutput, formatMs, type Output, onSignal, percentile } from './term.js';
 
-export const SIMULATE_HELP = `Usage: tether simulate <host:port> [options]
+export const SIMULATE_HELP: string = `Usage: tether simulate <host:port> [options]
 
 Runs many clients in this process, each sending messages at a steady rate, and shows a live
 summary: clients connected, reconnects, delivered messages per second, delivery RTT p50/p99 (from
