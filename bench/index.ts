@@ -33,6 +33,10 @@ const option = (name: string) => {
 const smoke = flag('--smoke');
 const quick = smoke || flag('--quick');
 const profile = flag('--profile');
+// Tether runs as installed: its built packages (dist/, compiled by tsc). `--source` runs its
+// TypeScript through tsx instead (no build needed), which measures tsx as well: esbuild's
+// keepNames gives every named closure slow, larger properties.
+const fromSource = flag('--source');
 const outDir = option('--out') ?? join(here, 'results');
 const natsAvailable = existsSync(NATS_SERVER);
 let systems: SystemName[] = option('--systems')
@@ -47,6 +51,11 @@ const scenarios: ScenarioName[] = option('--scenarios')
     : [...SCENARIOS];
 const sizes = option('--sizes')?.split(',').map(Number);
 const notes: string[] = [];
+if (fromSource) {
+  notes.push(
+    'Tether ran from its TypeScript sources through tsx (--source), not from its built packages: slower than as installed.',
+  );
+}
 if (!natsAvailable && systems.includes('nats')) {
   notes.push(`nats-server is not installed (${NATS_SERVER}): the nats system was skipped.`);
   systems = systems.filter((s) => s !== 'nats');
@@ -96,7 +105,12 @@ interface Worker {
 }
 
 function spawnWorker(args: WorkerArgs): Worker {
-  const execArgv = ['--import', 'tsx', '--conditions=@tether/source', '--expose-gc'];
+  const execArgv = [
+    '--import',
+    'tsx',
+    ...(fromSource ? ['--conditions=@tether/source'] : []),
+    '--expose-gc',
+  ];
   if (profile) {
     const dir = join(outDir, 'profiles');
     mkdirSync(dir, { recursive: true });
@@ -442,6 +456,7 @@ const result = {
   schema: 'tether-bench/1',
   date: new Date().toISOString(),
   mode: smoke ? 'smoke' : quick ? 'quick' : 'full',
+  tetherFrom: fromSource ? 'source' : 'dist',
   durationSeconds: Math.round((performance.now() - started) / 1000),
   machine,
   notes,

@@ -7,6 +7,8 @@ const PEERS = new Set(['ws', 'socket.io', 'mqtt-qos0', 'mqtt-qos1', 'nats']);
 interface Result {
   date: string;
   mode: string;
+  /** 'dist': Tether's built packages, as installed; 'source': its TypeScript through tsx. */
+  tetherFrom: string;
   durationSeconds: number;
   machine: { cpu: string; cores: number; node: string; versions: Record<string, string> };
   notes: string[];
@@ -34,6 +36,7 @@ export function renderMarkdown(r: Result): string {
   out.push(`# Tether benchmark (${r.mode})`, '');
   out.push(
     `${r.date}, ${r.machine.cpu}, ${r.machine.cores} cores, Node ${r.machine.node}, ${r.durationSeconds} s. ` +
+      `Tether from ${r.tetherFrom === 'dist' ? 'its built packages (dist)' : 'TypeScript sources (tsx)'}. ` +
       `Versions: ${Object.entries(r.machine.versions)
         .map(([k, v]) => `${k} ${v}`)
         .join(', ')}.`,

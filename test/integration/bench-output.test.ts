@@ -21,7 +21,16 @@ it('pnpm bench --smoke writes latest.json and latest.md in the --out directory',
   cleanups.push(() => rm(out, { recursive: true, force: true }));
   const { stdout } = await run(
     process.execPath,
-    ['--import', 'tsx', '--conditions=@tether/source', 'bench/index.ts', '--smoke', '--out', out],
+    [
+      '--import',
+      'tsx',
+      '--conditions=@tether/source',
+      'bench/index.ts',
+      '--smoke',
+      '--source',
+      '--out',
+      out,
+    ],
     { cwd: root, timeout: 90_000 },
   );
   expect(stdout).toContain('| system |');
@@ -30,6 +39,7 @@ it('pnpm bench --smoke writes latest.json and latest.md in the --out directory',
   const result = JSON.parse(await readFile(join(out, 'latest.json'), 'utf8'));
   expect(result.schema).toBe('tether-bench/1');
   expect(result.mode).toBe('smoke');
+  expect(result.tetherFrom).toBe('source');
   expect(typeof result.machine.cpu).toBe('string');
   expect(result.machine.cores).toBeGreaterThan(0);
   expect(typeof result.machine.node).toBe('string');
