@@ -106,6 +106,7 @@ export class Sender {
   readonly #closing = new Set<Promise<void>>();
   #turn = 0;
   #pumping = false;
+  #recheck: NodeJS.Immediate | undefined;
   #closed = false;
 
   constructor(port: Port, options: SenderOptions) {
@@ -320,6 +321,7 @@ export class Sender {
   pump(): void {
     if (this.#pumping || !this.#port.attached) return;
     this.#pumping = true;
+    let sentAny = false;
     try {
       const n = this.#active.length;
       const start = this.#turn++ % Math.max(n, 1);
@@ -331,16 +333,30 @@ export class Sender {
           const o = this.#active[(start + i) % n];
           if (o !== undefined && this.#sendNext(o)) sent = true;
         }
+        sentAny ||= sent;
       }
       for (const o of this.#active) this.#readAhead(o);
     } finally {
       this.#pumping = false;
+    }
+    // The link turns unwritable as soon as a chunk is queued, before the socket sees it. If the
+    // socket then takes the whole chunk at once (loopback usually does), it never emits 'drain',
+    // so look again once the queued frames were flushed (after this turn's microtasks) instead of
+    // waiting for the next FILE_STATUS. A look that sends nothing does not schedule another: the
+    // link is then really full and its drain calls `pump`.
+    if (sentAny && !this.#port.writable()) {
+      this.#recheck ??= setImmediate(() => {
+        this.#recheck = undefined;
+        this.pump();
+      });
     }
   }
 
   /** Fails every transfer with `error` and closes every file. */
   async close(error: TetherError): Promise<void> {
     this.#closed = true;
+    clearImmediate(this.#recheck);
+    this.#recheck = undefined;
     for (const o of [...this.#byId.values()]) this.#fail(o, error, false);
     await Promise.all(this.#closing);
   }
