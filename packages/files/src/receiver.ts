@@ -90,6 +90,12 @@ interface Incoming {
   reserved: number;
 }
 
+// A transfer's FILE_STATUS goes out once it committed this many bytes more than it last reported
+// (or at once for a rewind or the end of the file); a smaller advance goes out after
+// STATUS_DELAY_MS. 1 MiB is an eighth of the default window: the sender never waits on it.
+const STATUS_STEP = 1024 * 1024;
+const STATUS_DELAY_MS = 5;
+
 // Bytes promised to accepted transfers, per target directory, across every engine of the
 // process: the free-space check of one offer counts what others will still write.
 const reservedBytes = new Map<string, number>();
@@ -120,6 +126,7 @@ export class Receiver {
   readonly #busy = new Map<string, Promise<void>>();
   readonly #dirty = new Set<Incoming>();
   #flush: NodeJS.Immediate | undefined;
+  #statusTimer: NodeJS.Timeout | undefined;
 
   constructor(port: Port, options: ReceiverOptions) {
     this.#port = port;
@@ -208,6 +215,9 @@ export class Receiver {
     while (this.#busy.size > 0) await Promise.all(this.#busy.values());
     if (this.#flush !== undefined) clearImmediate(this.#flush);
     this.#flush = undefined;
+    clearTimeout(this.#statusTimer);
+    this.#statusTimer = undefined;
+    this.#dirty.clear();
   }
 
   /** Runs `task` after earlier work on the same transfer id; errors are reported, not thrown. */
@@ -535,18 +545,39 @@ export class Receiver {
   #markDirty(incoming: Incoming): void {
     if (incoming.stopped) return;
     this.#dirty.add(incoming);
-    // One FILE_STATUS per transfer per event-loop turn, however many chunks it wrote.
-    this.#flush ??= setImmediate(() => {
-      this.#flush = undefined;
-      for (const dirty of this.#dirty) {
-        if (dirty.stopped || this.#port.generation !== dirty.generation) continue;
-        for (const offset of dirty.state.takeStatus()) {
-          this.#port.send(encodeFileStatus({ id: dirty.id, offset }));
-        }
-      }
-      this.#dirty.clear();
-    });
+    // At most one FILE_STATUS per transfer per event-loop turn, however many chunks it wrote.
+    this.#flush ??= setImmediate(this.#sendStatuses);
   }
+
+  /**
+   * Sends the statuses that are due (see `FileReceiveState.statusDue`); smaller advances wait for
+   * the next step or STATUS_DELAY_MS, whichever comes first, so a fast transfer costs a status
+   * per STATUS_STEP bytes rather than one per write, and a sender whose window is smaller than a
+   * step still hears of every advance within a few milliseconds.
+   */
+  #sendStatuses = (all = false): void => {
+    this.#flush = undefined;
+    for (const dirty of this.#dirty) {
+      if (dirty.stopped || this.#port.generation !== dirty.generation) {
+        this.#dirty.delete(dirty);
+        continue;
+      }
+      if (!all && !dirty.state.statusDue(STATUS_STEP)) continue;
+      this.#dirty.delete(dirty);
+      for (const offset of dirty.state.takeStatus()) {
+        this.#port.send(encodeFileStatus({ id: dirty.id, offset }));
+      }
+    }
+    if (this.#dirty.size > 0) {
+      this.#statusTimer ??= setTimeout(() => {
+        this.#statusTimer = undefined;
+        this.#sendStatuses(true);
+      }, STATUS_DELAY_MS);
+    } else if (this.#statusTimer !== undefined) {
+      clearTimeout(this.#statusTimer);
+      this.#statusTimer = undefined;
+    }
+  };
 
   #sidecar(
     file: { id: string; name: string; size: number; sha256: string },

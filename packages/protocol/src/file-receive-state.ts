@@ -150,6 +150,18 @@ export class FileReceiveState {
   }
 
   /**
+   * Whether a status is owed that should not wait: a rewind (once no write is pending), the whole
+   * file committed, or an advance of at least `step` bytes since the last report. A smaller
+   * advance may wait to be coalesced with the next ones; `takeStatus` sends it either way.
+   */
+  statusDue(step: number): boolean {
+    if (this.#phase !== FileReceivePhase.RECEIVING) return false;
+    if (this.#rewindOwed && this.#committed === this.#expected) return true;
+    if (this.#committed <= this.#reported) return false;
+    return this.#committed === this.size || this.#committed - this.#reported >= step;
+  }
+
+  /**
    * The FILE_STATUS offsets to send now, in order: the committed offset when it moved, then, when
    * a rewind is owed and no write is pending, the same offset again. Empty when nothing is owed.
    */

@@ -110,6 +110,34 @@ describe('file-receive-state', () => {
     expect(state.takeStatus()).toEqual([20, 20]);
   });
 
+  it('file-receive-state - statusDue: a rewind, the end of the file or a step is due; a smaller advance may wait', () => {
+    const state = new FileReceiveState({ size: 50 });
+    expect(state.statusDue(20)).toBe(false);
+    good(state, 0);
+    state.written(10);
+    expect(state.statusDue(20)).toBe(false);
+    expect(state.statusDue(10)).toBe(true);
+    good(state, 10);
+    state.written(10);
+    expect(state.statusDue(20)).toBe(true);
+    expect(state.takeStatus()).toEqual([20]);
+    expect(state.statusDue(1)).toBe(false);
+    good(state, 20);
+    expect(corrupt(state, 30)).toBe(ChunkVerdict.DISCARD);
+    // The rewind waits for the pending write; the 10 bytes it adds are below the step.
+    expect(state.statusDue(20)).toBe(false);
+    state.written(10);
+    expect(state.statusDue(20)).toBe(true);
+    expect(state.takeStatus()).toEqual([30, 30]);
+    good(state, 30);
+    good(state, 40);
+    state.written(20);
+    // The whole file is committed: due whatever the step.
+    expect(state.statusDue(1000)).toBe(true);
+    expect(state.takeStatus()).toEqual([50]);
+    expect(state.statusDue(1)).toBe(false);
+  });
+
   it('file-receive-state - a chunk running past the size is discarded', () => {
     const state = new FileReceiveState({ size: 15 });
     good(state, 0);
