@@ -51,6 +51,8 @@ export interface PeerHost {
   queued(peer: Peer): void;
   /** The application closed the peer. */
   closePeer(peer: Peer, error: TetherError): void;
+  /** Makes the file engine of `peer`'s session. */
+  transferEngine(peer: Peer): TransferEngine;
 }
 
 /**
@@ -78,8 +80,8 @@ export class Peer {
   readonly rtt: RttEstimator = new RttEstimator();
   /** @internal The live connection, if any. */
   connection: ServerConnection | undefined;
-  /** @internal File transfers with this client, both ways; they outlive connections. */
-  readonly files: TransferEngine;
+  /** Made at first use: most sessions never move a file. */
+  #files: TransferEngine | undefined;
   /** @internal The client's frame limit, from its HELLO. */
   maxFrame = 0;
   /** @internal Frees the session when it fires. */
@@ -102,9 +104,7 @@ export class Peer {
     identity: string,
     remoteAddress: string,
     clientAcked: number,
-    files: TransferEngine,
   ) {
-    this.files = files;
     this.#host = host;
     this.id = id;
     this.resumeToken = resumeToken;
@@ -113,6 +113,24 @@ export class Peer {
     this.remoteAddress = remoteAddress;
     // The client's sequences continue from what an earlier session acknowledged.
     this.inbound = new ReliableInbound(clientAcked);
+  }
+
+  /**
+   * @internal File transfers with this client, both ways; they outlive connections. Made on
+   * first use, attached at once when the session's connection is open.
+   */
+  get files(): TransferEngine {
+    if (this.#files === undefined) {
+      this.#files = this.#host.transferEngine(this);
+      const connection = this.connection;
+      if (connection?.established) this.#files.attach(connection.transferLink(this.maxFrame));
+    }
+    return this.#files;
+  }
+
+  /** @internal The file engine if one was made, else undefined. */
+  get filesIfStarted(): TransferEngine | undefined {
+    return this.#files;
   }
 
   /** Whether a connection is up right now. */
@@ -168,7 +186,7 @@ export class Peer {
       messagesOut: this.messagesOut,
       queueDepth: this.outbound.count,
       queueBytes: this.outbound.bytes,
-      transfers: this.files.activeTransfers,
+      transfers: this.#files?.activeTransfers ?? 0,
     };
   }
 

@@ -15,6 +15,7 @@ import {
   FrameType,
   type HelloBody,
   HMAC_AUTH_METHOD,
+  type LinkEvents,
   PREFACE,
   ProtocolError,
   ReliableLink,
@@ -22,6 +23,7 @@ import {
   TetherError,
   type WelcomeBody,
 } from '@tether/protocol';
+import type { Deadlines, Scheduled } from './deadlines.js';
 import type { ResolvedServerOptions, TlsIdentity } from './options.js';
 import type { Peer, PeerPendingSend } from './peer.js';
 
@@ -51,13 +53,23 @@ export interface ConnectionHost {
   closed(connection: ServerConnection, error: TetherError, silentMs: number | undefined): void;
 }
 
+// The socket's listeners are shared by every connection (they find theirs on the socket): an idle
+// connection should cost as little memory as possible, and each closure would cost some.
+const kConnection = Symbol('tether.connection');
+type OwnedSocket = Socket & { [kConnection]: ServerConnection };
+
 /**
  * One client socket on the server: sends the preface and CHALLENGE, waits (with a deadline) for
  * a valid HELLO, then runs the reliable link for the peer's session: heartbeat-based eviction,
  * coalesced ACKs, batched writes. Ends once; a bad client only ever closes its own socket.
+ * It is its link's event sink (`data`, `acked`, `rtt`, `flush`).
  */
-export class ServerConnection {
+export class ServerConnection implements LinkEvents<PeerPendingSend>, Scheduled {
   readonly socket: Socket;
+  /** @internal Bookkeeping of the shared {@link Deadlines}. */
+  deadlineSlot = -1;
+  /** @internal When the HELLO deadline or the next heartbeat check is due. */
+  deadlineAt = 0;
   readonly remoteAddress: string;
   /** Fresh per connection: what the client's auth proof is computed over. */
   readonly nonce: string = randomBytes(32).toString('base64');
@@ -68,8 +80,8 @@ export class ServerConnection {
   readonly #host: ConnectionHost;
   readonly #options: ResolvedServerOptions;
   readonly #decoder: FrameDecoder;
+  readonly #deadlines: Deadlines<ServerConnection>;
   #phase: 'hello' | 'auth' | 'open' | 'closed' = 'hello';
-  #timer: ReturnType<typeof setTimeout> | undefined;
   /** Deadline for the incomplete frame now buffered (slowloris). */
   #frameTimer: ReturnType<typeof setTimeout> | undefined;
   #buffered = 0;
@@ -78,8 +90,14 @@ export class ServerConnection {
   #frames = 0;
   #flushQueued = false;
 
-  constructor(socket: Socket, host: ConnectionHost, options: ResolvedServerOptions) {
+  constructor(
+    socket: Socket,
+    host: ConnectionHost,
+    options: ResolvedServerOptions,
+    deadlines: Deadlines<ServerConnection>,
+  ) {
     this.socket = socket;
+    this.#deadlines = deadlines;
     this.remoteAddress = `${socket.remoteAddress}:${socket.remotePort}`;
     this.tlsIdentity = socket instanceof TLSSocket ? tlsIdentityOf(socket) : undefined;
     this.#host = host;
@@ -91,21 +109,13 @@ export class ServerConnection {
       maxControl: options.maxControl,
     });
     socket.setNoDelay(true);
-    socket.on('data', this.#onSocketData);
-    socket.on('end', this.#onSocketEnd);
-    socket.on('error', this.#onSocketError);
-    socket.on('close', this.#onSocketClose);
-    socket.on('drain', this.#onSocketDrain);
-    this.#timer = setTimeout(
-      () =>
-        this.fail(
-          new TetherError(
-            ErrorCode.HANDSHAKE_TIMEOUT,
-            `no HELLO within ${options.helloTimeoutMs} ms`,
-          ),
-        ),
-      options.helloTimeoutMs,
-    );
+    (socket as OwnedSocket)[kConnection] = this;
+    socket.on('data', ServerConnection.#onSocketData);
+    socket.on('end', ServerConnection.#onSocketEnd);
+    socket.on('error', ServerConnection.#onSocketError);
+    socket.on('close', ServerConnection.#onSocketClose);
+    socket.on('drain', ServerConnection.#onSocketDrain);
+    deadlines.schedule(this, options.now() + options.helloTimeoutMs);
     socket.cork();
     socket.write(PREFACE);
     socket.write(
@@ -206,15 +216,47 @@ export class ServerConnection {
 
   #finish(error: TetherError, silentMs: number | undefined): void {
     this.#phase = 'closed';
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
+    this.#deadlines.cancel(this);
     clearTimeout(this.#frameTimer);
     this.#frameTimer = undefined;
     this.#trackBuffered(0);
     this.#host.closed(this, error, silentMs);
   }
 
-  #onSocketData = (chunk: Buffer): void => {
+  static #onSocketData(this: Socket, chunk: Buffer): void {
+    (this as OwnedSocket)[kConnection].#onData(chunk);
+  }
+
+  static #onSocketEnd(this: Socket): void {
+    const connection = (this as OwnedSocket)[kConnection];
+    const error = connection.#decoder.end();
+    connection.destroy(
+      error ?? new TetherError(ErrorCode.CONNECTION_LOST, 'the client closed the connection'),
+    );
+  }
+
+  static #onSocketError(this: Socket, error: Error): void {
+    (this as OwnedSocket)[kConnection].destroy(
+      new TetherError(ErrorCode.CONNECTION_LOST, `connection error: ${error.message}`, {
+        cause: error,
+      }),
+    );
+  }
+
+  static #onSocketClose(this: Socket): void {
+    (this as OwnedSocket)[kConnection].destroy(
+      new TetherError(ErrorCode.CONNECTION_LOST, 'connection closed'),
+    );
+  }
+
+  static #onSocketDrain(this: Socket): void {
+    const connection = (this as OwnedSocket)[kConnection];
+    if (connection.peer !== undefined && connection.#phase === 'open') {
+      connection.#host.drained(connection.peer);
+    }
+  }
+
+  #onData(chunk: Buffer): void {
     const now = this.#options.now();
     const peer = this.peer;
     if (peer !== undefined) {
@@ -223,7 +265,7 @@ export class ServerConnection {
     }
     this.link?.heartbeat.inbound(now);
     const framesBefore = this.#frames;
-    const error = this.#decoder.push(chunk, this.#onFrame);
+    const error = this.#decoder.push(chunk, (frame) => this.#onFrame(frame));
     if (this.#phase === 'closed') return;
     if (error !== undefined) {
       this.fail(error);
@@ -232,7 +274,7 @@ export class ServerConnection {
     const held = this.#decoder.retainedBytes + this.socket.readableLength;
     this.#trackBuffered(held, this.#frames > framesBefore);
     this.link?.endOfBurst();
-  };
+  }
 
   // Keeps the server's count of held inbound bytes and the frame deadline in step. The deadline
   // is per frame: it starts when a frame's first byte is held and restarts whenever a frame
@@ -257,7 +299,7 @@ export class ServerConnection {
     }
   }
 
-  #onFrame = (frame: Frame): void => {
+  #onFrame(frame: Frame): void {
     this.#frames++;
     if (this.#phase === 'closed') return;
     if (this.#phase === 'auth') {
@@ -295,7 +337,7 @@ export class ServerConnection {
       return;
     }
     this.#host.control(peer, frame);
-  };
+  }
 
   #onHello(body: HelloBody): void {
     this.#phase = 'auth';
@@ -316,7 +358,6 @@ export class ServerConnection {
     }
     const { peer, welcome, resend } = outcome;
     const now = this.#options.now();
-    clearTimeout(this.#timer);
     this.peer = peer;
     this.link = new ReliableLink<PeerPendingSend>(
       peer.outbound,
@@ -329,32 +370,29 @@ export class ServerConnection {
         },
         maxInFlightBytes: this.#options.maxInFlightBytes,
       },
-      {
-        data: (frame) => this.#host.data(peer, frame),
-        acked: (entries) => this.#host.acked(peer, entries),
-        rtt: (stats) => this.#host.rtt(peer, stats),
-        flush: this.#scheduleFlush,
-      },
+      this,
       now,
     );
     this.#phase = 'open';
     this.#decoder.maxFrame = this.#options.maxFrame;
     this.#write(encodeWelcome(welcome));
     this.link.start(resend, now);
-    this.#armHeartbeat(now + this.#options.pingIntervalMs);
+    // The HELLO deadline gives way to the first heartbeat check.
+    this.#deadlines.schedule(this, now + this.#options.pingIntervalMs);
     this.#host.opened(this, peer);
   }
 
-  #armHeartbeat(dueAt: number): void {
-    clearTimeout(this.#timer);
-    this.#timer = setTimeout(
-      () => this.#onHeartbeat(dueAt),
-      Math.max(0, dueAt - this.#options.now()),
-    );
-  }
-
-  #onHeartbeat(dueAt: number): void {
-    this.#timer = undefined;
+  /** @internal The deadline this connection scheduled is due: HELLO deadline or heartbeat. */
+  deadline(dueAt: number): void {
+    if (this.#phase === 'hello' || this.#phase === 'auth') {
+      this.fail(
+        new TetherError(
+          ErrorCode.HANDSHAKE_TIMEOUT,
+          `no HELLO within ${this.#options.helloTimeoutMs} ms`,
+        ),
+      );
+      return;
+    }
     const link = this.link;
     if (link === undefined || this.#phase !== 'open') return;
     const decision = link.check(this.#options.now(), dueAt);
@@ -365,7 +403,7 @@ export class ServerConnection {
       );
       return;
     }
-    this.#armHeartbeat(decision.wakeAt);
+    this.#deadlines.schedule(this, decision.wakeAt);
   }
 
   #write(frame: Buffer): void {
@@ -373,42 +411,35 @@ export class ServerConnection {
     else this.socket.write(frame);
   }
 
-  #scheduleFlush = (): void => {
+  /** @internal Link event: a DATA frame delivered for the first time, in order. */
+  data(frame: DataFrame): void {
+    this.#host.data(this.peer as Peer, frame);
+  }
+
+  /** @internal Link event: the client acknowledged these messages. */
+  acked(entries: PeerPendingSend[]): void {
+    this.#host.acked(this.peer as Peer, entries);
+  }
+
+  /** @internal Link event: a PONG gave a new RTT sample. */
+  rtt(stats: RttStats): void {
+    this.#host.rtt(this.peer as Peer, stats);
+  }
+
+  /** @internal Link event: frames wait in the batch; writes them at the end of this tick. */
+  flush(): void {
     if (this.#flushQueued) return;
     this.#flushQueued = true;
-    queueMicrotask(this.#flush);
-  };
+    queueMicrotask(() => this.#flush());
+  }
 
-  #flush = (): void => {
+  #flush(): void {
     this.#flushQueued = false;
     const link = this.link;
     if (link === undefined || this.socket.destroyed) return;
     const bytes = link.batch.drainTo(this.socket);
     if (this.peer !== undefined) this.peer.bytesOut += bytes;
-  };
-
-  #onSocketDrain = (): void => {
-    if (this.peer !== undefined && this.#phase === 'open') this.#host.drained(this.peer);
-  };
-
-  #onSocketEnd = (): void => {
-    const error = this.#decoder.end();
-    if (error !== undefined) this.destroy(error);
-    else
-      this.destroy(new TetherError(ErrorCode.CONNECTION_LOST, 'the client closed the connection'));
-  };
-
-  #onSocketError = (error: Error): void => {
-    this.destroy(
-      new TetherError(ErrorCode.CONNECTION_LOST, `connection error: ${error.message}`, {
-        cause: error,
-      }),
-    );
-  };
-
-  #onSocketClose = (): void => {
-    this.destroy(new TetherError(ErrorCode.CONNECTION_LOST, 'connection closed'));
-  };
+  }
 }
 
 function tlsIdentityOf(socket: TLSSocket): TlsIdentity {

@@ -22,6 +22,7 @@ import {
   type WelcomeBody,
 } from '@tether/protocol';
 import { EventEmitter } from 'eventemitter3';
+import { Deadlines } from './deadlines.js';
 import { type ResolvedServerOptions, resolveServerOptions, type ServerOptions } from './options.js';
 import { Peer, type PeerHost, type PeerPendingSend } from './peer.js';
 import { type ConnectionHost, type HelloOutcome, ServerConnection } from './server-connection.js';
@@ -95,6 +96,11 @@ export class TetherServer extends EventEmitter<ServerEvents> implements Connecti
   readonly #options: ResolvedServerOptions;
   readonly #listener: net.Server;
   readonly #connections = new Set<ServerConnection>();
+  /** HELLO deadlines and heartbeat checks of every connection, on one timer. */
+  readonly #deadlines: Deadlines<ServerConnection> = new Deadlines(
+    () => this.#options.now(),
+    (connection, dueAt) => connection.deadline(dueAt),
+  );
   readonly #sessions = new Map<string, Peer>();
   #closing = false;
   #open = 0;
@@ -380,7 +386,6 @@ export class TetherServer extends EventEmitter<ServerEvents> implements Connecti
         identity,
         connection.remoteAddress,
         body.acked,
-        this.#transferEngine(identity, () => peer),
       );
       this.#sessions.set(peer.id, peer);
       resend = [];
@@ -452,12 +457,12 @@ export class TetherServer extends EventEmitter<ServerEvents> implements Connecti
 
   /** @internal */
   opened(connection: ServerConnection, peer: Peer): void {
-    peer.files.attach(connection.transferLink(peer.maxFrame));
+    peer.filesIfStarted?.attach(connection.transferLink(peer.maxFrame));
   }
 
   /** @internal */
   drained(peer: Peer): void {
-    peer.files.pump();
+    peer.filesIfStarted?.pump();
   }
 
   /** @internal */
@@ -477,7 +482,7 @@ export class TetherServer extends EventEmitter<ServerEvents> implements Connecti
     }
     if (peer.connection !== connection) return; // taken over: the session lives on elsewhere
     peer.connection = undefined;
-    peer.files.detach();
+    peer.filesIfStarted?.detach();
     const info: DisconnectInfo =
       silentMs === undefined
         ? { reason: error.message, code: error.code }
@@ -532,18 +537,22 @@ export class TetherServer extends EventEmitter<ServerEvents> implements Connecti
     if (!this.#sessions.delete(peer.id)) return;
     const ended = error ?? new TetherError(ErrorCode.CLOSED, reason);
     peer.end(ended);
-    const closing = peer.files.close(ended);
-    this.#filesClosing.add(closing);
-    void closing.finally(() => this.#filesClosing.delete(closing));
+    const closing = peer.filesIfStarted?.close(ended);
+    if (closing !== undefined) {
+      this.#filesClosing.add(closing);
+      void closing.finally(() => this.#filesClosing.delete(closing));
+    }
     this.emit('expire', peer, reason);
   }
 
-  // One engine per session: partials belong to the client's identity, so no other client can
-  // resume, read or append to them, whatever transfer id it presents.
-  #transferEngine(identity: string, peer: () => Peer): TransferEngine {
+  /**
+   * @internal One engine per session: partials belong to the client's identity, so no other
+   * client can resume, read or append to them, whatever transfer id it presents.
+   */
+  transferEngine(peer: Peer): TransferEngine {
     const { uploadDir, acceptFile, maxFileSize, minFreeBytes, partialTtlMs, now } = this.#options;
     const engine = new TransferEngine({
-      owner: identity,
+      owner: peer.identity,
       now,
       ...(uploadDir === undefined
         ? {}
@@ -553,14 +562,12 @@ export class TetherServer extends EventEmitter<ServerEvents> implements Connecti
               maxFileSize,
               minFreeBytes,
               partialTtlMs,
-              ...(acceptFile === undefined ? {} : { decide: (offer) => acceptFile(offer, peer()) }),
+              ...(acceptFile === undefined ? {} : { decide: (offer) => acceptFile(offer, peer) }),
             },
           }),
     });
-    engine.on('file', (file) => this.emit('file', file, peer()));
-    engine.on('error', (error) =>
-      this.emit('error', error, { remoteAddress: peer().remoteAddress }),
-    );
+    engine.on('file', (file) => this.emit('file', file, peer));
+    engine.on('error', (error) => this.emit('error', error, { remoteAddress: peer.remoteAddress }));
     return engine;
   }
 
@@ -643,7 +650,7 @@ export class TetherServer extends EventEmitter<ServerEvents> implements Connecti
         return;
       }
     }
-    const connection = new ServerConnection(socket, this, this.#options);
+    const connection = new ServerConnection(socket, this, this.#options, this.#deadlines);
     this.#connections.add(connection);
     // Over budget, a newcomer is not read at all until memory frees (or its HELLO deadline ends).
     if (this.#inboundBuffered > this.#options.maxInboundBufferedBytes) this.#pause(connection);
