@@ -71,6 +71,29 @@ describe('server - eviction and session lifetime', () => {
     expect(client.stats().rtt?.samples).toBeGreaterThan(2);
   });
 
+  it('on an idle link only the client pings; the server pings a client silent 1.5 intervals', async () => {
+    const { server, port } = await startServer({ pingIntervalMs: 100, evictAfterMs: 1000 });
+    const peers: Peer[] = [];
+    server.on('connection', (peer) => peers.push(peer));
+    const client = new TetherClient({ port, pingIntervalMs: 100, deadAfterMs: 1000 });
+    cleanups.push(() => client.close());
+    await client.connect();
+    await new Promise((resolve) => setTimeout(resolve, 800));
+    // The client measured RTT about every 100 ms; the server never needed to ask.
+    expect(client.stats().rtt?.samples).toBeGreaterThanOrEqual(4);
+    expect(peers[0]?.stats().rtt).toBeUndefined();
+
+    // A client that never pings hears the server's PING once it has been silent 150 ms.
+    const silent = await raw(port);
+    silent.hello({ clientId: 'silent' });
+    await silent.next(ofType(FrameType.WELCOME));
+    const welcomedAt = performance.now();
+    await silent.next(ofType(FrameType.PING));
+    const after = performance.now() - welcomedAt;
+    expect(after).toBeGreaterThanOrEqual(140);
+    expect(after).toBeLessThan(400);
+  });
+
   it('a second connection resuming the session takes it over and closes the first', async () => {
     const { server, port } = await startServer();
     const disconnects: string[] = [];

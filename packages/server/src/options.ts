@@ -78,7 +78,12 @@ export interface ServerOptions {
    * partial frame stop being read until it falls (their frame deadline still runs). Default 64 MiB.
    */
   maxInboundBufferedBytes?: number;
-  /** PING a client after this long without inbound traffic; also sent to clients. Default 5000. */
+  /**
+   * Clients PING after this long without inbound traffic (they take this value when theirs is
+   * larger). The server itself PINGs a client only after 1.5 times as long (at most halfway to
+   * `evictAfterMs`), so a live client always pings first and an idle connection carries one
+   * PING and one PONG per interval. Default 5000.
+   */
   pingIntervalMs?: number;
   /** Evict a client silent this long. Default 15000. */
   evictAfterMs?: number;

@@ -365,7 +365,7 @@ export class ServerConnection implements LinkEvents<PeerPendingSend>, Scheduled 
       peer.rtt,
       {
         heartbeat: {
-          pingIntervalMs: this.#options.pingIntervalMs,
+          pingIntervalMs: serverPingAfterMs(this.#options),
           deadAfterMs: this.#options.evictAfterMs,
         },
         maxInFlightBytes: this.#options.maxInFlightBytes,
@@ -440,6 +440,21 @@ export class ServerConnection implements LinkEvents<PeerPendingSend>, Scheduled 
     const bytes = link.batch.drainTo(this.socket);
     if (this.peer !== undefined) this.peer.bytesOut += bytes;
   }
+}
+
+/**
+ * Silence after which the server PINGs: later than the client's own ping (which uses at most
+ * the server's `pingIntervalMs`), so on a live connection only the client pings. Never past the
+ * middle of the eviction deadline, so a probe has time to be answered.
+ */
+export function serverPingAfterMs(options: {
+  pingIntervalMs: number;
+  evictAfterMs: number;
+}): number {
+  return Math.min(
+    1.5 * options.pingIntervalMs,
+    (options.pingIntervalMs + options.evictAfterMs) / 2,
+  );
 }
 
 function tlsIdentityOf(socket: TLSSocket): TlsIdentity {
