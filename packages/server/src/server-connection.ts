@@ -58,6 +58,32 @@ export interface ConnectionHost {
 const kConnection = Symbol('tether.connection');
 type OwnedSocket = Socket & { [kConnection]: ServerConnection };
 
+function onSocketData(this: Socket, chunk: Buffer): void {
+  (this as OwnedSocket)[kConnection].received(chunk);
+}
+
+function onSocketEnd(this: Socket): void {
+  (this as OwnedSocket)[kConnection].socketEnded();
+}
+
+function onSocketError(this: Socket, error: Error): void {
+  (this as OwnedSocket)[kConnection].destroy(
+    new TetherError(ErrorCode.CONNECTION_LOST, `connection error: ${error.message}`, {
+      cause: error,
+    }),
+  );
+}
+
+function onSocketClose(this: Socket): void {
+  (this as OwnedSocket)[kConnection].destroy(
+    new TetherError(ErrorCode.CONNECTION_LOST, 'connection closed'),
+  );
+}
+
+function onSocketDrain(this: Socket): void {
+  (this as OwnedSocket)[kConnection].socketDrained();
+}
+
 /**
  * One client socket on the server: sends the preface and CHALLENGE, waits (with a deadline) for
  * a valid HELLO, then runs the reliable link for the peer's session: heartbeat-based eviction,
@@ -110,11 +136,11 @@ export class ServerConnection implements LinkEvents<PeerPendingSend>, Scheduled 
     });
     socket.setNoDelay(true);
     (socket as OwnedSocket)[kConnection] = this;
-    socket.on('data', ServerConnection.#onSocketData);
-    socket.on('end', ServerConnection.#onSocketEnd);
-    socket.on('error', ServerConnection.#onSocketError);
-    socket.on('close', ServerConnection.#onSocketClose);
-    socket.on('drain', ServerConnection.#onSocketDrain);
+    socket.on('data', onSocketData);
+    socket.on('end', onSocketEnd);
+    socket.on('error', onSocketError);
+    socket.on('close', onSocketClose);
+    socket.on('drain', onSocketDrain);
     deadlines.schedule(this, options.now() + options.helloTimeoutMs);
     socket.cork();
     socket.write(PREFACE);
@@ -223,40 +249,21 @@ export class ServerConnection implements LinkEvents<PeerPendingSend>, Scheduled 
     this.#host.closed(this, error, silentMs);
   }
 
-  static #onSocketData(this: Socket, chunk: Buffer): void {
-    (this as OwnedSocket)[kConnection].#onData(chunk);
-  }
-
-  static #onSocketEnd(this: Socket): void {
-    const connection = (this as OwnedSocket)[kConnection];
-    const error = connection.#decoder.end();
-    connection.destroy(
+  /** @internal The socket ended (FIN): a frame cut short is a protocol error. */
+  socketEnded(): void {
+    const error = this.#decoder.end();
+    this.destroy(
       error ?? new TetherError(ErrorCode.CONNECTION_LOST, 'the client closed the connection'),
     );
   }
 
-  static #onSocketError(this: Socket, error: Error): void {
-    (this as OwnedSocket)[kConnection].destroy(
-      new TetherError(ErrorCode.CONNECTION_LOST, `connection error: ${error.message}`, {
-        cause: error,
-      }),
-    );
+  /** @internal The socket drained: bulk senders (file chunks) may continue. */
+  socketDrained(): void {
+    if (this.peer !== undefined && this.#phase === 'open') this.#host.drained(this.peer);
   }
 
-  static #onSocketClose(this: Socket): void {
-    (this as OwnedSocket)[kConnection].destroy(
-      new TetherError(ErrorCode.CONNECTION_LOST, 'connection closed'),
-    );
-  }
-
-  static #onSocketDrain(this: Socket): void {
-    const connection = (this as OwnedSocket)[kConnection];
-    if (connection.peer !== undefined && connection.#phase === 'open') {
-      connection.#host.drained(connection.peer);
-    }
-  }
-
-  #onData(chunk: Buffer): void {
+  /** @internal Bytes read from the socket. */
+  received(chunk: Buffer): void {
     const now = this.#options.now();
     const peer = this.peer;
     if (peer !== undefined) {
@@ -265,7 +272,8 @@ export class ServerConnection implements LinkEvents<PeerPendingSend>, Scheduled 
     }
     this.link?.heartbeat.inbound(now);
     const framesBefore = this.#frames;
-    const error = this.#decoder.push(chunk, (frame) => this.#onFrame(frame));
+    // Every frame of one read counts as received at the read's time.
+    const error = this.#decoder.push(chunk, (frame) => this.#onFrame(frame, now));
     if (this.#phase === 'closed') return;
     if (error !== undefined) {
       this.fail(error);
@@ -299,7 +307,7 @@ export class ServerConnection implements LinkEvents<PeerPendingSend>, Scheduled 
     }
   }
 
-  #onFrame(frame: Frame): void {
+  #onFrame(frame: Frame, now: number): void {
     this.#frames++;
     if (this.#phase === 'closed') return;
     if (this.#phase === 'auth') {
@@ -321,7 +329,7 @@ export class ServerConnection implements LinkEvents<PeerPendingSend>, Scheduled 
     }
     const link = this.link as ReliableLink<PeerPendingSend>;
     const peer = this.peer as Peer;
-    const handled = link.handle(frame, this.#options.now());
+    const handled = link.handle(frame, now);
     if (handled instanceof ProtocolError) {
       this.fail(handled);
       return;
