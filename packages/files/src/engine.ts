@@ -175,7 +175,7 @@ export class TransferEngine extends EventEmitter<TransferEngineEvents> {
         this.#receiver?.onChunk(frame);
         return;
       case FrameType.FILE_END:
-        this.#receiver?.onEnd(frame.body.id);
+        this.#receiver?.onEnd(frame.body.id, frame.body.sha256);
         return;
       case FrameType.FILE_CANCEL:
         if (!this.#sender.onCancel(frame.body.id, frame.body.reason)) {

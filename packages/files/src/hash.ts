@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
 
 const READ_SIZE = 1024 * 1024;
@@ -10,31 +10,33 @@ const READ_SIZE = 1024 * 1024;
  */
 export async function hashFile(handle: FileHandle, size: number): Promise<string> {
   const hash = createHash('sha256');
-  const buffer = Buffer.allocUnsafe(Math.min(READ_SIZE, Math.max(size, 1)));
-  let position = 0;
-  while (position < size) {
-    const want = Math.min(buffer.length, size - position);
+  await hashRange(handle, hash, 0, size);
+  return hash.digest('hex');
+}
+
+/**
+ * Feeds the bytes from `start` to `end` of an open file into `hash`. Throws `Error` with code
+ * `ESHORT` when the file ends first.
+ */
+export async function hashRange(
+  handle: FileHandle,
+  hash: Hash,
+  start: number,
+  end: number,
+): Promise<void> {
+  const buffer = Buffer.allocUnsafe(Math.min(READ_SIZE, Math.max(end - start, 1)));
+  let position = start;
+  while (position < end) {
+    const want = Math.min(buffer.length, end - position);
     const { bytesRead } = await handle.read(buffer, 0, want, position);
     if (bytesRead === 0) {
-      throw Object.assign(new Error(`file ended at ${position} of ${size} bytes`), {
+      throw Object.assign(new Error(`file ended at ${position} of ${end} bytes`), {
         code: 'ESHORT',
       });
     }
     hash.update(buffer.subarray(0, bytesRead));
     position += bytesRead;
   }
-  return hash.digest('hex');
-}
-
-/** Reads exactly `length` bytes at `position`; throws `ESHORT` when the file is shorter. */
-export async function readExactly(
-  handle: FileHandle,
-  length: number,
-  position: number,
-): Promise<Buffer> {
-  const buffer = Buffer.allocUnsafe(length);
-  await readInto(handle, buffer, position);
-  return buffer;
 }
 
 /** Fills `target` with the bytes at `position`; throws `ESHORT` when the file is shorter. */

@@ -20,7 +20,8 @@ export interface Sidecar {
   owner: string;
   name: string;
   size: number;
-  sha256: string;
+  /** The verified SHA-256: set in a completion record, absent while the file is partial. */
+  sha256?: string;
   committed: number;
   /** Wall-clock ms of the last update. */
   updatedAt: number;
@@ -29,6 +30,7 @@ export interface Sidecar {
 }
 
 const ID = /^[0-9a-f]{32}$/;
+let tempCounter = 0;
 const HEX64 = /^[0-9a-f]{64}$/;
 
 function isSidecar(value: unknown): value is Sidecar {
@@ -42,8 +44,7 @@ function isSidecar(value: unknown): value is Sidecar {
     typeof v.owner === 'string' &&
     typeof v.name === 'string' &&
     uint(v.size) &&
-    typeof v.sha256 === 'string' &&
-    HEX64.test(v.sha256) &&
+    (v.sha256 === undefined || (typeof v.sha256 === 'string' && HEX64.test(v.sha256))) &&
     uint(v.committed) &&
     (v.committed as number) <= (v.size as number) &&
     typeof v.updatedAt === 'number' &&
@@ -129,7 +130,8 @@ export class PartialStore {
    */
   async write(sidecar: Sidecar): Promise<void> {
     const target = this.sidecarPath(sidecar.id);
-    const temp = `${target}.tmp`;
+    // A name of its own, so that two writers never rename each other's temporary file.
+    const temp = `${target}.${process.pid}-${++tempCounter}.tmp`;
     try {
       const handle = await fs.open(temp, 'w');
       try {
@@ -145,13 +147,15 @@ export class PartialStore {
     }
   }
 
-  /** Deletes the partial and its sidecar. */
+  /** Deletes the partial and its sidecar (and a temporary sidecar a crash left behind). */
   async remove(id: string): Promise<void> {
-    await Promise.all([
-      fs.rm(this.partPath(id), { force: true }),
-      fs.rm(this.sidecarPath(id), { force: true }),
-      fs.rm(`${this.sidecarPath(id)}.tmp`, { force: true }),
-    ]);
+    const sidecar = this.sidecarPath(id);
+    const temps = (await fs.readdir(this.ownerDir).catch(() => [] as string[]))
+      .filter((name) => name.startsWith(`${checkId(id)}.json.`) && name.endsWith('.tmp'))
+      .map((name) => nodePath.join(this.ownerDir, name));
+    await Promise.all(
+      [this.partPath(id), sidecar, ...temps].map((path) => fs.rm(path, { force: true })),
+    );
   }
 
   /**

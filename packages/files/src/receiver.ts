@@ -33,11 +33,13 @@ export interface ReceivedFile {
   owner: string;
 }
 
-/** What the `decide` handler sees of an offer. */
+/**
+ * What the `decide` handler sees of an offer. The SHA-256 is not known yet: it comes with
+ * FILE_END, and the file is stored only if it matches.
+ */
 export interface FileOfferInfo {
   name: string;
   size: number;
-  sha256: string;
   owner: string;
 }
 
@@ -69,7 +71,8 @@ interface Incoming {
   readonly id: string;
   readonly name: string;
   readonly size: number;
-  readonly sha256: string;
+  /** The SHA-256 FILE_END announced; the file is verified against it. */
+  expectedSha256: string | undefined;
   readonly generation: number;
   readonly state: FileReceiveState;
   readonly handle: fs.FileHandle;
@@ -95,6 +98,9 @@ interface Incoming {
 // STATUS_DELAY_MS. 1 MiB is an eighth of the default window: the sender never waits on it.
 const STATUS_STEP = 1024 * 1024;
 const STATUS_DELAY_MS = 5;
+
+// Work in progress per partial file (`<owner folder>/<id>`), across every engine of the process.
+const busyPartials = new Map<string, Promise<void>>();
 
 // Bytes promised to accepted transfers, per target directory, across every engine of the
 // process: the free-space check of one offer counts what others will still write.
@@ -175,9 +181,10 @@ export class Receiver {
     }
   }
 
-  onEnd(id: string): void {
+  onEnd(id: string, sha256: string): void {
     const incoming = this.#incoming.get(id);
     if (incoming === undefined || !incoming.state.end()) return;
+    incoming.expectedSha256 = sha256;
     // Runs after every write accepted so far.
     this.#enqueue(incoming, () => this.#finish(incoming));
   }
@@ -222,7 +229,10 @@ export class Receiver {
 
   /** Runs `task` after earlier work on the same transfer id; errors are reported, not thrown. */
   #serial(id: string, task: () => Promise<void>): void {
-    const previous = this.#busy.get(id) ?? Promise.resolve();
+    // Keyed across engines too: a client that reconnects as a new session gets a new engine
+    // for the same partials, and its offer must wait for the old engine's pause.
+    const key = `${this.#store.ownerDir}/${id}`;
+    const previous = busyPartials.get(key) ?? this.#busy.get(id) ?? Promise.resolve();
     const next = previous.then(task).catch((error: unknown) => {
       this.#options.onError(
         new TetherError(ErrorCode.FILE_WRITE_FAILED, `file transfer ${id}: ${String(error)}`, {
@@ -231,13 +241,15 @@ export class Receiver {
       );
     });
     this.#busy.set(id, next);
+    busyPartials.set(key, next);
     void next.then(() => {
       if (this.#busy.get(id) === next) this.#busy.delete(id);
+      if (busyPartials.get(key) === next) busyPartials.delete(key);
     });
   }
 
   async #offer(offer: FileOfferBody, generation: number): Promise<void> {
-    const { id, name, size, sha256 } = offer;
+    const { id, name, size } = offer;
     const { owner, receive } = this.#options;
     const refuse = (code: ErrorCode, message: string, retryable: boolean): void => {
       if (this.#port.generation !== generation) return;
@@ -261,7 +273,7 @@ export class Receiver {
     if (receive.decide !== undefined) {
       let accepted: boolean;
       try {
-        accepted = await receive.decide({ name, size, sha256, owner });
+        accepted = await receive.decide({ name, size, owner });
       } catch (error) {
         return refuse(ErrorCode.TRANSFER_REFUSED, `the handler failed: ${String(error)}`, false);
       }
@@ -278,12 +290,13 @@ export class Receiver {
       await store.prepare();
       const sidecar = await store.read(id);
       if (sidecar?.completedPath !== undefined) {
+        const sha256 = sidecar.sha256;
         if (
           sidecar.size === size &&
-          sidecar.sha256 === sha256 &&
+          sha256 !== undefined &&
           (await fileSize(sidecar.completedPath)) === size
         ) {
-          // Stored before; the sender missed FILE_COMPLETE.
+          // Stored before; the sender missed FILE_COMPLETE (and checks the SHA-256 against its file).
           if (this.#port.generation === generation) {
             this.#port.send(encodeFileComplete({ id, size, sha256 }));
           }
@@ -291,7 +304,9 @@ export class Receiver {
         }
         await store.remove(id);
       } else if (sidecar !== undefined) {
-        if (sidecar.owner === owner && sidecar.size === size && sidecar.sha256 === sha256) {
+        // Same id: same path, size and mtime on the sender. Were the bytes different all the same,
+        // the SHA-256 at FILE_END would not match and the partial would be deleted.
+        if (sidecar.owner === owner && sidecar.size === size) {
           committed = sidecar.committed;
         } else {
           await store.remove(id);
@@ -341,7 +356,7 @@ export class Receiver {
       id,
       name,
       size,
-      sha256,
+      expectedSha256: undefined,
       generation,
       state: new FileReceiveState({ size, committed }),
       handle,
@@ -425,15 +440,16 @@ export class Receiver {
     state.verify();
     const store = this.#store;
     let finalPath: string;
+    let sha256: string;
     try {
       // A checkpoint still running would write its sidecar over the completion record.
       while (incoming.checkpointing !== undefined) await incoming.checkpointing;
       if (incoming.stopped) return;
-      const sha256 =
+      sha256 =
         incoming.hash !== undefined
           ? incoming.hash.digest('hex')
           : await hashFile(incoming.handle, size);
-      if (sha256 !== incoming.sha256) {
+      if (sha256 !== incoming.expectedSha256) {
         this.#stop(incoming);
         await this.#closeHandle(incoming);
         await store.remove(id);
@@ -444,7 +460,7 @@ export class Receiver {
       await this.#closeHandle(incoming);
       finalPath = await store.claimFinalName(id, incoming.name);
       // The completion record goes first: a crash now leaves a record, not a second upload.
-      await store.write({ ...this.#sidecar(incoming, size), completedPath: finalPath });
+      await store.write({ ...this.#sidecar(incoming, size), sha256, completedPath: finalPath });
       await store.removePart(id);
       await fsyncDir(store.dir);
     } catch (error) {
@@ -454,14 +470,14 @@ export class Receiver {
     state.done();
     this.#stop(incoming);
     if (this.#port.generation === incoming.generation) {
-      this.#port.send(encodeFileComplete({ id, size, sha256: incoming.sha256 }));
+      this.#port.send(encodeFileComplete({ id, size, sha256 }));
     }
     this.#options.onFile({
       id,
       name: incoming.name,
       path: finalPath,
       size,
-      sha256: incoming.sha256,
+      sha256,
       owner: this.#options.owner,
     });
   }
@@ -579,17 +595,13 @@ export class Receiver {
     }
   };
 
-  #sidecar(
-    file: { id: string; name: string; size: number; sha256: string },
-    committed: number,
-  ): Sidecar {
+  #sidecar(file: { id: string; name: string; size: number }, committed: number): Sidecar {
     return {
       version: 1,
       id: file.id,
       owner: this.#options.owner,
       name: file.name,
       size: file.size,
-      sha256: file.sha256,
       committed,
       updatedAt: Date.now(),
     };

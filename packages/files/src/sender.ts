@@ -1,4 +1,5 @@
-import { statSync } from 'node:fs';
+import { createHash, type Hash } from 'node:crypto';
+import { statSync, watch } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as nodePath from 'node:path';
 import {
@@ -16,7 +17,7 @@ import {
 } from '@tether/protocol';
 import { checkFileName } from './file-name.js';
 import { transferId } from './fingerprint.js';
-import { hashFile, readInto } from './hash.js';
+import { hashRange, readInto } from './hash.js';
 import { errnoCode } from './io.js';
 import type { Port } from './port.js';
 import { Transfer, type TransferInit, type TransferResult } from './transfer.js';
@@ -43,7 +44,9 @@ const CHUNK_OVERHEAD = FILE_CHUNK_PREFIX - 4;
 // Progress rate: committed bytes over this trailing span.
 const RATE_SPAN_MS = 5000;
 // File bytes read ahead of the link, per transfer: while the socket drains one chunk the next
-// ones are read, so a drain finds a chunk ready and the socket never waits for the disk.
+// ones are read, so a drain finds a chunk ready and the socket never waits for the disk. One
+// read at a time per transfer: the disk outruns the link, and the thread pool stays free for
+// other work (a stat, the receiving side's writes).
 const READ_AHEAD_BYTES = 1024 * 1024;
 // And at most this many chunks (small chunks when the peer's frame limit is small).
 const READ_AHEAD_CHUNKS = 8;
@@ -70,7 +73,16 @@ interface Outgoing {
   readonly mtimeMs: number;
   readonly startedAt: number;
   handle: fs.FileHandle | undefined;
-  /** Known once the file is hashed: the transfer can then be offered. */
+  /** Opened and found unchanged: the transfer can be offered. */
+  prepared: boolean;
+  /** Running SHA-256 of bytes 0 to `hashedTo`, fed in offset order as chunks are sent. */
+  readonly hash: Hash;
+  hashedTo: number;
+  /** Bytes hashed from the file itself (a resume past `hashedTo`, or the end), in progress. */
+  hashing: Promise<void> | undefined;
+  /** The whole file's SHA-256 is being finished: nothing is sent meanwhile. */
+  sealing: boolean;
+  /** SHA-256 of the whole file, once every byte is hashed and the file was found unchanged. */
   sha256: string | undefined;
   /** State of the offer on the current connection; undefined while not offered. */
   state: FileSendState | undefined;
@@ -80,6 +92,8 @@ interface Outgoing {
   reads: ChunkRead[];
   /** Data bytes in `reads`. */
   readBytes: number;
+  /** A read is in flight. */
+  reading: boolean;
   /** FILE_END is due after the chunks in `reads`: the epoch it was polled in, else -1. */
   endEpoch: number;
   /** The offer whose FILE_ACCEPT is being checked (the file must not have changed). */
@@ -90,12 +104,15 @@ interface Outgoing {
   resumedFrom: number | undefined;
   samples: { at: number; bytes: number }[];
   unlisten: () => void;
+  /** Stops watching the file for changes. */
+  unwatch: () => void;
 }
 
 /**
- * The sending half of a transfer engine: a queue of files, `concurrency` of them prepared (opened
- * and hashed) and offered at once, chunks read and sent round-robin, one chunk per transfer per
- * turn, while the link is writable and each transfer's window has room.
+ * The sending half of a transfer engine: a queue of files, `concurrency` of them opened and
+ * offered at once, chunks read and sent round-robin, one chunk per transfer per turn, while the
+ * link is writable and each transfer's window has room. Each file is hashed as its chunks go out
+ * (it is read once), and FILE_END carries its SHA-256.
  */
 export class Sender {
   readonly #port: Port;
@@ -185,11 +202,17 @@ export class Sender {
       mtimeMs: stats.mtimeMs,
       startedAt: this.#options.now(),
       handle: undefined,
+      prepared: false,
+      hash: createHash('sha256'),
+      hashedTo: 0,
+      hashing: undefined,
+      sealing: false,
       sha256: undefined,
       state: undefined,
       generation: -1,
       reads: [],
       readBytes: 0,
+      reading: false,
       endEpoch: -1,
       accepting: undefined,
       finished: false,
@@ -198,6 +221,7 @@ export class Sender {
       resumedFrom: undefined,
       samples: [],
       unlisten: () => {},
+      unwatch: () => {},
     };
     const signal = options.signal;
     if (signal !== undefined) {
@@ -236,26 +260,32 @@ export class Sender {
     if (o === undefined || state === undefined) return;
     if (state.phase !== FileSendPhase.OFFERING || o.accepting === state) return;
     o.accepting = state;
-    void this.#checkUnchanged(o).then(
-      () => {
-        if (o.accepting === state) o.accepting = undefined;
-        if (o.finished || o.state !== state) return;
-        const error = state.accept(offset);
-        if (error !== undefined) {
-          this.#fail(o, error, true);
-          return;
-        }
-        o.resumedFrom ??= offset;
-        o.committed = offset;
-        o.samples = [{ at: this.#options.now(), bytes: offset }];
-        this.#progress(o);
-        this.pump();
-      },
-      (error: unknown) => {
-        if (o.accepting === state) o.accepting = undefined;
-        this.#fail(o, toTetherError(error), true);
-      },
-    );
+    void this.#accept(o, state, offset);
+  }
+
+  async #accept(o: Outgoing, state: FileSendState, offset: number): Promise<void> {
+    try {
+      await this.#checkUnchanged(o);
+      // Resuming past what this process hashed (the receiver kept an earlier run's bytes):
+      // hash those bytes from the file, so the SHA-256 still covers it from byte 0.
+      if (offset <= o.size) await this.#hashTo(o, offset);
+    } catch (error) {
+      if (o.accepting === state) o.accepting = undefined;
+      this.#fail(o, toTetherError(error), true);
+      return;
+    }
+    if (o.accepting === state) o.accepting = undefined;
+    if (o.finished || o.state !== state) return;
+    const error = state.accept(offset);
+    if (error !== undefined) {
+      this.#fail(o, error, true);
+      return;
+    }
+    o.resumedFrom ??= offset;
+    o.committed = offset;
+    o.samples = [{ at: this.#options.now(), bytes: offset }];
+    this.#progress(o);
+    this.pump();
   }
 
   onStatus(id: string, offset: number): void {
@@ -273,8 +303,28 @@ export class Sender {
 
   onComplete(id: string, size: number, sha256: string): void {
     const o = this.#byId.get(id);
-    if (o?.state === undefined) return;
-    const error = o.state.complete(size, sha256);
+    const state = o?.state;
+    if (o === undefined || state === undefined) return;
+    if (o.sha256 !== undefined) {
+      this.#complete(o, state, size, sha256, o.sha256);
+      return;
+    }
+    // The receiver had the file already (it answered the offer with FILE_COMPLETE): hash the
+    // file now to check that what it stored is this file.
+    void this.#seal(o).then((expected) => {
+      if (expected !== undefined) this.#complete(o, state, size, sha256, expected);
+    });
+  }
+
+  #complete(
+    o: Outgoing,
+    state: FileSendState,
+    size: number,
+    sha256: string,
+    expected: string,
+  ): void {
+    if (o.finished) return;
+    const error = state.complete(size, sha256, expected);
     if (error !== undefined) {
       this.#fail(o, error, false);
       return;
@@ -364,13 +414,20 @@ export class Sender {
   /** Sends the transfer's next chunk if it is read, or FILE_END once every chunk is sent. */
   #sendNext(o: Outgoing): boolean {
     const state = o.state;
-    if (state === undefined || o.finished) return false;
+    if (state === undefined || o.finished || o.sealing) return false;
     this.#readAhead(o);
     const next = o.reads[0];
     if (next === undefined) {
       if (o.endEpoch !== state.epoch) return false;
+      if (o.sha256 === undefined) {
+        // Every chunk is out: finish the SHA-256 (checking the file did not change), then end.
+        void this.#seal(o).then((sha256) => {
+          if (sha256 !== undefined) this.pump();
+        });
+        return false;
+      }
       o.endEpoch = -1;
-      this.#port.send(encodeFileEnd({ id: o.id }));
+      this.#port.send(encodeFileEnd({ id: o.id, sha256: o.sha256 }));
       return true;
     }
     if (next.frame === undefined) return false;
@@ -381,45 +438,71 @@ export class Sender {
     return true;
   }
 
-  /** Polls chunks and starts their reads until READ_AHEAD_BYTES are read or being read. */
+  /**
+   * Polls the next chunk and starts its read, unless a read is in flight or READ_AHEAD_BYTES
+   * are read already; each finished read starts the next.
+   */
   #readAhead(o: Outgoing): void {
     const state = o.state;
     const handle = o.handle;
-    if (state === undefined || handle === undefined || o.finished) return;
+    if (state === undefined || handle === undefined || o.finished || o.reading) return;
     this.#dropStale(o, state);
-    while (o.readBytes < READ_AHEAD_BYTES && o.reads.length < READ_AHEAD_CHUNKS) {
-      const action = state.poll();
-      if (action === undefined) return;
-      if (action.kind === 'end') {
-        o.endEpoch = state.epoch;
-        return;
-      }
-      const read: ChunkRead = {
-        state,
-        epoch: action.epoch,
-        offset: action.offset,
-        length: action.length,
-        frame: undefined,
-      };
-      o.reads.push(read);
-      o.readBytes += read.length;
-      void this.#read(o, handle, read);
+    if (o.readBytes >= READ_AHEAD_BYTES || o.reads.length >= READ_AHEAD_CHUNKS) return;
+    const action = state.poll();
+    if (action === undefined) return;
+    if (action.kind === 'end') {
+      o.endEpoch = state.epoch;
+      return;
     }
+    const read: ChunkRead = {
+      state,
+      epoch: action.epoch,
+      offset: action.offset,
+      length: action.length,
+      frame: undefined,
+    };
+    o.reads.push(read);
+    o.readBytes += read.length;
+    o.reading = true;
+    void this.#read(o, handle, read);
   }
 
-  /** Reads one chunk straight into its frame; the front chunk's arrival pumps. */
+  /** Reads one chunk straight into its frame, then the next; the front chunk's arrival pumps. */
   async #read(o: Outgoing, handle: fs.FileHandle, read: ChunkRead): Promise<void> {
     const chunk = new FileChunkBuffer(read.length);
     try {
       await readInto(handle, chunk.data, read.offset);
     } catch (error) {
+      o.reading = false;
       if (o.reads.includes(read)) this.#fail(o, toTetherError(error), true);
+      else this.#readAhead(o);
       return;
     }
+    o.reading = false;
     // A rewind, a reconnect or the end of the transfer dropped it meanwhile.
-    if (!o.reads.includes(read)) return;
-    read.frame = chunk.seal(o.id, read.offset);
-    if (o.reads[0] === read) this.pump();
+    if (o.reads.includes(read)) {
+      read.frame = chunk.seal(o.id, read.offset);
+      this.#hashReads(o);
+    }
+    this.#readAhead(o);
+    if (o.reads[0]?.frame !== undefined || o.endEpoch !== -1) this.pump();
+  }
+
+  /**
+   * Feeds the chunks read so far into the file's hash, in offset order, while the link drains
+   * rather than between a drain and the next write. A chunk at an offset already hashed (re-sent
+   * after a rewind or a reconnect) is skipped: the hash covers each byte of the file once.
+   */
+  #hashReads(o: Outgoing): void {
+    if (o.hashing !== undefined || o.sha256 !== undefined) return;
+    for (const read of o.reads) {
+      const end = read.offset + read.length;
+      if (read.frame === undefined || read.offset > o.hashedTo) return;
+      if (end <= o.hashedTo) continue;
+      // Chunks of a resumed transfer may straddle the hashed offset: hash the part past it.
+      o.hash.update(read.frame.subarray(FILE_CHUNK_PREFIX + o.hashedTo - read.offset));
+      o.hashedTo = end;
+    }
   }
 
   /** Forgets chunks polled before a rewind or on an earlier connection (epoch or offer changed). */
@@ -438,7 +521,7 @@ export class Sender {
     }
   }
 
-  /** Opens and hashes the file (streaming), then offers it if a connection is up. */
+  /** Opens the file, then offers it if a connection is up. */
   async #prepare(o: Outgoing): Promise<void> {
     try {
       const handle = await fs.open(o.path, 'r');
@@ -447,14 +530,74 @@ export class Sender {
         return;
       }
       o.handle = handle;
-      await this.#checkUnchanged(o);
-      const sha256 = await hashFile(handle, o.size);
+      this.#watch(o);
       await this.#checkUnchanged(o);
       if (o.finished) return;
-      o.sha256 = sha256;
+      o.prepared = true;
       this.#offer(o);
     } catch (error) {
       this.#fail(o, toTetherError(error), false);
+    }
+  }
+
+  /** Feeds the file's bytes from `hashedTo` up to `offset` into the hash (one caller at a time). */
+  async #hashTo(o: Outgoing, offset: number): Promise<void> {
+    while (o.hashing !== undefined) await o.hashing;
+    const handle = o.handle;
+    if (offset <= o.hashedTo || o.sha256 !== undefined || handle === undefined) return;
+    const hashing = hashRange(handle, o.hash, o.hashedTo, offset).then(() => {
+      o.hashedTo = offset;
+    });
+    o.hashing = hashing;
+    try {
+      await hashing;
+    } finally {
+      o.hashing = undefined;
+    }
+  }
+
+  /**
+   * Finishes the whole file's SHA-256 once: hashes what no chunk carried (normally nothing),
+   * checks that the file's size and mtime did not change since `sendFile` (a file modified while
+   * it was sent fails with FILE_CHANGED and is cancelled, never ended), and sets `sha256`.
+   * Resolves to it, or to undefined when the transfer failed or another call is finishing it.
+   */
+  async #seal(o: Outgoing): Promise<string | undefined> {
+    if (o.sha256 !== undefined) return o.sha256;
+    if (o.sealing || o.finished) return undefined;
+    o.sealing = true;
+    try {
+      await this.#hashTo(o, o.size);
+      await this.#checkUnchanged(o);
+    } catch (error) {
+      this.#fail(o, toTetherError(error), true);
+      return undefined;
+    } finally {
+      o.sealing = false;
+    }
+    if (o.finished) return undefined;
+    o.sha256 = o.hash.digest('hex');
+    return o.sha256;
+  }
+
+  /**
+   * Fails the transfer with FILE_CHANGED as soon as the file is modified, whether it is being
+   * sent or waiting for a connection. Where the file system cannot be watched, the checks at
+   * FILE_ACCEPT and before FILE_END remain.
+   */
+  #watch(o: Outgoing): void {
+    try {
+      const watcher = watch(o.path, { persistent: false });
+      watcher.on('change', () => {
+        if (o.finished) return;
+        this.#checkUnchanged(o).catch((error: unknown) => {
+          this.#fail(o, toTetherError(error), true);
+        });
+      });
+      watcher.on('error', () => watcher.close());
+      o.unwatch = () => watcher.close();
+    } catch {
+      // No watch here (no inotify instance left, a file system without events): stat checks only.
     }
   }
 
@@ -469,21 +612,19 @@ export class Sender {
   }
 
   #offer(o: Outgoing): void {
-    if (!this.#port.attached || o.sha256 === undefined || o.finished) return;
-    const sha256 = o.sha256;
+    if (!this.#port.attached || !o.prepared || o.finished) return;
     const chunkSize = Math.max(
       1,
       Math.min(this.#options.chunkSize, this.#port.maxFrame - CHUNK_OVERHEAD),
     );
     o.state = new FileSendState({
       size: o.size,
-      sha256,
       chunkSize,
       windowBytes: this.#options.windowBytes,
     });
     o.generation = this.#port.generation;
     clearReads(o);
-    this.#port.send(encodeFileOffer({ id: o.id, name: o.name, size: o.size, sha256 }));
+    this.#port.send(encodeFileOffer({ id: o.id, name: o.name, size: o.size }));
   }
 
   #fail(o: Outgoing, error: TetherError, notifyPeer: boolean): void {
@@ -501,6 +642,7 @@ export class Sender {
     clearReads(o);
     o.state?.fail();
     o.unlisten();
+    o.unwatch();
     this.#byId.delete(o.id);
     removeFrom(this.#queue, o);
     removeFrom(this.#active, o);

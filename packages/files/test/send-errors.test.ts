@@ -3,7 +3,16 @@ import * as nodePath from 'node:path';
 import { ErrorCode, FrameType, TetherError } from '@tether/protocol';
 import { describe, expect, it } from 'vitest';
 import { TransferEngine } from '../src/index.js';
-import { captureLink, engine, MiB, randomFile, tempDir, until, Wire } from './helpers.js';
+import {
+  captureLink,
+  engine,
+  listFiles,
+  MiB,
+  randomFile,
+  tempDir,
+  until,
+  Wire,
+} from './helpers.js';
 
 describe('send errors', () => {
   it('send - a missing file rejects with FILE_NOT_FOUND', async () => {
@@ -41,6 +50,29 @@ describe('send errors', () => {
     sender.handle({ type: FrameType.FILE_ACCEPT, body: { id: transfer.id, offset: 0 } });
     await expect(transfer.done).rejects.toMatchObject({ code: ErrorCode.FILE_CHANGED });
     expect(frames.filter((f) => f.type === FrameType.FILE_CANCEL)).toHaveLength(1);
+  });
+
+  it('send - a file modified while its chunks flow fails with FILE_CHANGED, and nothing is stored', async () => {
+    const root = await tempDir();
+    const path = nodePath.join(root, 'f.bin');
+    const out = nodePath.join(root, 'out');
+    await randomFile(path, 8 * MiB);
+    const sender = engine({ owner: 'server', windowBytes: 512 * 1024 });
+    const receiver = engine({ owner: 'client', receive: { dir: out } });
+    const wire = new Wire(sender, receiver);
+    const transfer = sender.sendFile(path);
+    let modified = false;
+    transfer.on('progress', (p) => {
+      if (p.bytesCommitted > 0 && !modified) {
+        modified = true;
+        // Same size: only the content (and so the mtime) changes, past what was sent.
+        void fs.writeFile(path, Buffer.alloc(16, 1), { flag: 'r+' }).catch(() => {});
+      }
+    });
+    await expect(transfer.done).rejects.toMatchObject({ code: ErrorCode.FILE_CHANGED });
+    expect(wire.of(FrameType.FILE_END)).toHaveLength(0);
+    await until(() => wire.of(FrameType.FILE_CANCEL, 'ab').length === 1, 'FILE_CANCEL');
+    await until(async () => (await listFiles(out)).length === 0, 'the partial to go');
   });
 
   it('send - the abort signal rejects with ABORTED', async () => {

@@ -67,14 +67,12 @@ export interface GoawayBody {
   retryAfterMs: number;
 }
 
-/** Sender proposes a file. */
+/** Sender proposes a file. Its SHA-256 comes with FILE_END, hashed while the chunks are sent. */
 export interface FileOfferBody {
   /** 32 hex characters (128 bits), derived from the file's fingerprint so a restart resumes. */
   id: string;
   name: string;
   size: number;
-  /** SHA-256 of the whole file, 64 hex characters. */
-  sha256: string;
 }
 
 /** Receiver accepts; the sender resumes from `offset`. */
@@ -86,6 +84,8 @@ export interface FileAcceptBody {
 /** Sender has sent every chunk. */
 export interface FileEndBody {
   id: string;
+  /** SHA-256 of the whole file, 64 hex characters: the receiver verifies its copy against it. */
+  sha256: string;
 }
 
 /** Receiver verified and stored the file. */
@@ -145,9 +145,9 @@ const schemas: Record<number, Schema> = {
   },
   [FrameType.ERROR]: { code: 'string', message: 'string', retryAfterMs: 'uint?' },
   [FrameType.GOAWAY]: { reason: 'string', retryAfterMs: 'uint' },
-  [FrameType.FILE_OFFER]: { id: 'hex32', name: 'string', size: 'uint', sha256: 'hex64' },
+  [FrameType.FILE_OFFER]: { id: 'hex32', name: 'string', size: 'uint' },
   [FrameType.FILE_ACCEPT]: { id: 'hex32', offset: 'uint' },
-  [FrameType.FILE_END]: { id: 'hex32' },
+  [FrameType.FILE_END]: { id: 'hex32', sha256: 'hex64' },
   [FrameType.FILE_COMPLETE]: { id: 'hex32', size: 'uint', sha256: 'hex64' },
   [FrameType.FILE_FAILED]: { id: 'hex32', code: 'string', message: 'string', retryable: 'bool' },
   [FrameType.FILE_CANCEL]: { id: 'hex32', reason: 'string' },

@@ -38,8 +38,6 @@ export type FileStatusVerdict = (typeof FileStatusVerdict)[keyof typeof FileStat
 export interface FileSendOptions {
   /** File size in bytes. */
   size: number;
-  /** SHA-256 of the whole file (64 lowercase hex), as offered. */
-  sha256: string;
   /** Largest data size per FILE_CHUNK; default 256 KiB. */
   chunkSize?: number;
   /** Bytes in flight beyond the receiver's latest reported offset; default 8 MiB. */
@@ -64,7 +62,6 @@ export const DEFAULT_FILE_WINDOW: number = 8 * 1024 * 1024;
  */
 export class FileSendState {
   readonly size: number;
-  readonly sha256: string;
   readonly chunkSize: number;
   readonly windowBytes: number;
   #phase: FileSendPhase = FileSendPhase.OFFERING;
@@ -76,7 +73,7 @@ export class FileSendState {
   #endSent = false;
 
   constructor(options: FileSendOptions) {
-    const { size, sha256 } = options;
+    const { size } = options;
     if (!Number.isSafeInteger(size) || size < 0) {
       throw new TypeError(`size must be a non-negative safe integer, got ${size}`);
     }
@@ -89,7 +86,6 @@ export class FileSendState {
       throw new TypeError(`windowBytes must be a positive integer, got ${options.windowBytes}`);
     }
     this.size = size;
-    this.sha256 = sha256;
     this.chunkSize = chunkSize;
     // A window smaller than one chunk would never let a chunk out.
     this.windowBytes = Math.max(windowBytes, chunkSize);
@@ -200,16 +196,17 @@ export class FileSendState {
   }
 
   /**
-   * FILE_COMPLETE: done when the receiver stored what was offered. Returns an error when its size
-   * or SHA-256 differ (the transfer is then failed).
+   * FILE_COMPLETE: done when the receiver stored what was sent: the offered size and `expected`,
+   * the SHA-256 of the file as the sender hashed it. Returns an error when either differs (the
+   * transfer is then failed).
    */
-  complete(size: number, sha256: string): TetherError | undefined {
+  complete(size: number, sha256: string, expected: string): TetherError | undefined {
     if (this.finished) return undefined;
-    if (size !== this.size || sha256 !== this.sha256) {
+    if (size !== this.size || sha256 !== expected) {
       this.#phase = FileSendPhase.FAILED;
       return new TetherError(
         ErrorCode.FILE_CHECKSUM_MISMATCH,
-        `the receiver stored ${size} bytes with SHA-256 ${sha256}, offered ${this.size} bytes with ${this.sha256}`,
+        `the receiver stored ${size} bytes with SHA-256 ${sha256}, sent ${this.size} bytes with ${expected}`,
       );
     }
     this.#committed = size;

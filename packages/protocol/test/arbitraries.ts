@@ -169,9 +169,9 @@ export const controlFrame: fc.Arbitrary<ControlFrame> = fc.oneof(
     record({ code: text, message: text, retryAfterMs: u64 }, ['retryAfterMs']),
   ),
   control(FrameType.GOAWAY, record({ reason: text, retryAfterMs: u64 })),
-  control(FrameType.FILE_OFFER, record({ id: transferId, name: text, size: u64, sha256 })),
+  control(FrameType.FILE_OFFER, record({ id: transferId, name: text, size: u64 })),
   control(FrameType.FILE_ACCEPT, record({ id: transferId, offset: u64 })),
-  control(FrameType.FILE_END, record({ id: transferId })),
+  control(FrameType.FILE_END, record({ id: transferId, sha256 })),
   control(FrameType.FILE_COMPLETE, record({ id: transferId, size: u64, sha256 })),
   control(
     FrameType.FILE_FAILED,

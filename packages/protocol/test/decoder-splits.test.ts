@@ -122,9 +122,9 @@ const cases: { frame: Frame; bytes: Buffer }[] = [
   {
     frame: {
       type: FrameType.FILE_OFFER,
-      body: { id: ID, name: 'a b.txt', size: 200, sha256: SHA },
+      body: { id: ID, name: 'a b.txt', size: 200 },
     },
-    bytes: encodeFileOffer({ id: ID, name: 'a b.txt', size: 200, sha256: SHA }),
+    bytes: encodeFileOffer({ id: ID, name: 'a b.txt', size: 200 }),
   },
   {
     frame: { type: FrameType.FILE_ACCEPT, body: { id: ID, offset: 0 } },
@@ -148,7 +148,10 @@ const cases: { frame: Frame; bytes: Buffer }[] = [
     frame: { type: FrameType.FILE_STATUS, body: { id: ID, offset: 200 } },
     bytes: encodeFileStatus({ id: ID, offset: 200 }),
   },
-  { frame: { type: FrameType.FILE_END, body: { id: ID } }, bytes: encodeFileEnd({ id: ID }) },
+  {
+    frame: { type: FrameType.FILE_END, body: { id: ID, sha256: SHA } },
+    bytes: encodeFileEnd({ id: ID, sha256: SHA }),
+  },
   {
     frame: { type: FrameType.FILE_COMPLETE, body: { id: ID, size: 200, sha256: SHA } },
     bytes: encodeFileComplete({ id: ID, size: 200, sha256: SHA }),

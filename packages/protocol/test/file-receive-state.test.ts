@@ -227,7 +227,7 @@ describe('file-receive-state', () => {
         fc.array(fc.integer({ min: 0, max: 3 }), { minLength: 1, maxLength: 64 }),
         (size, chunkSize, windowBytes, corruptions, writeDelays) => {
           const file = Buffer.from(Array.from({ length: size }, (_, i) => i % 251));
-          const tx = new FileSendState({ size, sha256: 'a'.repeat(64), chunkSize, windowBytes });
+          const tx = new FileSendState({ size, chunkSize, windowBytes });
           const rx = new FileReceiveState({ size, syncEveryBytes: 16 });
           const stored = Buffer.alloc(size);
           const toRx: ({ kind: 'chunk'; offset: number; data: Buffer; crc: number } | 'end')[] = [];

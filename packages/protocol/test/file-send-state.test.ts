@@ -12,7 +12,7 @@ import {
 const SHA = 'a'.repeat(64);
 
 function sender(size: number, chunkSize = 10, windowBytes = 30): FileSendState {
-  return new FileSendState({ size, sha256: SHA, chunkSize, windowBytes });
+  return new FileSendState({ size, chunkSize, windowBytes });
 }
 
 /** Polls until `poll` returns undefined; returns the actions. */
@@ -27,7 +27,7 @@ const offsets = (actions: FileSendAction[]): (number | 'end')[] =>
 
 describe('file-send-state', () => {
   it('file-send-state - defaults are 256 KiB chunks and an 8 MiB window', () => {
-    const state = new FileSendState({ size: 1, sha256: SHA });
+    const state = new FileSendState({ size: 1 });
     expect(state.chunkSize).toBe(DEFAULT_FILE_CHUNK);
     expect(state.windowBytes).toBe(DEFAULT_FILE_WINDOW);
     expect(DEFAULT_FILE_CHUNK).toBe(256 * 1024);
@@ -35,10 +35,10 @@ describe('file-send-state', () => {
   });
 
   it('file-send-state - bad options fail at once', () => {
-    expect(() => new FileSendState({ size: -1, sha256: SHA })).toThrow(TypeError);
-    expect(() => new FileSendState({ size: 1.5, sha256: SHA })).toThrow(TypeError);
-    expect(() => new FileSendState({ size: 1, sha256: SHA, chunkSize: 0 })).toThrow(TypeError);
-    expect(() => new FileSendState({ size: 1, sha256: SHA, windowBytes: 0 })).toThrow(TypeError);
+    expect(() => new FileSendState({ size: -1 })).toThrow(TypeError);
+    expect(() => new FileSendState({ size: 1.5 })).toThrow(TypeError);
+    expect(() => new FileSendState({ size: 1, chunkSize: 0 })).toThrow(TypeError);
+    expect(() => new FileSendState({ size: 1, windowBytes: 0 })).toThrow(TypeError);
   });
 
   it('file-send-state - a window smaller than a chunk is raised to one chunk', () => {
@@ -183,7 +183,7 @@ describe('file-send-state', () => {
     state.offer();
     expect(state.accept(0)).toBeUndefined();
     expect(drain(state)).toEqual([{ kind: 'end' }]);
-    expect(state.complete(0, SHA)).toBeUndefined();
+    expect(state.complete(0, SHA, SHA)).toBeUndefined();
     expect(state.phase).toBe(FileSendPhase.DONE);
   });
 
@@ -202,23 +202,23 @@ describe('file-send-state', () => {
     expect(offsets(drain(state))).toEqual([10, 20, 30]);
   });
 
-  it('file-send-state - FILE_COMPLETE must match the offer', () => {
+  it('file-send-state - FILE_COMPLETE must match the offered size and the SHA-256 sent', () => {
     const ok = sender(20);
     ok.offer();
     ok.accept(0);
     drain(ok);
-    expect(ok.complete(20, SHA)).toBeUndefined();
+    expect(ok.complete(20, SHA, SHA)).toBeUndefined();
     expect(ok.finished).toBe(true);
     expect(ok.poll()).toBeUndefined();
 
     const badSize = sender(20);
     badSize.offer();
-    expect(badSize.complete(21, SHA)?.code).toBe(ErrorCode.FILE_CHECKSUM_MISMATCH);
+    expect(badSize.complete(21, SHA, SHA)?.code).toBe(ErrorCode.FILE_CHECKSUM_MISMATCH);
     expect(badSize.phase).toBe(FileSendPhase.FAILED);
 
     const badHash = sender(20);
     badHash.offer();
-    expect(badHash.complete(20, 'b'.repeat(64))?.code).toBe(ErrorCode.FILE_CHECKSUM_MISMATCH);
+    expect(badHash.complete(20, 'b'.repeat(64), SHA)?.code).toBe(ErrorCode.FILE_CHECKSUM_MISMATCH);
   });
 
   it('file-send-state - a failed transfer sends nothing more and ignores every frame', () => {
