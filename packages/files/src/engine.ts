@@ -121,6 +121,7 @@ export class TransferEngine extends EventEmitter<TransferEngineEvents> {
         io: { ...nodeIo, ...options.io },
         onFile: (file) => this.emit('file', file),
         onError: (error) => this.emit('error', error),
+        now,
       });
       this.#sweepInBackground();
       if (Number.isFinite(this.#ttlMs)) {

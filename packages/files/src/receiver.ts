@@ -64,6 +64,8 @@ export interface ReceiverOptions {
   io: FileIo;
   onFile: (file: ReceivedFile) => void;
   onError: (error: TetherError) => void;
+  /** Monotonic clock in ms (the engine's). */
+  now: () => number;
 }
 
 /** One incoming file on the current connection. */
@@ -87,6 +89,8 @@ interface Incoming {
   writeScheduled: boolean;
   /** The durable checkpoint in progress, if any (it runs beside the writes). */
   checkpointing: Promise<void> | undefined;
+  /** When the last checkpoint started (or the transfer was accepted). */
+  checkpointAt: number;
   /** Failed or cancelled: pending work stops. */
   stopped: boolean;
   handleClosed: boolean;
@@ -98,6 +102,12 @@ interface Incoming {
 // STATUS_DELAY_MS. 1 MiB is an eighth of the default window: the sender never waits on it.
 const STATUS_STEP = 1024 * 1024;
 const STATUS_DELAY_MS = 5;
+
+// Checkpoints (fsync, sidecar) are due every DEFAULT_FILE_SYNC_BYTES (4 MiB) written, and start at
+// most this often: a fast transfer takes a few a second rather than one per 4 MiB (each costs an
+// fsync of the data and a sidecar file written, fsynced and renamed). A link drop or the end of
+// the transfer makes everything durable at once whatever the interval.
+const CHECKPOINT_INTERVAL_MS = 250;
 
 // Work in progress per partial file (`<owner folder>/<id>`), across every engine of the process.
 const busyPartials = new Map<string, Promise<void>>();
@@ -366,6 +376,7 @@ export class Receiver {
       queuedBytes: 0,
       writeScheduled: false,
       checkpointing: undefined,
+      checkpointAt: this.#options.now(),
       stopped: false,
       handleClosed: false,
       reserved,
@@ -407,6 +418,9 @@ export class Receiver {
     if (incoming.stopped || incoming.checkpointing !== undefined || !incoming.state.needsSync) {
       return;
     }
+    const now = this.#options.now();
+    if (now - incoming.checkpointAt < CHECKPOINT_INTERVAL_MS) return;
+    incoming.checkpointAt = now;
     incoming.checkpointing = this.#checkpoint(incoming).then(
       () => {
         incoming.checkpointing = undefined;
