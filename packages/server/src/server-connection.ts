@@ -434,11 +434,15 @@ export class ServerConnection implements LinkEvents<PeerPendingSend>, Scheduled 
     this.#host.rtt(this.peer as Peer, stats);
   }
 
-  /** @internal Link event: frames wait in the batch; writes them at the end of this tick. */
+  /**
+   * @internal Link event: frames wait in the batch. They are written after this turn's I/O
+   * callbacks (setImmediate, not a microtask): every read of the turn adds its ACK and replies
+   * to the same write.
+   */
   flush(): void {
     if (this.#flushQueued) return;
     this.#flushQueued = true;
-    queueMicrotask(() => this.#flush());
+    setImmediate(() => this.#flush());
   }
 
   #flush(): void {
