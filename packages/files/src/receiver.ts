@@ -91,6 +91,8 @@ interface Incoming {
   checkpointing: Promise<void> | undefined;
   /** When the last checkpoint started (or the transfer was accepted). */
   checkpointAt: number;
+  /** Offset up to which the data is known fsynced (recorded in the sidecar or not). */
+  flushed: number;
   /** Failed or cancelled: pending work stops. */
   stopped: boolean;
   handleClosed: boolean;
@@ -103,10 +105,11 @@ interface Incoming {
 const STATUS_STEP = 1024 * 1024;
 const STATUS_DELAY_MS = 5;
 
-// Checkpoints (fsync, sidecar) are due every DEFAULT_FILE_SYNC_BYTES (4 MiB) written, and start at
-// most this often: a fast transfer takes a few a second rather than one per 4 MiB (each costs an
-// fsync of the data and a sidecar file written, fsynced and renamed). A link drop or the end of
-// the transfer makes everything durable at once whatever the interval.
+// Every DEFAULT_FILE_SYNC_BYTES (4 MiB) written the data is fsynced in the background, so the
+// fsync at FILE_END has little left to write; the offset is recorded in the sidecar (a file
+// written, fsynced and renamed: a checkpoint a restart resumes from) with that fsync at most this
+// often, so a fast transfer records a few a second rather than one per 4 MiB. A link drop or the
+// end of the transfer makes everything durable and recorded at once whatever the interval.
 const CHECKPOINT_INTERVAL_MS = 250;
 
 // Work in progress per partial file (`<owner folder>/<id>`), across every engine of the process.
@@ -377,6 +380,7 @@ export class Receiver {
       writeScheduled: false,
       checkpointing: undefined,
       checkpointAt: this.#options.now(),
+      flushed: committed,
       stopped: false,
       handleClosed: false,
       reserved,
@@ -411,17 +415,19 @@ export class Receiver {
   }
 
   /**
-   * Takes a durable checkpoint in the background when one is due and none is running: writes go
-   * on meanwhile (fdatasync covers what was written before it started, which is all it records).
+   * Every 4 MiB written, fsyncs the data in the background, and records a checkpoint with it when
+   * the last one is CHECKPOINT_INTERVAL_MS old: writes go on meanwhile (fdatasync covers what was
+   * written before it started, which is all it records). One at a time.
    */
   #startCheckpoint(incoming: Incoming): void {
-    if (incoming.stopped || incoming.checkpointing !== undefined || !incoming.state.needsSync) {
-      return;
-    }
+    const { state } = incoming;
+    if (incoming.stopped || incoming.checkpointing !== undefined) return;
+    if (state.committed - incoming.flushed < state.syncEveryBytes) return;
     const now = this.#options.now();
-    if (now - incoming.checkpointAt < CHECKPOINT_INTERVAL_MS) return;
-    incoming.checkpointAt = now;
-    incoming.checkpointing = this.#checkpoint(incoming).then(
+    const record = state.needsSync && now - incoming.checkpointAt >= CHECKPOINT_INTERVAL_MS;
+    if (record) incoming.checkpointAt = now;
+    const work = record ? this.#checkpoint(incoming) : this.#flushData(incoming);
+    incoming.checkpointing = work.then(
       () => {
         incoming.checkpointing = undefined;
         this.#startCheckpoint(incoming);
@@ -441,10 +447,17 @@ export class Receiver {
 
   /** Makes the committed bytes durable: fsync the data, then record the offset in the sidecar. */
   async #checkpoint(incoming: Incoming): Promise<void> {
-    const committed = incoming.state.committed;
-    await incoming.handle.datasync();
+    const committed = await this.#flushData(incoming);
     await this.#store.write(this.#sidecar(incoming, committed));
     incoming.state.checkpoint(committed);
+  }
+
+  /** fsyncs the data written so far; returns the offset that is now durable. */
+  async #flushData(incoming: Incoming): Promise<number> {
+    const committed = incoming.state.committed;
+    await incoming.handle.datasync();
+    incoming.flushed = Math.max(incoming.flushed, committed);
+    return committed;
   }
 
   /** Verifies the SHA-256, stores the file under a free name, answers FILE_COMPLETE. */
