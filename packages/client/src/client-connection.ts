@@ -281,10 +281,12 @@ export class ClientConnection {
     this.#armHeartbeat(decision.wakeAt);
   }
 
+  // Written after this turn's I/O callbacks, not in a microtask: sends made while handling
+  // every read of the turn (ACK continuations, replies) share one write.
   #scheduleFlush = (): void => {
     if (this.#flushQueued) return;
     this.#flushQueued = true;
-    queueMicrotask(this.#flush);
+    setImmediate(this.#flush);
   };
 
   #flush = (): void => {
