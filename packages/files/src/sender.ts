@@ -75,7 +75,7 @@ interface Outgoing {
   handle: fs.FileHandle | undefined;
   /** Opened and found unchanged: the transfer can be offered. */
   prepared: boolean;
-  /** Running SHA-256 of bytes 0 to `hashedTo`, fed in offset order as chunks are sent. */
+  /** Running SHA-256 of bytes 0 to `hashedTo`, fed in offset order as chunks are read. */
   readonly hash: Hash;
   hashedTo: number;
   /** Bytes hashed from the file itself (a resume past `hashedTo`, or the end), in progress. */
@@ -391,9 +391,10 @@ export class Sender {
     }
     // The link turns unwritable as soon as a chunk is queued, before the socket sees it. If the
     // socket then takes the whole chunk at once (loopback usually does), it never emits 'drain',
-    // so look again once the queued frames were flushed (after this turn's microtasks) instead of
-    // waiting for the next FILE_STATUS. A look that sends nothing does not schedule another: the
-    // link is then really full and its drain calls `pump`.
+    // so look again once the queued frames were flushed (the connection flushes in a microtask or
+    // an immediate queued before this one) instead of waiting for the next FILE_STATUS. A look
+    // that sends nothing does not schedule another: the link is then really full and its drain
+    // calls `pump`.
     if (sentAny && !this.#port.writable()) {
       this.#recheck ??= setImmediate(() => {
         this.#recheck = undefined;
