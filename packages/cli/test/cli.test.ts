@@ -11,7 +11,9 @@ function sha256(data: Buffer): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
-describe('cli - arguments', () => {
+// Each case starts a process that compiles the CLI through tsx (about a second of CPU each, and
+// they all start at once): the default 5 s is too short on a loaded 2-core machine.
+describe('cli - arguments', { timeout: 30_000 }, () => {
   it('cli - --help on every command exits 0', async () => {
     const commands = ['serve', 'send', 'send-file', 'ping', 'simulate', 'chaos-proxy', 'demo'];
     const runs = [tether(['--help']), ...commands.map((c) => tether([c, '--help']))];
