@@ -8,14 +8,11 @@ import {
   type WorkerArgs,
   type WorkerMessage,
 } from './lib/common.js';
-import { fileClient, startRawFileServer } from './scenarios/file.js';
-import { idleClient } from './scenarios/idle.js';
-import { recoveryClient } from './scenarios/recovery.js';
-import { rttClient } from './scenarios/rtt.js';
-import { throughputClient } from './scenarios/throughput.js';
 import { system } from './systems/index.js';
 import { makeHandler } from './systems/types.js';
 
+// Scenario modules load on demand, as systems do: a worker carries only what its cell runs
+// (hdr-histogram-js, which rtt loads, measurably slowed the file receiver it was loaded into).
 const args = JSON.parse(process.argv[2] as string) as WorkerArgs;
 const send = (m: WorkerMessage) => process.send?.(m);
 process.on('unhandledRejection', () => {});
@@ -25,6 +22,7 @@ async function server(): Promise<void> {
   let memoryPid = process.pid;
   let close: () => Promise<void>;
   if (args.scenario === 'file' && args.system === 'raw-net') {
+    const { startRawFileServer } = await import('./scenarios/file.js');
     const s = await startRawFileServer(args.uploadDir as string);
     port = s.port;
     close = s.close;
@@ -58,19 +56,24 @@ async function server(): Promise<void> {
 
 async function client(): Promise<void> {
   let rows: Row[] = [];
-  if (args.scenario === 'file') rows = await fileClient(args);
-  else if (args.scenario === 'recovery') rows = await recoveryClient(args);
-  else if (args.scenario === 'idle-connections') await idleClient(args);
-  else {
+  if (args.scenario === 'file') {
+    rows = await (await import('./scenarios/file.js')).fileClient(args);
+  } else if (args.scenario === 'recovery') {
+    rows = await (await import('./scenarios/recovery.js')).recoveryClient(args);
+  } else if (args.scenario === 'idle-connections') {
+    await (await import('./scenarios/idle.js')).idleClient(args);
+  } else {
     const c = await (await system(args.system)).connect({
       port: args.port as number,
       ...(args.tls ? { tls: { cert: args.tls.cert } } : {}),
     });
-    if (args.scenario === 'throughput') rows = await throughputClient(c, args);
+    if (args.scenario === 'throughput') {
+      rows = await (await import('./scenarios/throughput.js')).throughputClient(c, args);
+    }
     if (args.scenario === 'rtt' || args.params?.thenRtt) {
       // Same processes, the server switched to echo (saves a pair of process start-ups).
       if (args.scenario === 'throughput') c.send(barrier('MODE', 1, 0));
-      rows.push(...(await rttClient(c, args)));
+      rows.push(...(await (await import('./scenarios/rtt.js')).rttClient(c, args)));
     }
     await c.close().catch(() => {});
   }
