@@ -149,6 +149,16 @@ export class FrameDecoder {
     return undefined;
   }
 
+  /**
+   * Stops decoding for good and lets go of any partial frame at once (the connection closed:
+   * its half-received frame should not live as long as the connection object does).
+   */
+  discard(): void {
+    if (this.#error === undefined) {
+      this.#fail(new ProtocolError(ErrorCode.TRUNCATED_STREAM, 'the decoder was discarded'));
+    }
+  }
+
   #fail(error: ProtocolError): ProtocolError {
     this.#error = error;
     this.#partial = EMPTY;

@@ -243,6 +243,8 @@ export class ServerConnection implements LinkEvents<PeerPendingSend>, Scheduled 
   #finish(error: TetherError, silentMs: number | undefined): void {
     this.#phase = 'closed';
     this.#deadlines.cancel(this);
+    // A socket closed with end() lingers up to a second: its half-received frame need not.
+    this.#decoder.discard();
     clearTimeout(this.#frameTimer);
     this.#frameTimer = undefined;
     this.#trackBuffered(0);
@@ -264,6 +266,7 @@ export class ServerConnection implements LinkEvents<PeerPendingSend>, Scheduled 
 
   /** @internal Bytes read from the socket. */
   received(chunk: Buffer): void {
+    if (this.isClosed) return; // the peer may still send after we ended our side
     const now = this.#options.now();
     const peer = this.peer;
     if (peer !== undefined) {
