@@ -80,4 +80,19 @@ describe('decoder - a handler that throws', () => {
     expect(decoder.push(encodeAck(4), () => seen.push(4))).toBe(error);
     expect(seen).toEqual([1, 2]);
   });
+
+  it('discard drops a partial frame at once and stops the decoder', () => {
+    const decoder = new FrameDecoder({ expectPreface: false });
+    const frame = encodeData(1, Buffer.alloc(10_000, 7));
+    const seen: Frame[] = [];
+    expect(decoder.push(frame.subarray(0, 6000), (f) => seen.push(f))).toBeUndefined();
+    expect(decoder.retainedBytes).toBe(6000);
+    decoder.discard();
+    expect(decoder.retainedBytes).toBe(0);
+    expect(decoder.bufferedBytes).toBe(0);
+    const error = decoder.push(frame.subarray(6000), (f) => seen.push(f));
+    expect(error).toBeInstanceOf(ProtocolError);
+    expect(error?.code).toBe(ErrorCode.TRUNCATED_STREAM);
+    expect(seen).toEqual([]);
+  });
 });
