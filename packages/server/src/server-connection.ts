@@ -27,6 +27,11 @@ import type { Deadlines, Scheduled } from './deadlines.js';
 import type { ResolvedServerOptions, TlsIdentity } from './options.js';
 import type { Peer, PeerPendingSend } from './peer.js';
 
+// A live client pings first, so the heartbeat alone would leave the server without RTT samples.
+// The server sends one PING of its own per this many ping intervals: `peer.stats().rtt` stays
+// current for a sixth of the client's ping traffic.
+const RTT_PING_EVERY_INTERVALS = 6;
+
 // Bytes above the control cap that a frame may declare before the handshake is done.
 const PRE_HANDSHAKE_SLACK = 64;
 
@@ -115,6 +120,8 @@ export class ServerConnection implements LinkEvents<PeerPendingSend>, Scheduled 
   /** Frames decoded so far: tells the frame deadline that a frame completed. */
   #frames = 0;
   #flushQueued = false;
+  /** When the server sends its next PING for an RTT sample. */
+  #rttPingAt = 0;
 
   constructor(
     socket: Socket,
@@ -388,7 +395,8 @@ export class ServerConnection implements LinkEvents<PeerPendingSend>, Scheduled 
     this.#decoder.maxFrame = this.#options.maxFrame;
     this.#write(encodeWelcome(welcome));
     this.link.start(resend, now);
-    // The HELLO deadline gives way to the first heartbeat check.
+    // The HELLO deadline gives way to the heartbeat; the first check also takes an RTT sample.
+    this.#rttPingAt = now + serverPingAfterMs(this.#options);
     this.#deadlines.schedule(this, now + this.#options.pingIntervalMs);
     this.#host.opened(this, peer);
   }
@@ -406,7 +414,8 @@ export class ServerConnection implements LinkEvents<PeerPendingSend>, Scheduled 
     }
     const link = this.link;
     if (link === undefined || this.#phase !== 'open') return;
-    const decision = link.check(this.#options.now(), dueAt);
+    const now = this.#options.now();
+    const decision = link.check(now, dueAt);
     if (decision.dead) {
       this.destroy(
         new TetherError(ErrorCode.EVICTED, `silent for ${Math.round(decision.silentMs)} ms`),
@@ -414,7 +423,11 @@ export class ServerConnection implements LinkEvents<PeerPendingSend>, Scheduled 
       );
       return;
     }
-    this.#deadlines.schedule(this, decision.wakeAt);
+    if (!decision.ping && now >= this.#rttPingAt) link.ping(now);
+    if (decision.ping || now >= this.#rttPingAt) {
+      this.#rttPingAt = now + RTT_PING_EVERY_INTERVALS * this.#options.pingIntervalMs;
+    }
+    this.#deadlines.schedule(this, Math.min(decision.wakeAt, this.#rttPingAt));
   }
 
   #write(frame: Buffer): void {
