@@ -395,7 +395,8 @@ export class ServerConnection implements LinkEvents<PeerPendingSend>, Scheduled 
     this.#decoder.maxFrame = this.#options.maxFrame;
     this.#write(encodeWelcome(welcome));
     this.link.start(resend, now);
-    // The HELLO deadline gives way to the heartbeat; the first check also takes an RTT sample.
+    // The HELLO deadline gives way to the heartbeat. The first RTT ping is due when a silent
+    // client would be pinged anyway.
     this.#rttPingAt = now + serverPingAfterMs(this.#options);
     this.#deadlines.schedule(this, now + this.#options.pingIntervalMs);
     this.#host.opened(this, peer);
@@ -423,8 +424,10 @@ export class ServerConnection implements LinkEvents<PeerPendingSend>, Scheduled 
       );
       return;
     }
-    if (!decision.ping && now >= this.#rttPingAt) link.ping(now);
-    if (decision.ping || now >= this.#rttPingAt) {
+    // Any PING sent now (the heartbeat's, or one for RTT) restarts the RTT period.
+    const rttDue = now >= this.#rttPingAt;
+    if (rttDue && !decision.ping) link.ping(now);
+    if (rttDue || decision.ping) {
       this.#rttPingAt = now + RTT_PING_EVERY_INTERVALS * this.#options.pingIntervalMs;
     }
     this.#deadlines.schedule(this, Math.min(decision.wakeAt, this.#rttPingAt));
