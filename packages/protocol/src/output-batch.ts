@@ -58,11 +58,6 @@ export class OutputBatch {
     this.#items = [];
     this.#bytes = 0;
     const out: Buffer[] = [];
-    const only = items[0];
-    if (items.length === 1 && Buffer.isBuffer(only)) {
-      out.push(only);
-      return out;
-    }
     let start = 0;
     while (start < items.length) {
       // A run: consecutive small frames up to about TARGET_BUFFER bytes.
@@ -79,6 +74,7 @@ export class OutputBatch {
       const largeData = large !== undefined && !Buffer.isBuffer(large) ? large : undefined;
       const prefixBytes = largeData === undefined ? 0 : dataPrefixSize(largeData.flags);
       if (end - start === 1 && prefixBytes === 0 && Buffer.isBuffer(items[start])) {
+        // A lone encoded frame needs no copy.
         out.push(items[start] as Buffer);
       } else if (runBytes + prefixBytes > 0) {
         const run = Buffer.allocUnsafe(runBytes + prefixBytes);

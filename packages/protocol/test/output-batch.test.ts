@@ -20,6 +20,15 @@ function frames(sizes: number[]): Buffer[] {
   });
 }
 
+/** A seeded generator of integers in [0, n): the same frames on every run. */
+function seededRandom(seed: number): (n: number) => number {
+  let state = seed;
+  return (n) => {
+    state = (Math.imul(state, 1103515245) + 12345) >>> 0;
+    return state % n;
+  };
+}
+
 function pushAll(batch: OutputBatch, input: Buffer[]): void {
   for (const frame of input) batch.push(frame);
 }
@@ -101,11 +110,7 @@ describe('output-batch', () => {
   });
 
   it('output-batch - random mixes keep the byte stream exactly', () => {
-    let state = 42;
-    const rand = (n: number): number => {
-      state = (Math.imul(state, 1103515245) + 12345) >>> 0;
-      return state % n;
-    };
+    const rand = seededRandom(42);
     const batch = new OutputBatch();
     for (let round = 0; round < 30; round++) {
       const count = rand(60);
@@ -130,11 +135,7 @@ describe('output-batch - DATA frames', () => {
     encodeData(item.seq, item.payload, item.flags, item.requestId);
 
   it('encodes DATA items exactly as encodeData, in order with encoded frames', () => {
-    let state = 7;
-    const rand = (n: number): number => {
-      state = (Math.imul(state, 1103515245) + 12345) >>> 0;
-      return state % n;
-    };
+    const rand = seededRandom(7);
     const batch = new OutputBatch();
     for (let round = 0; round < 30; round++) {
       const count = rand(50) + 1;
