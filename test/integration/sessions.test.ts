@@ -1,5 +1,5 @@
 import { TetherClient } from '@tether/client';
-import { ErrorCode, FrameType } from '@tether/protocol';
+import { ErrorCode, FrameType, MIN_MAX_FRAME } from '@tether/protocol';
 import { type DisconnectInfo, type Peer, TetherServer } from '@tether/server';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ofType, RawClient } from '../helpers/raw-client.js';
@@ -179,13 +179,44 @@ describe('server - malformed HELLO and listener bugs', () => {
     const { server, port } = await startServer();
     const errors: string[] = [];
     server.on('error', (error) => errors.push(error.code));
-    for (const hello of [{ clientId: '' }, { clientId: 'x'.repeat(129) }, { maxFrame: 10 }]) {
+    const bad = [
+      { clientId: '' },
+      { clientId: 'x'.repeat(129) },
+      // 65 characters, 130 bytes: the limit counts UTF-8 bytes (PROTOCOL.md, HELLO).
+      { clientId: 'é'.repeat(65) },
+      { maxFrame: 10 },
+      // Below a full control frame (PROTOCOL.md section 7, min max frame).
+      { maxFrame: MIN_MAX_FRAME - 1 },
+    ];
+    for (const hello of bad) {
       const client = await raw(port);
       client.hello(hello);
       expect((await client.next(ofType(FrameType.ERROR))).body.code).toBe(ErrorCode.BAD_HELLO);
       await client.waitClosed();
     }
-    expect(errors).toEqual([ErrorCode.BAD_HELLO, ErrorCode.BAD_HELLO, ErrorCode.BAD_HELLO]);
+    expect(errors).toEqual(bad.map(() => ErrorCode.BAD_HELLO));
+    expect(server.stats().sessions).toBe(0);
+    // The limits themselves are accepted.
+    const edge = await raw(port);
+    edge.hello({ clientId: 'é'.repeat(64), maxFrame: MIN_MAX_FRAME });
+    await edge.next(ofType(FrameType.WELCOME));
+  });
+
+  it('a HELLO whose clientId holds a lone surrogate is refused with BAD_CONTROL_BODY', async () => {
+    // JSON's \ud800 escape makes a lone surrogate; it and U+FFFD would otherwise print, hash and
+    // store alike, so two identities could share one session or partial folder.
+    const { server, port } = await startServer();
+    const errors: string[] = [];
+    server.on('error', (error) => errors.push(error.code));
+    for (const clientId of ['a\ud800', 'a\udfff']) {
+      const client = await raw(port);
+      client.hello({ clientId });
+      expect((await client.next(ofType(FrameType.ERROR))).body.code).toBe(
+        ErrorCode.BAD_CONTROL_BODY,
+      );
+      await client.waitClosed();
+    }
+    expect(errors).toEqual([ErrorCode.BAD_CONTROL_BODY, ErrorCode.BAD_CONTROL_BODY]);
     expect(server.stats().sessions).toBe(0);
   });
 

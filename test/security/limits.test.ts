@@ -127,7 +127,7 @@ describe('limits - frame and control sizes', () => {
   });
 
   it('limits - one byte over maxFrame is refused, maxFrame itself is accepted', async () => {
-    const maxFrame = 4096;
+    const maxFrame = 32 * 1024;
     const { server, port } = await startServer(defer, { maxFrame });
     const got: number[] = [];
     server.on('message', (m) => got.push(m.data.length));

@@ -1,9 +1,10 @@
 import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
 import type { FileOfferInfo } from '@tether/files';
 import {
-  ABSOLUTE_MAX_FRAME,
   type BackoffOptions,
+  checkFrameLimit,
   DEFAULT_MAX_FRAME,
+  MAX_CLIENT_ID_BYTES,
   resolveBackoff,
 } from '@tether/protocol';
 
@@ -93,13 +94,17 @@ function positive(name: string, value: number, allowInfinity = false): number {
   return value;
 }
 
-// The protocol's bounds on a frame limit (PROTOCOL.md, limits).
-const MIN_MAX_FRAME = 64;
-
-function frameLimit(value: number): number {
-  if (!(Number.isInteger(value) && value >= MIN_MAX_FRAME && value <= ABSOLUTE_MAX_FRAME)) {
+// What the server accepts as HELLO.clientId (PROTOCOL.md section 5): refused here, not by BAD_HELLO.
+function clientId(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  const ok =
+    typeof value === 'string' &&
+    value.length > 0 &&
+    !/\p{Cs}/u.test(value) &&
+    Buffer.byteLength(value, 'utf8') <= MAX_CLIENT_ID_BYTES;
+  if (!ok) {
     throw new TypeError(
-      `maxFrame must be an integer from ${MIN_MAX_FRAME} to ${ABSOLUTE_MAX_FRAME}, got ${value}`,
+      `clientId must be 1 to ${MAX_CLIENT_ID_BYTES} bytes of UTF-8 without lone surrogates, got ${JSON.stringify(value)}`,
     );
   }
   return value;
@@ -130,7 +135,7 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
     host: options.host ?? '127.0.0.1',
     port: options.port,
     tls,
-    clientId: options.clientId,
+    clientId: clientId(options.clientId),
     secret: options.secret,
     downloadDir: options.downloadDir,
     acceptFile: options.acceptFile,
@@ -147,7 +152,7 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
     maxQueuedBytes: positive('maxQueuedBytes', options.maxQueuedBytes ?? 64 * 1024 * 1024),
     overflow,
     maxInFlightBytes: positive('maxInFlightBytes', options.maxInFlightBytes ?? 8 * 1024 * 1024),
-    maxFrame: frameLimit(options.maxFrame ?? DEFAULT_MAX_FRAME),
+    maxFrame: checkFrameLimit('maxFrame', options.maxFrame ?? DEFAULT_MAX_FRAME),
     now: options.now ?? (() => performance.now()),
     random: options.random ?? Math.random,
   };

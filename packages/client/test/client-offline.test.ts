@@ -1,3 +1,4 @@
+import { MIN_MAX_FRAME } from '@tether/protocol';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   type ClientOptions,
@@ -69,8 +70,9 @@ describe('client offline', () => {
   });
 
   it('client offline - a payload over maxFrame rejects with MESSAGE_TOO_LARGE and is not queued', async () => {
-    const client = offlineClient({ maxFrame: 1024 });
-    const tooBig = track(client.send(Buffer.alloc(1024)));
+    const client = offlineClient({ maxFrame: MIN_MAX_FRAME });
+    // DATA length = type + flags + seq + payload: this payload is 10 bytes over the limit.
+    const tooBig = track(client.send(Buffer.alloc(MIN_MAX_FRAME)));
     const fine = track(client.send(Buffer.alloc(100)));
     await settle();
     expect(tooBig.error?.code).toBe(ErrorCode.MESSAGE_TOO_LARGE);
@@ -152,8 +154,8 @@ describe('client offline', () => {
   });
 
   it('client offline - request() of a payload over maxFrame rejects with MESSAGE_TOO_LARGE', async () => {
-    const client = offlineClient({ maxFrame: 1024 });
-    await expect(client.request(Buffer.alloc(2048))).rejects.toMatchObject({
+    const client = offlineClient({ maxFrame: MIN_MAX_FRAME });
+    await expect(client.request(Buffer.alloc(MIN_MAX_FRAME))).rejects.toMatchObject({
       code: ErrorCode.MESSAGE_TOO_LARGE,
     });
     expect(client.stats().pendingRequests).toBe(0);

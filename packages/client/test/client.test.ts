@@ -3,6 +3,7 @@ import {
   backoffDelay,
   encodeChallenge,
   encodeError,
+  MIN_MAX_FRAME,
   PREFACE,
   resolveBackoff,
   retryAfterDelay,
@@ -102,11 +103,11 @@ describe('client - sending', () => {
 
   it('client - send() rejects with MESSAGE_TOO_LARGE for a payload over the server maxFrame', async () => {
     // PROTOCOL.md section 7: "a sender MUST NOT exceed the peer's value" (WELCOME.maxFrame).
-    const { port } = await startServer({ maxFrame: 1024 });
+    const { port } = await startServer({ maxFrame: MIN_MAX_FRAME });
     const client = createClient({ port, backoff: FAST_BACKOFF });
     await client.connect();
     const outcome = await Promise.race([
-      client.send(Buffer.alloc(2000)).then(
+      client.send(Buffer.alloc(MIN_MAX_FRAME)).then(
         () => 'delivered',
         (error: TetherError) => error.code,
       ),

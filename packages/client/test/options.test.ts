@@ -1,4 +1,4 @@
-import { DEFAULT_BACKOFF } from '@tether/protocol';
+import { DEFAULT_BACKOFF, MIN_MAX_FRAME } from '@tether/protocol';
 import { describe, expect, it } from 'vitest';
 import { type ClientOptions, resolveClientOptions } from '../src/options.js';
 
@@ -123,12 +123,22 @@ describe('options', () => {
     );
   });
 
-  it('options - maxFrame outside the protocol range of 64 bytes to 16 MiB throws a TypeError', () => {
-    // PROTOCOL.md section 7: each side announces a maxFrame from 64 to 16 MiB.
-    expect(() => resolve({ maxFrame: 63 })).toThrow(TypeError);
+  it('options - maxFrame outside the protocol range of 16,386 bytes to 16 MiB throws a TypeError', () => {
+    // PROTOCOL.md section 7: each side announces a maxFrame from 16,386 (a full control frame)
+    // to 16 MiB.
+    expect(() => resolve({ maxFrame: MIN_MAX_FRAME - 1 })).toThrow(TypeError);
     expect(() => resolve({ maxFrame: 16 * 1024 * 1024 + 1 })).toThrow(TypeError);
     expect(() => resolve({ maxFrame: 1000.5 })).toThrow(TypeError);
-    expect(() => resolve({ maxFrame: 64 })).not.toThrow();
+    expect(() => resolve({ maxFrame: MIN_MAX_FRAME })).not.toThrow();
     expect(() => resolve({ maxFrame: 16 * 1024 * 1024 })).not.toThrow();
+  });
+
+  it('options - a clientId the server would refuse throws a TypeError', () => {
+    // PROTOCOL.md: 1 to 128 bytes of UTF-8; no lone surrogate in any string field.
+    for (const clientId of ['', 'é'.repeat(65), 'a\ud800b', '\udc00']) {
+      expect(() => resolve({ clientId }), JSON.stringify(clientId)).toThrow(TypeError);
+    }
+    expect(resolve({ clientId: 'x'.repeat(128) }).clientId).toBe('x'.repeat(128));
+    expect(resolve({ clientId: 'é'.repeat(64) }).clientId).toBe('é'.repeat(64));
   });
 });

@@ -155,6 +155,14 @@ const schemas: Record<number, Schema> = {
 };
 
 const HEX32 = /^[0-9a-f]{32}$/;
+// A lone UTF-16 surrogate: JSON's `\ud800` escape makes one, though no UTF-8 byte sequence can.
+// Two strings differing only there would look alike everywhere they are printed, hashed or
+// written as UTF-8 (each becomes U+FFFD), so no string field may hold one.
+const LONE_SURROGATE = /\p{Cs}/u;
+
+function isText(value: unknown): value is string {
+  return typeof value === 'string' && !LONE_SURROGATE.test(value);
+}
 const HEX64 = /^[0-9a-f]{64}$/;
 
 function fits(kind: FieldKind, value: unknown): boolean {
@@ -162,7 +170,7 @@ function fits(kind: FieldKind, value: unknown): boolean {
     case 'uint':
       return Number.isSafeInteger(value) && (value as number) >= 0;
     case 'string':
-      return typeof value === 'string';
+      return isText(value);
     case 'bool':
       return typeof value === 'boolean';
     case 'hex32':
@@ -172,7 +180,7 @@ function fits(kind: FieldKind, value: unknown): boolean {
     case 'uint[]':
       return Array.isArray(value) && value.every((v) => fits('uint', v));
     case 'string[]':
-      return Array.isArray(value) && value.every((v) => typeof v === 'string');
+      return Array.isArray(value) && value.every(isText);
     case 'object':
       return typeof value === 'object' && value !== null && !Array.isArray(value);
   }

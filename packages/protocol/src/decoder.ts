@@ -10,7 +10,12 @@ import {
   TRANSFER_ID_SIZE,
 } from './frame-types.js';
 import type { ControlFrame, Frame } from './frames.js';
-import { ABSOLUTE_MAX_FRAME, DEFAULT_MAX_CONTROL, DEFAULT_MAX_FRAME } from './limits.js';
+import {
+  ABSOLUTE_MAX_FRAME,
+  DEFAULT_MAX_CONTROL,
+  DEFAULT_MAX_FRAME,
+  MAX_FILE_CHUNK_DATA,
+} from './limits.js';
 import { checkPreface, PREFACE_SIZE } from './preface.js';
 import { readU64 } from './u64.js';
 
@@ -333,7 +338,10 @@ export class FrameDecoder {
         if (bodyLength === U64_SIZE) return undefined;
         break;
       case FrameType.FILE_CHUNK:
-        if (bodyLength >= CHUNK_FIELDS) return undefined;
+        // 1 to 256 KiB of data after the id, offset and CRC.
+        if (bodyLength > CHUNK_FIELDS && bodyLength <= CHUNK_FIELDS + MAX_FILE_CHUNK_DATA) {
+          return undefined;
+        }
         break;
       default:
         if (!isControlType(type)) {
@@ -371,6 +379,10 @@ export class FrameDecoder {
           payloadStart += U64_SIZE;
         }
         if (seq < 0 || requestId < 0) return outOfRange('DATA');
+        // Request ids are 1 to 2^53 - 1 (section 11): 0 would name no request.
+        if (requestId === 0 && flags & (DataFlag.REQUEST | DataFlag.RESPONSE)) {
+          return new ProtocolError(ErrorCode.INTEGER_OUT_OF_RANGE, 'DATA requestId must be >= 1');
+        }
         onFrame({ type, flags, seq, requestId, payload: buf.subarray(payloadStart, end) });
         return undefined;
       }

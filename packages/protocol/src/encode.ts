@@ -22,6 +22,7 @@ import {
   TRANSFER_ID_SIZE,
 } from './frame-types.js';
 import type { ControlFrame, Frame } from './frames.js';
+import { MAX_FILE_CHUNK_DATA } from './limits.js';
 import { writeU64 } from './u64.js';
 
 function header(buf: Buffer, type: number, flags: number): void {
@@ -68,12 +69,25 @@ export function writeDataPrefix(
   return offset + prefix;
 }
 
+/** Throws BAD_FRAME_LENGTH unless a FILE_CHUNK would carry 1 to 256 KiB of data. */
+export function checkChunkData(length: number): void {
+  if (!(Number.isSafeInteger(length) && length >= 1 && length <= MAX_FILE_CHUNK_DATA)) {
+    throw new ProtocolError(
+      ErrorCode.BAD_FRAME_LENGTH,
+      `a FILE_CHUNK carries 1 to ${MAX_FILE_CHUNK_DATA} bytes of data, not ${length}`,
+    );
+  }
+}
+
 /**
  * Encodes a DATA frame. `requestId` is written only when flags has REQUEST or RESPONSE. Throws
  * BAD_FLAGS for flags the peer's decoder would refuse (see {@link checkDataFlags}).
  */
 export function encodeData(seq: number, payload: Uint8Array, flags = 0, requestId = 0): Buffer {
   checkDataFlags(flags);
+  if (requestId < 1 && flags & (DataFlag.REQUEST | DataFlag.RESPONSE)) {
+    throw new ProtocolError(ErrorCode.INTEGER_OUT_OF_RANGE, 'DATA requestId must be >= 1');
+  }
   const buf = Buffer.allocUnsafe(dataPrefixSize(flags) + payload.length);
   buf.set(payload, writeDataPrefix(buf, 0, seq, payload.length, flags, requestId));
   return buf;
@@ -119,6 +133,7 @@ export function encodeFileChunk(
   if (!TRANSFER_ID.test(id)) {
     throw new ProtocolError(ErrorCode.BAD_CONTROL_BODY, 'transfer id must be 32 lowercase hex');
   }
+  checkChunkData(data.length);
   const buf = Buffer.allocUnsafe(FILE_CHUNK_PREFIX + data.length);
   header(buf, FrameType.FILE_CHUNK, 0);
   buf.write(id, 6, TRANSFER_ID_SIZE, 'hex');

@@ -1,5 +1,5 @@
 import { crc32 } from './crc32.js';
-import { FILE_CHUNK_PREFIX } from './encode.js';
+import { checkChunkData, FILE_CHUNK_PREFIX } from './encode.js';
 import { ErrorCode } from './error-codes.js';
 import { ProtocolError } from './errors.js';
 import { FrameType, TRANSFER_ID_SIZE } from './frame-types.js';
@@ -20,9 +20,7 @@ export class FileChunkBuffer {
   readonly data: Buffer;
 
   constructor(length: number) {
-    if (!Number.isSafeInteger(length) || length < 0) {
-      throw new TypeError(`length must be a non-negative integer, got ${length}`);
-    }
+    checkChunkData(length);
     this.frame = Buffer.allocUnsafe(FILE_CHUNK_PREFIX + length);
     this.data = this.frame.subarray(FILE_CHUNK_PREFIX);
   }

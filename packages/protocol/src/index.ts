@@ -85,9 +85,14 @@ export type { HeartbeatDecision, HeartbeatOptions } from './heartbeat.js';
 export { HeartbeatMonitor } from './heartbeat.js';
 export {
   ABSOLUTE_MAX_FRAME,
+  checkFrameLimit,
   DEFAULT_MAX_CONTROL,
   DEFAULT_MAX_FRAME,
+  isFrameLimit,
+  MAX_CLIENT_ID_BYTES,
+  MAX_FILE_CHUNK_DATA,
   MAX_U64_SAFE,
+  MIN_MAX_FRAME,
 } from './limits.js';
 export type { Payload } from './message.js';
 export { Message, toBuffer } from './message.js';

@@ -86,7 +86,8 @@ export const dataFrame: fc.Arbitrary<DataFrame> = fc
       DataFlag.RESPONSE | DataFlag.ERROR,
     ),
     seq: u64,
-    requestId: u64,
+    // Request ids are 1 to 2^53 - 1 on correlated frames.
+    requestId: u64.map((id) => Math.max(id, 1)),
     payload,
   })
   .map(({ flags, seq, requestId, payload }) => ({
@@ -102,7 +103,8 @@ export const fileChunkFrame: fc.Arbitrary<FileChunkFrame> = fc.record({
   id: transferId,
   offset: u64,
   crc32: u32,
-  data: payload,
+  // A chunk carries 1 to 256 KiB.
+  data: payload.filter((data) => data.length > 0),
 });
 
 const record = <T>(model: { [K in keyof T]: fc.Arbitrary<T[K]> }, optional: (keyof T)[] = []) =>

@@ -44,6 +44,12 @@ describe('FileChunkBuffer', () => {
     expect(() => new FileChunkBuffer(1).seal('0123456789abcdef0123456789abcdef', -1)).toThrow(
       expect.objectContaining({ code: ErrorCode.INTEGER_OUT_OF_RANGE }),
     );
-    expect(() => new FileChunkBuffer(-1)).toThrow(TypeError);
+    // A chunk carries 1 to 256 KiB.
+    for (const length of [-1, 0, 256 * 1024 + 1, 1.5]) {
+      expect(() => new FileChunkBuffer(length)).toThrow(
+        expect.objectContaining({ code: ErrorCode.BAD_FRAME_LENGTH }),
+      );
+    }
+    expect(new FileChunkBuffer(256 * 1024).data.length).toBe(256 * 1024);
   });
 });

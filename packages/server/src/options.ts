@@ -1,7 +1,7 @@
 import type { TlsOptions } from 'node:tls';
 import type { FileOfferInfo } from '@tether/files';
 import {
-  ABSOLUTE_MAX_FRAME,
+  checkFrameLimit,
   DEFAULT_MAX_CONTROL,
   DEFAULT_MAX_FRAME,
   type HelloBody,
@@ -151,18 +151,6 @@ function atLeast(name: string, value: number, minimum: number): number {
   return value;
 }
 
-// The protocol's bounds on a frame limit (PROTOCOL.md, limits).
-const MIN_MAX_FRAME = 64;
-
-function frameLimit(value: number): number {
-  if (!(Number.isInteger(value) && value >= MIN_MAX_FRAME && value <= ABSOLUTE_MAX_FRAME)) {
-    throw new TypeError(
-      `maxFrame must be an integer from ${MIN_MAX_FRAME} to ${ABSOLUTE_MAX_FRAME}, got ${value}`,
-    );
-  }
-  return value;
-}
-
 /** Fills in defaults and validates; a bad option throws a TypeError naming it. */
 export function resolveServerOptions(options: ServerOptions): ResolvedServerOptions {
   const port = options.port ?? 0;
@@ -184,7 +172,7 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
     evictAfterMs,
     sessionTtlMs: positive('sessionTtlMs', options.sessionTtlMs ?? 120_000),
     helloTimeoutMs: positive('helloTimeoutMs', options.helloTimeoutMs ?? 5000),
-    maxFrame: frameLimit(options.maxFrame ?? DEFAULT_MAX_FRAME),
+    maxFrame: checkFrameLimit('maxFrame', options.maxFrame ?? DEFAULT_MAX_FRAME),
     // Peers may send control bodies up to the default without asking: never accept less.
     maxControl: atLeast(
       'maxControl',

@@ -11,7 +11,10 @@ import {
   type Frame,
   type HelloBody,
   HMAC_AUTH_METHOD,
+  isFrameLimit,
+  MAX_CLIENT_ID_BYTES,
   Message,
+  MIN_MAX_FRAME,
   type Payload,
   PREFACE,
   PROTOCOL_VERSION,
@@ -77,7 +80,6 @@ export interface ServerCloseOptions {
   drainTimeoutMs?: number;
 }
 
-const MAX_CLIENT_ID = 128;
 const TETHER_ALPN = 'tether/1';
 // Clients refused at the connection limit are asked to come back after this long.
 const REFUSAL_RETRY_AFTER_MS = 1000;
@@ -316,14 +318,18 @@ export class TetherServer extends EventEmitter<ServerEvents> implements Connecti
 
   // Checks made after authentication (PROTOCOL.md section 8 gives the order).
   #checkShape(body: HelloBody): TetherError | undefined {
-    if (body.clientId.length === 0 || body.clientId.length > MAX_CLIENT_ID) {
+    const idBytes = Buffer.byteLength(body.clientId, 'utf8');
+    if (idBytes === 0 || idBytes > MAX_CLIENT_ID_BYTES) {
       return new TetherError(
         ErrorCode.BAD_HELLO,
-        `clientId must be 1 to ${MAX_CLIENT_ID} characters`,
+        `clientId must be 1 to ${MAX_CLIENT_ID_BYTES} bytes of UTF-8`,
       );
     }
-    if (!(body.maxFrame >= 64 && body.maxFrame <= ABSOLUTE_MAX_FRAME)) {
-      return new TetherError(ErrorCode.BAD_HELLO, `maxFrame must be 64 to ${ABSOLUTE_MAX_FRAME}`);
+    if (!isFrameLimit(body.maxFrame)) {
+      return new TetherError(
+        ErrorCode.BAD_HELLO,
+        `maxFrame must be ${MIN_MAX_FRAME} to ${ABSOLUTE_MAX_FRAME}`,
+      );
     }
     return undefined;
   }
