@@ -1,6 +1,6 @@
 import { TetherClient } from '@tether/client';
 import { ErrorCode, FrameType, MIN_MAX_FRAME } from '@tether/protocol';
-import { type DisconnectInfo, type Peer, TetherServer } from '@tether/server';
+import { type DisconnectInfo, type Peer, type TetherError, TetherServer } from '@tether/server';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ofType, RawClient } from '../helpers/raw-client.js';
 
@@ -171,6 +171,93 @@ describe('server - eviction and session lifetime', () => {
     tls.socket.write(Buffer.from([0x16, 0x03, 0x01, 0x00, 0xa5, 0x01, 0x00, 0x00, 0xa1]));
     expect((await tls.next(ofType(FrameType.ERROR))).body.code).toBe(ErrorCode.PREFACE_TLS);
     expect(errors).toEqual([ErrorCode.PREFACE_HTTP, ErrorCode.PREFACE_TLS]);
+  });
+});
+
+describe('server - session caps', () => {
+  it("past maxSessionsPerIdentity the identity's longest-disconnected session ends; with all connected the HELLO is refused", async () => {
+    const { server, port } = await startServer({ maxSessionsPerIdentity: 3 });
+    const expired: string[] = [];
+    server.on('expire', (_peer, reason) => expired.push(reason));
+    const clients: RawClient[] = [];
+    for (let i = 0; i < 3; i++) {
+      const client = await raw(port);
+      client.hello({ clientId: 'same' });
+      await client.next(ofType(FrameType.WELCOME));
+      clients.push(client);
+    }
+    // Another identity is not affected by this one's cap.
+    const other = await raw(port);
+    other.hello({ clientId: 'other' });
+    await other.next(ofType(FrameType.WELCOME));
+
+    const refused = await raw(port);
+    refused.hello({ clientId: 'same' });
+    const error = await refused.next(ofType(FrameType.ERROR));
+    expect(error.body.code).toBe(ErrorCode.TOO_MANY_SESSIONS);
+    expect(error.body.retryAfterMs).toBeGreaterThan(0);
+    await refused.waitClosed();
+    expect(server.stats().sessions).toBe(4);
+
+    // One of them drops: its session waits for a resume, and is the one to make room.
+    const [first] = server.peers.filter((p) => p.clientId === 'same');
+    const pending = (first as Peer).send('never delivered').catch((error: TetherError) => error);
+    const gone = new Promise((resolve) => server.once('disconnect', resolve));
+    (clients[0] as RawClient).destroy();
+    await gone;
+    const fresh = await raw(port);
+    fresh.hello({ clientId: 'same' });
+    await fresh.next(ofType(FrameType.WELCOME));
+    expect(expired).toEqual(['session limit of its identity reached']);
+    expect(server.peers).not.toContain(first);
+    expect(server.peers.filter((p) => p.clientId === 'same')).toHaveLength(3);
+    expect(await pending).toMatchObject({ code: ErrorCode.TOO_MANY_SESSIONS });
+  });
+
+  it('past maxSessions the longest-disconnected session of anyone ends; with all connected the HELLO is refused', async () => {
+    const { server, port } = await startServer({ maxSessions: 2 });
+    const a = await raw(port);
+    a.hello({ clientId: 'a' });
+    await a.next(ofType(FrameType.WELCOME));
+    const b = await raw(port);
+    b.hello({ clientId: 'b' });
+    await b.next(ofType(FrameType.WELCOME));
+    const c = await raw(port);
+    c.hello({ clientId: 'c' });
+    expect((await c.next(ofType(FrameType.ERROR))).body.code).toBe(ErrorCode.TOO_MANY_SESSIONS);
+
+    for (const client of [b, a]) {
+      const gone = new Promise((resolve) => server.once('disconnect', resolve));
+      client.destroy();
+      await gone;
+    }
+    // b disconnected first: its session ends for c's.
+    const retry = await raw(port);
+    retry.hello({ clientId: 'c' });
+    await retry.next(ofType(FrameType.WELCOME));
+    expect(server.peers.map((p) => p.clientId).sort()).toEqual(['a', 'c']);
+  });
+});
+
+describe('server - shutdown', () => {
+  it('close() sends GOAWAY to open sessions and ERROR SERVER_SHUTTING_DOWN to handshakes in progress', async () => {
+    const { server, port } = await startServer();
+    const open = await raw(port);
+    open.hello({ clientId: 'open' });
+    await open.next(ofType(FrameType.WELCOME));
+    // Connected, CHALLENGE received, no HELLO yet.
+    const early = await raw(port);
+    await early.next(ofType(FrameType.CHALLENGE));
+
+    const closing = server.close({ retryAfterMs: 1234, drainTimeoutMs: 200 });
+    const goaway = await open.next(ofType(FrameType.GOAWAY));
+    expect(goaway.body.retryAfterMs).toBe(1234);
+    const error = await early.next(ofType(FrameType.ERROR));
+    expect(error.body).toMatchObject({ code: ErrorCode.SERVER_SHUTTING_DOWN, retryAfterMs: 1234 });
+    // Section 8: GOAWAY only after WELCOME.
+    expect(early.frames.map((f) => f.type)).not.toContain(FrameType.GOAWAY);
+    await early.waitClosed();
+    await closing;
   });
 });
 

@@ -90,6 +90,17 @@ export interface ServerOptions {
   evictAfterMs?: number;
   /** Keep a disconnected session this long for resume. Default 120000. */
   sessionTtlMs?: number;
+  /**
+   * Sessions kept at once, connected or waiting for a resume. A new session past it ends the
+   * session disconnected the longest (its pending sends reject with TOO_MANY_SESSIONS); when every
+   * session is connected, the HELLO is refused with TOO_MANY_SESSIONS. Default 20000.
+   */
+  maxSessions?: number;
+  /**
+   * Sessions of one identity at once (the same rule, within the identity): a client that restarts
+   * without its resume token again and again does not pile up sessions. Default 32.
+   */
+  maxSessionsPerIdentity?: number;
   /** Close a connection that has not completed its HELLO in this long. Default 5000. */
   helloTimeoutMs?: number;
   /** Largest frame accepted. Default 1 MiB. */
@@ -137,6 +148,13 @@ function positive(name: string, value: number): number {
   return value;
 }
 
+function positiveInteger(name: string, value: number): number {
+  if (!(Number.isSafeInteger(value) && value > 0)) {
+    throw new TypeError(`${name} must be a positive integer, got ${value}`);
+  }
+  return value;
+}
+
 function nonNegative(name: string, value: number): number {
   if (!(value >= 0 && Number.isFinite(value))) {
     throw new TypeError(`${name} must be a finite number >= 0, got ${value}`);
@@ -171,6 +189,11 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
     pingIntervalMs,
     evictAfterMs,
     sessionTtlMs: positive('sessionTtlMs', options.sessionTtlMs ?? 120_000),
+    maxSessions: positiveInteger('maxSessions', options.maxSessions ?? 20_000),
+    maxSessionsPerIdentity: positiveInteger(
+      'maxSessionsPerIdentity',
+      options.maxSessionsPerIdentity ?? 32,
+    ),
     helloTimeoutMs: positive('helloTimeoutMs', options.helloTimeoutMs ?? 5000),
     maxFrame: checkFrameLimit('maxFrame', options.maxFrame ?? DEFAULT_MAX_FRAME),
     // Peers may send control bodies up to the default without asking: never accept less.

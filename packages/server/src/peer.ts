@@ -93,7 +93,8 @@ export class Peer {
   messagesIn = 0;
   messagesOut = 0;
   readonly #host: PeerHost;
-  #closed = false;
+  /** Why the session ended, once it has: later sends reject with the same code. */
+  #endedBy: TetherError | undefined;
 
   /** @internal */
   constructor(
@@ -140,7 +141,7 @@ export class Peer {
 
   /** Whether the session has ended (closed, evicted past its TTL, or the server closed). */
   get closed(): boolean {
-    return this.#closed;
+    return this.#endedBy !== undefined;
   }
 
   /**
@@ -198,8 +199,10 @@ export class Peer {
     reject: (error: Error) => void,
     resolve: (receipt: PeerSendReceipt) => void = ignore,
   ): void {
-    if (this.#closed) {
-      reject(new TetherError(ErrorCode.CLOSED, 'the session is closed'));
+    const ended = this.#endedBy;
+    if (ended !== undefined) {
+      // The code that ended the session (SLOW_CONSUMER, CLOSED ...), for pending and later sends.
+      reject(new TetherError(ended.code, `the session has ended: ${ended.message}`));
       return;
     }
     this.outbound.enqueue({ payload, flags, requestId, seq: 0, resolve, reject });
@@ -213,8 +216,8 @@ export class Peer {
 
   /** @internal Marks the session ended and rejects what it still holds. */
   end(error: TetherError): void {
-    if (this.#closed) return;
-    this.#closed = true;
+    if (this.#endedBy !== undefined) return;
+    this.#endedBy = error;
     clearTimeout(this.ttlTimer);
     this.ttlTimer = undefined;
     for (const entry of this.outbound.clear()) entry.reject(error);

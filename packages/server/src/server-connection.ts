@@ -35,10 +35,25 @@ const RTT_PING_EVERY_INTERVALS = 6;
 // Bytes above the control cap that a frame may declare before the handshake is done.
 const PRE_HANDSHAKE_SLACK = 64;
 
+// Bytes waiting to be written to a client beyond its messages in flight (replies: PONG, ACK,
+// FILE_STATUS, FILE_FAILED ...; file chunks stay under TRANSFER_LOW_WATER plus one chunk). A
+// client that sends requests for replies and does not read them is not read either past this:
+// what it makes us hold stays bounded, and TCP pushes back on it.
+const REPLY_BACKLOG_LIMIT = 1024 * 1024;
+
+// Why a connection's socket is paused (a bit each): reading resumes once no reason is left.
+const PauseReason = {
+  /** The server's budget for incomplete inbound frames is spent. */
+  INBOUND_BUDGET: 1,
+  /** The client does not read what it is sent. */
+  OUTBOUND_BACKLOG: 2,
+} as const;
+type PauseReason = (typeof PauseReason)[keyof typeof PauseReason];
+
 /** Outcome of a HELLO, decided by the server. */
 export type HelloOutcome =
   | { ok: true; peer: Peer; welcome: WelcomeBody; resend: PeerPendingSend[] }
-  | { ok: false; error: TetherError };
+  | { ok: false; error: TetherError; retryAfterMs?: number };
 
 /** What a connection asks of, and reports to, the server. */
 export interface ConnectionHost {
@@ -56,6 +71,10 @@ export interface ConnectionHost {
   drained(peer: Peer): void;
   /** The connection ended; `evicted` carries the silence when the heartbeat found it dead. */
   closed(connection: ServerConnection, error: TetherError, silentMs: number | undefined): void;
+  /** Bytes were handed to the socket: enforce the peer's outbound cap. */
+  wrote(peer: Peer): void;
+  /** The peer stopped reading what it is sent until its deadline: end its session. */
+  slowConsumer(peer: Peer, error: TetherError): void;
 }
 
 // The socket's listeners are shared by every connection (they find theirs on the socket): an idle
@@ -116,7 +135,8 @@ export class ServerConnection implements LinkEvents<PeerPendingSend>, Scheduled 
   /** Deadline for the incomplete frame now buffered (slowloris). */
   #frameTimer: ReturnType<typeof setTimeout> | undefined;
   #buffered = 0;
-  #paused = false;
+  /** PauseReason bits: the socket is paused while any is set. */
+  #pausedFor = 0;
   /** Frames decoded so far: tells the frame deadline that a frame completed. */
   #frames = 0;
   #flushQueued = false;
@@ -185,11 +205,14 @@ export class ServerConnection implements LinkEvents<PeerPendingSend>, Scheduled 
     this.#write(encodeGoaway({ reason, retryAfterMs }));
   }
 
-  /** Sends ERROR with the code and closes: the client learns why. */
-  fail(error: TetherError): void {
+  /** Sends ERROR with the code (and when to come back, if given) and closes: the client learns why. */
+  fail(error: TetherError, retryAfterMs?: number): void {
     if (this.#phase === 'closed') return;
-    this.#flush();
-    this.socket.end(encodeError({ code: error.code, message: error.message }));
+    this.#drainBatch();
+    const { code, message } = error;
+    this.socket.end(
+      encodeError(retryAfterMs === undefined ? { code, message } : { code, message, retryAfterMs }),
+    );
     this.#finish(error, undefined);
     // A peer that never reads must not hold the socket open.
     setTimeout(() => this.socket.destroy(), 1000).unref();
@@ -205,7 +228,7 @@ export class ServerConnection implements LinkEvents<PeerPendingSend>, Scheduled 
   /** Flushes what is queued, then half-closes (graceful end after draining). */
   end(error: TetherError): void {
     if (this.#phase === 'closed') return;
-    this.#flush();
+    this.#drainBatch();
     this.socket.end();
     this.#finish(error, undefined);
     setTimeout(() => this.socket.destroy(), 1000).unref();
@@ -213,15 +236,35 @@ export class ServerConnection implements LinkEvents<PeerPendingSend>, Scheduled 
 
   /** Stop reading (the server's inbound budget is spent); the frame deadline keeps running. */
   pauseReading(): void {
-    if (this.#paused || this.#phase === 'closed') return;
-    this.#paused = true;
-    this.socket.pause();
+    this.#pause(PauseReason.INBOUND_BUDGET);
   }
 
   resumeReading(): void {
-    if (!this.#paused || this.#phase === 'closed') return;
-    this.#paused = false;
-    this.socket.resume();
+    this.#resume(PauseReason.INBOUND_BUDGET);
+  }
+
+  #pause(reason: PauseReason): void {
+    if (this.#phase === 'closed' || this.#pausedFor & reason) return;
+    if (this.#pausedFor === 0) this.socket.pause();
+    this.#pausedFor |= reason;
+  }
+
+  #resume(reason: PauseReason): void {
+    if (this.#phase === 'closed' || !(this.#pausedFor & reason)) return;
+    this.#pausedFor &= ~reason;
+    if (this.#pausedFor === 0) this.socket.resume();
+  }
+
+  /**
+   * Bytes queued toward the client beyond its messages in flight: past REPLY_BACKLOG_LIMIT the
+   * client does not read its replies, so we stop reading its requests until the socket drains.
+   */
+  #checkBacklog(): void {
+    const peer = this.peer;
+    if (peer === undefined || this.#phase !== 'open') return;
+    if (this.backlogBytes > peer.outbound.inFlightBytes + REPLY_BACKLOG_LIMIT) {
+      this.#pause(PauseReason.OUTBOUND_BACKLOG);
+    }
   }
 
   /** Memory held for an incomplete frame (decoder buffer and unread socket data). */
@@ -268,6 +311,7 @@ export class ServerConnection implements LinkEvents<PeerPendingSend>, Scheduled 
 
   /** @internal The socket drained: bulk senders (file chunks) may continue. */
   socketDrained(): void {
+    this.#resume(PauseReason.OUTBOUND_BACKLOG);
     if (this.peer !== undefined && this.#phase === 'open') this.#host.drained(this.peer);
   }
 
@@ -292,6 +336,7 @@ export class ServerConnection implements LinkEvents<PeerPendingSend>, Scheduled 
     const held = this.#decoder.retainedBytes + this.socket.readableLength;
     this.#trackBuffered(held, this.#frames > framesBefore);
     this.link?.endOfBurst();
+    this.#checkBacklog();
   }
 
   // Keeps the server's count of held inbound bytes and the frame deadline in step. The deadline
@@ -371,7 +416,7 @@ export class ServerConnection implements LinkEvents<PeerPendingSend>, Scheduled 
   #onHelloOutcome(outcome: HelloOutcome): void {
     if (this.#phase === 'closed') return;
     if (!outcome.ok) {
-      this.fail(outcome.error);
+      this.fail(outcome.error, outcome.retryAfterMs);
       return;
     }
     const { peer, welcome, resend } = outcome;
@@ -417,6 +462,21 @@ export class ServerConnection implements LinkEvents<PeerPendingSend>, Scheduled 
     if (link === undefined || this.#phase !== 'open') return;
     const now = this.#options.now();
     const decision = link.check(now, dueAt);
+    if (
+      decision.dead &&
+      this.#pausedFor & PauseReason.OUTBOUND_BACKLOG &&
+      this.peer !== undefined
+    ) {
+      // Silent because we stopped reading it: it has not read what it was sent all this time.
+      this.#host.slowConsumer(
+        this.peer,
+        new TetherError(
+          ErrorCode.SLOW_CONSUMER,
+          `the client read none of its ${this.backlogBytes} waiting bytes for ${Math.round(decision.silentMs)} ms`,
+        ),
+      );
+      return;
+    }
     if (decision.dead) {
       this.destroy(
         new TetherError(ErrorCode.EVICTED, `silent for ${Math.round(decision.silentMs)} ms`),
@@ -466,6 +526,16 @@ export class ServerConnection implements LinkEvents<PeerPendingSend>, Scheduled 
 
   #flush(): void {
     this.#flushQueued = false;
+    if (this.#phase === 'closed') return;
+    this.#drainBatch();
+    const peer = this.peer;
+    if (peer === undefined) return;
+    this.#host.wrote(peer);
+    this.#checkBacklog();
+  }
+
+  // Hands the batch to the socket (also on the way out, before ERROR or FIN).
+  #drainBatch(): void {
     const link = this.link;
     if (link === undefined || this.socket.destroyed) return;
     const bytes = link.batch.drainTo(this.socket);

@@ -104,6 +104,10 @@ export class TetherServer extends EventEmitter<ServerEvents> implements Connecti
     (connection, dueAt) => connection.deadline(dueAt),
   );
   readonly #sessions = new Map<string, Peer>();
+  /** Sessions of each identity, oldest first (the per-identity cap). */
+  readonly #byIdentity = new Map<string, Set<Peer>>();
+  /** Disconnected sessions, longest disconnected first: the first to end when a cap is reached. */
+  readonly #idle = new Set<Peer>();
   #closing = false;
   #open = 0;
   #perAddress = new Map<string, number>();
@@ -209,8 +213,13 @@ export class TetherServer extends EventEmitter<ServerEvents> implements Connecti
     this.#closing = true;
     const retryAfterMs = options.retryAfterMs ?? 1000;
     const listenerClosed = new Promise<void>((resolve) => this.#listener.close(() => resolve()));
-    for (const connection of this.#connections)
-      connection.goaway('server shutting down', retryAfterMs);
+    const shuttingDown = new TetherError(ErrorCode.SERVER_SHUTTING_DOWN, 'server shutting down');
+    for (const connection of [...this.#connections]) {
+      // GOAWAY is for open sessions (PROTOCOL.md section 8); a connection still in its handshake
+      // is told with ERROR, and when to come back.
+      if (connection.established) connection.goaway('server shutting down', retryAfterMs);
+      else connection.fail(shuttingDown, retryAfterMs);
+    }
     await this.#drain(options.drainTimeoutMs ?? 5000);
     const error = new TetherError(ErrorCode.SERVER_SHUTTING_DOWN, 'server shutting down');
     for (const connection of [...this.#connections]) connection.end(error);
@@ -225,19 +234,33 @@ export class TetherServer extends EventEmitter<ServerEvents> implements Connecti
 
   /** @internal */
   queued(peer: Peer): void {
-    const connection = peer.connection;
-    const backlog = peer.outbound.bytes + (connection?.backlogBytes ?? 0);
-    if (backlog > this.#options.maxPeerBacklogBytes) {
-      this.closePeer(
-        peer,
-        new TetherError(
-          ErrorCode.SLOW_CONSUMER,
-          `outbound backlog of ${backlog} bytes passed the cap`,
-        ),
-      );
-      return;
-    }
-    connection?.pump();
+    if (this.#overCap(peer)) return;
+    peer.connection?.pump();
+  }
+
+  /** @internal */
+  wrote(peer: Peer): void {
+    this.#overCap(peer);
+  }
+
+  /** @internal */
+  slowConsumer(peer: Peer, error: TetherError): void {
+    this.closePeer(peer, error);
+  }
+
+  // Every byte queued toward a peer counts against its cap: unacknowledged messages and whatever
+  // waits to be written (replies, file chunks). Past it the session ends with SLOW_CONSUMER.
+  #overCap(peer: Peer): boolean {
+    const backlog = peer.outbound.bytes + (peer.connection?.backlogBytes ?? 0);
+    if (backlog <= this.#options.maxPeerBacklogBytes) return false;
+    this.closePeer(
+      peer,
+      new TetherError(
+        ErrorCode.SLOW_CONSUMER,
+        `outbound backlog of ${backlog} bytes passed the cap`,
+      ),
+    );
+    return true;
   }
 
   /** @internal */
@@ -262,6 +285,13 @@ export class TetherServer extends EventEmitter<ServerEvents> implements Connecti
     }
     const malformed = this.#checkShape(body);
     if (malformed !== undefined) return { ok: false, error: malformed };
+    // The server may have started draining while the authentication hook ran.
+    if (this.#closing) {
+      return {
+        ok: false,
+        error: new TetherError(ErrorCode.SERVER_SHUTTING_DOWN, 'server shutting down'),
+      };
+    }
     if (connection.isClosed) {
       return {
         ok: false,
@@ -373,6 +403,7 @@ export class TetherServer extends EventEmitter<ServerEvents> implements Connecti
       this.acked(existing, resumed.released);
       clearTimeout(existing.ttlTimer);
       existing.ttlTimer = undefined;
+      this.#idle.delete(existing);
       // Take-over: the newest connection wins; the old socket is closed. The session points at
       // the new connection first, so the old one's close is not taken for a disconnect.
       const previous = existing.connection;
@@ -383,6 +414,10 @@ export class TetherServer extends EventEmitter<ServerEvents> implements Connecti
       peer = existing;
       resend = resumed.resend;
     } else {
+      const full = this.#makeRoomForSession(identity);
+      if (full !== undefined) {
+        return { ok: false, error: full, retryAfterMs: REFUSAL_RETRY_AFTER_MS };
+      }
       const id = randomBytes(8).toString('hex');
       peer = new Peer(
         this,
@@ -394,6 +429,12 @@ export class TetherServer extends EventEmitter<ServerEvents> implements Connecti
         body.acked,
       );
       this.#sessions.set(peer.id, peer);
+      let own = this.#byIdentity.get(identity);
+      if (own === undefined) {
+        own = new Set();
+        this.#byIdentity.set(identity, own);
+      }
+      own.add(peer);
       resend = [];
     }
     peer.connection = connection;
@@ -413,6 +454,33 @@ export class TetherServer extends EventEmitter<ServerEvents> implements Connecti
     };
     queueMicrotask(() => this.emit('connection', peer, { resumed: existing !== undefined }));
     return { ok: true, peer, welcome, resend };
+  }
+
+  // Under the session caps, ends the session of the identity (then of anyone) disconnected the
+  // longest; returns the refusal when every session in the way is connected.
+  #makeRoomForSession(identity: string): TetherError | undefined {
+    const own = this.#byIdentity.get(identity);
+    if (own !== undefined && own.size >= this.#options.maxSessionsPerIdentity) {
+      const oldest = [...own].find((peer) => !peer.connected);
+      if (oldest === undefined) {
+        return tooManySessions(`${own.size} sessions of this identity are connected`);
+      }
+      this.#expire(
+        oldest,
+        'session limit of its identity reached',
+        tooManySessions('a newer session of the same identity took its place'),
+      );
+    }
+    if (this.#sessions.size >= this.#options.maxSessions) {
+      const oldest = this.#idle.values().next().value;
+      if (oldest === undefined) return tooManySessions('every session is connected');
+      this.#expire(
+        oldest,
+        'session limit reached',
+        tooManySessions('the server ended the longest-disconnected session for a new one'),
+      );
+    }
+    return undefined;
   }
 
   /** @internal */
@@ -499,6 +567,7 @@ export class TetherServer extends EventEmitter<ServerEvents> implements Connecti
     }
     this.emit('disconnect', peer, info);
     if (!peer.closed && !this.#closing) {
+      this.#idle.add(peer);
       peer.ttlTimer = setTimeout(
         () => this.#expire(peer, 'session TTL passed', undefined),
         this.#options.sessionTtlMs,
@@ -541,6 +610,10 @@ export class TetherServer extends EventEmitter<ServerEvents> implements Connecti
 
   #expire(peer: Peer, reason: string, error: TetherError | undefined): void {
     if (!this.#sessions.delete(peer.id)) return;
+    this.#idle.delete(peer);
+    const own = this.#byIdentity.get(peer.identity);
+    own?.delete(peer);
+    if (own?.size === 0) this.#byIdentity.delete(peer.identity);
     const ended = error ?? new TetherError(ErrorCode.CLOSED, reason);
     peer.end(ended);
     const closing = peer.filesIfStarted?.close(ended);
@@ -669,6 +742,10 @@ export class TetherServer extends EventEmitter<ServerEvents> implements Connecti
     });
     this.emit('error', error, { remoteAddress: `${socket.remoteAddress}:${socket.remotePort}` });
   }
+}
+
+function tooManySessions(message: string): TetherError {
+  return new TetherError(ErrorCode.TOO_MANY_SESSIONS, message);
 }
 
 function tokensEqual(a: string, b: string): boolean {
