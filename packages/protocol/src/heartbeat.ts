@@ -33,7 +33,10 @@ export interface HeartbeatDecision {
  * Proof of life is any inbound byte. Outbound DATA that waits for an ACK makes the silence
  * clock run from the last ACK progress instead, so a side that keeps sending while the peer is
  * gone (or while only the other direction works) still finds the link dead; a steady outbound
- * stream can never mask a dead peer.
+ * stream can never mask a dead peer. File data works the same way with its own clock: chunks (or
+ * a FILE_END) that wait for the receiver's FILE_STATUS (or FILE_COMPLETE) make the silence run
+ * from the last transfer progress, so a transfer whose frames were lost inside a live link ends
+ * the link instead of stalling for good, and resumes on the next one.
  *
  * A check that runs more than `lateToleranceMs` after it was due means this process was not
  * running; the bytes that would prove life may sit unread in the socket. The monitor then neither
@@ -48,6 +51,8 @@ export class HeartbeatMonitor {
   #lastInbound: number;
   /** Set while outbound data waits for an ACK: start of the wait or last ACK progress. */
   #ackClock: number | undefined;
+  /** Set while file data waits for the receiver's progress: start of the wait or last progress. */
+  #transferClock: number | undefined;
   #lastPing = Number.NEGATIVE_INFINITY;
 
   constructor(options: HeartbeatOptions, now: number) {
@@ -85,6 +90,16 @@ export class HeartbeatMonitor {
     this.#ackClock = stillPending ? now : undefined;
   }
 
+  /** File data was sent that waits for the receiver's progress; starts the transfer clock. */
+  transferAwaiting(now: number): void {
+    this.#transferClock ??= now;
+  }
+
+  /** A transfer made progress; `stillAwaiting` says whether file data still waits for some. */
+  transferProgress(now: number, stillAwaiting: boolean): void {
+    this.#transferClock = stillAwaiting ? now : undefined;
+  }
+
   /** A PING was sent (by `check`'s request or otherwise). */
   pinged(now: number): void {
     this.#lastPing = now;
@@ -98,8 +113,15 @@ export class HeartbeatMonitor {
       const floor = now - (this.deadAfterMs - this.probeTimeoutMs);
       this.#lastInbound = Math.max(this.#lastInbound, floor);
       if (this.#ackClock !== undefined) this.#ackClock = Math.max(this.#ackClock, floor);
+      if (this.#transferClock !== undefined) {
+        this.#transferClock = Math.max(this.#transferClock, floor);
+      }
     }
-    const evidence = Math.min(this.#lastInbound, this.#ackClock ?? Number.POSITIVE_INFINITY);
+    const evidence = Math.min(
+      this.#lastInbound,
+      this.#ackClock ?? Number.POSITIVE_INFINITY,
+      this.#transferClock ?? Number.POSITIVE_INFINITY,
+    );
     const silentMs = now - evidence;
     if (silentMs >= this.deadAfterMs) {
       return { ping: false, dead: true, late, silentMs, wakeAt: now };

@@ -171,6 +171,45 @@ describe('heartbeat', () => {
     expect(hb.check(23_000)).toMatchObject({ dead: true, silentMs: 15_000 });
   });
 
+  it('heartbeat - file data awaiting progress is silence, however lively the link', () => {
+    // A transfer whose FILE_STATUS was lost inside a live link: PINGs are answered, nothing moves.
+    const hb = new HeartbeatMonitor(options, 0);
+    hb.transferAwaiting(1000);
+    hb.transferAwaiting(4000); // more chunks: the clock runs from the first that waits
+    for (let t = 1000; t < 16_000; t += 500) {
+      hb.inbound(t);
+      expect(hb.check(t)).toMatchObject({ dead: false, silentMs: t - 1000 });
+    }
+    expect(hb.check(16_000)).toMatchObject({ dead: true, silentMs: D });
+  });
+
+  it('heartbeat - transfer progress restarts the transfer clock; with nothing awaiting it stops', () => {
+    const hb = new HeartbeatMonitor(options, 0);
+    hb.transferAwaiting(0);
+    hb.inbound(14_000);
+    hb.transferProgress(14_000, true);
+    expect(hb.check(28_999)).toMatchObject({ dead: false, silentMs: 14_999 });
+    hb.inbound(29_000);
+    hb.transferProgress(29_000, false);
+    hb.inbound(60_000);
+    expect(hb.check(60_000)).toMatchObject({ dead: false, silentMs: 0 });
+    // The earlier of the two clocks decides.
+    hb.outboundPending(61_000);
+    hb.transferAwaiting(62_000);
+    hb.inbound(75_000);
+    expect(hb.check(76_000)).toMatchObject({ dead: true, silentMs: D });
+  });
+
+  it('heartbeat - a late check gives awaiting file data the probe timeout too', () => {
+    const hb = new HeartbeatMonitor(options, 0);
+    hb.transferAwaiting(0);
+    const late = hb.check(HOUR, 5000);
+    expect(late).toMatchObject({ late: true, dead: false, ping: true });
+    hb.inbound(HOUR + 1);
+    expect(hb.check(HOUR + D - P - 1)).toMatchObject({ dead: false });
+    expect(hb.check(HOUR + D - P)).toMatchObject({ dead: true });
+  });
+
   it('heartbeat - wakeAt is the earlier of the next ping and the dead deadline', () => {
     const hb = new HeartbeatMonitor(options, 0);
     hb.outboundPending(2000);
