@@ -141,8 +141,14 @@ const cases: { frame: Frame; bytes: Buffer }[] = [
     bytes: encodeFileChunk(ID, 0, crc32(fileBytes), fileBytes),
   },
   {
-    frame: { type: FrameType.FILE_CHUNK, id: ID, offset: 200, crc32: 0, data: Buffer.alloc(0) },
-    bytes: encodeFileChunk(ID, 200, 0, Buffer.alloc(0)),
+    frame: {
+      type: FrameType.FILE_CHUNK,
+      id: ID,
+      offset: 200,
+      crc32: crc32(Buffer.from([0])),
+      data: Buffer.from([0]),
+    },
+    bytes: encodeFileChunk(ID, 200, crc32(Buffer.from([0])), Buffer.from([0])),
   },
   {
     frame: { type: FrameType.FILE_STATUS, body: { id: ID, offset: 200 } },
