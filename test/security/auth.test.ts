@@ -134,7 +134,7 @@ describe('auth - shared secret (HMAC challenge)', () => {
     await client.connect();
     await client.send('first');
     // A reconnect: a second HELLO with a second proof.
-    server.peers[0]?.connection?.socket.destroy();
+    server.peers[0]?.disconnect();
     await expect.poll(() => sessions).toEqual([false, true]);
     await client.send('second');
     const captured = forwarder.all;
@@ -288,7 +288,7 @@ describe('auth - hook and credentials', () => {
     client.on('session', (info) => sessions.push(info.resumed));
     await client.connect();
     for (let cut = 0; cut < 2; cut++) {
-      server.peers[0]?.connection?.socket.destroy();
+      server.peers[0]?.disconnect();
       await expect.poll(() => sessions.length).toBe(cut + 2);
     }
     expect(calls).toBe(3);

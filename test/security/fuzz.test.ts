@@ -88,7 +88,10 @@ const frame: fc.Arbitrary<Buffer> = fc.oneof(
         u64,
         small,
       )
-      .map(([seq, flags, requestId, payload]) => encodeData(seq, payload, flags, requestId)),
+      // Request ids are 1 … 2^53 - 1 on correlated frames (0 is refused: random bytes cover it).
+      .map(([seq, flags, requestId, payload]) =>
+        encodeData(seq, payload, flags, Math.max(1, requestId)),
+      ),
   },
   { weight: 2, arbitrary: u64.map(encodeAck) },
   { weight: 1, arbitrary: u64.map(encodePing) },
@@ -96,7 +99,13 @@ const frame: fc.Arbitrary<Buffer> = fc.oneof(
   {
     weight: 2,
     arbitrary: fc
-      .tuple(transferId, u64, fc.nat({ max: 0xffff_ffff }), small)
+      // A chunk carries 1 to 256 KiB (an empty one is covered by the raw-bytes arbitraries).
+      .tuple(
+        transferId,
+        u64,
+        fc.nat({ max: 0xffff_ffff }),
+        small.filter((d) => d.length > 0),
+      )
       .map(([id, offset, crc, data]) => encodeFileChunk(id, offset, crc, data)),
   },
   {

@@ -129,6 +129,8 @@ describe('memory - half-sent maximum-size frames', () => {
     const { server, port, errors } = await startServer(defer, {
       maxConnections: 2000,
       maxConnectionsPerAddress: 2000,
+      // Every attacker presents the same HELLO (one identity): let them all hold a session.
+      maxSessionsPerIdentity: CONNECTIONS,
       frameTimeoutMs: FRAME_TIMEOUT_MS,
       maxInboundBufferedBytes: BUDGET,
       maxFrame: MiB,

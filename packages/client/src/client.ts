@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import type { Socket } from 'node:net';
-import { isFileFrame, type SendFileOptions, type Transfer, TransferEngine } from '@tether/files';
+import { Connection, Deadlines, type Scheduler } from '@tether/core';
+import { type SendFileOptions, type Transfer, TransferEngine } from '@tether/files';
 import {
   ABSOLUTE_MAX_FRAME,
   authProof,
@@ -9,15 +9,14 @@ import {
   CREDENTIALS_AUTH_METHOD,
   DataFlag,
   type DataFrame,
+  dataFrameLength,
   ErrorCode,
-  FRAME_LENGTH_OVERHEAD,
   type HelloBody,
   HMAC_AUTH_METHOD,
   Message,
   type Payload,
   PROTOCOL_VERSION,
-  ReliableInbound,
-  RttEstimator,
+  ProtocolError,
   type RttStats,
   retryAfterDelay,
   TetherError,
@@ -26,15 +25,15 @@ import {
 } from '@tether/protocol';
 import { EventEmitter } from 'eventemitter3';
 import pRetry from 'p-retry';
-import { ClientConnection, type CloseInfo, type SessionStreams } from './client-connection.js';
+import { ClientHandshake, type CloseInfo } from './client-handshake.js';
+import { ClientSession } from './client-session.js';
 import { type ClientEvents, ClientState } from './events.js';
 import { openSocket, sleep } from './open-socket.js';
 import { type ClientOptions, type ResolvedClientOptions, resolveClientOptions } from './options.js';
 import { Outbox, type PendingSend, type SendReceipt } from './outbox.js';
+import { PendingRequests } from './pending-requests.js';
 
 export type { SendReceipt } from './outbox.js';
-
-import { PendingRequests } from './pending-requests.js';
 
 /** Options of one `send()`. */
 export interface SendOptions {
@@ -92,13 +91,9 @@ const NOT_TETHER: ReadonlySet<string> = new Set([
   ErrorCode.PREFACE_INVALID,
 ]);
 
-// DATA `length` = type + flags + u64 seq (+ u64 request id when correlated) + payload.
-const DATA_FIXED = FRAME_LENGTH_OVERHEAD + 8;
-const CORRELATION = 8;
-
-function dataFrameLength(payloadLength: number, flags: number): number {
-  return DATA_FIXED + (flags === 0 ? 0 : CORRELATION) + payloadLength;
-}
+// Bytes waiting to be written to the server beyond our messages in flight (replies, file
+// chunks under their low-water mark): past it the server is not read until the socket drains.
+const REPLY_BACKLOG_LIMIT = 1024 * 1024;
 
 /**
  * A resilient connection to a Tether server. It reconnects with jittered backoff, resumes its
@@ -114,21 +109,20 @@ function dataFrameLength(payloadLength: number, flags: number): number {
  */
 export class TetherClient extends EventEmitter<ClientEvents> {
   readonly #options: ResolvedClientOptions;
+  readonly #scheduler: Scheduler;
   readonly #clientId: string;
   readonly #abort = new AbortController();
   readonly #outbox: Outbox;
+  readonly #session: ClientSession;
+  readonly #requests: PendingRequests;
+  /** The heartbeat of the one connection at a time. */
+  readonly #deadlines: Deadlines<Connection<PendingSend>>;
   #pumpQueued = false;
-  readonly #requests = new PendingRequests();
-  readonly #rtt = new RttEstimator();
-  #inbound = new ReliableInbound();
   #state: ClientState = ClientState.IDLE;
-  #connection: ClientConnection | undefined;
-  #sessionId: string | undefined;
-  #resumeToken: string | undefined;
+  #connection: Connection<PendingSend> | undefined;
   #retryAfterMs: number | undefined;
   /** Delayed attempts in the current outage; reset once a connection proves healthy. */
   #retry = 0;
-  readonly #files: TransferEngine;
   #filesClosed: Promise<void> = Promise.resolve();
   /** Largest frame the server accepts: our own limit until a WELCOME says otherwise. */
   #peerMaxFrame: number;
@@ -142,24 +136,13 @@ export class TetherClient extends EventEmitter<ClientEvents> {
   constructor(options: ClientOptions) {
     super();
     this.#options = resolveClientOptions(options);
+    this.#scheduler = this.#options.scheduler;
     this.#clientId = this.#options.clientId ?? randomUUID();
     this.#peerMaxFrame = this.#options.maxFrame;
-    const { host, port, downloadDir, acceptFile, maxFileSize, now } = this.#options;
-    this.#files = new TransferEngine({
-      owner: `${host}:${port}`,
-      now,
-      ...(downloadDir === undefined
-        ? {}
-        : {
-            receive: {
-              dir: downloadDir,
-              maxFileSize,
-              ...(acceptFile === undefined ? {} : { decide: acceptFile }),
-            },
-          }),
-    });
-    this.#files.on('file', (file) => this.emit('file', file));
-    this.#files.on('error', (error) => this.emit('error', error));
+    this.#requests = new PendingRequests(this.#scheduler);
+    this.#deadlines = new Deadlines(this.#scheduler, (connection, dueAt) =>
+      connection.deadline(dueAt),
+    );
     this.#outbox = new Outbox(
       this.#clientId,
       {
@@ -167,10 +150,16 @@ export class TetherClient extends EventEmitter<ClientEvents> {
         maxBytes: this.#options.maxQueuedBytes,
         overflow: this.#options.overflow,
       },
-      this.#options.now,
+      this.#scheduler,
       this.#schedulePump,
       (entry) => this.emit('drop', { payload: entry.payload, reason: 'overflow' }),
     );
+    this.#session = new ClientSession(this.#outbox.stream, {
+      data: (frame) => this.#onData(frame),
+      acked: (entries) => this.#onAcked(entries),
+      rtt: (stats) => this.emit('heartbeat', stats),
+      transferEngine: () => this.#transferEngine(),
+    });
   }
 
   /** Current state. */
@@ -258,16 +247,17 @@ export class TetherClient extends EventEmitter<ClientEvents> {
    * while offline. Chunks interleave with messages, so sends are not stuck behind the file.
    */
   sendFile(path: string, options: SendFileOptions = {}): Transfer {
-    return this.#files.sendFile(path, options);
+    return this.#session.files.sendFile(path, options);
   }
 
   /** A snapshot of counters and gauges. */
   stats(): ClientStats {
     const stream = this.#outbox.stream;
+    const session = this.#session;
     return {
       state: this.#state,
-      sessionId: this.#sessionId,
-      rtt: this.#rtt.stats,
+      sessionId: session.id === '' ? undefined : session.id,
+      rtt: session.rttEstimator.stats,
       outbox: {
         depth: stream.count,
         queued: stream.queuedCount,
@@ -276,7 +266,7 @@ export class TetherClient extends EventEmitter<ClientEvents> {
         waiting: this.#outbox.waiting,
       },
       pendingRequests: this.#requests.size,
-      transfers: this.#files.activeTransfers,
+      transfers: session.filesIfStarted?.activeTransfers ?? 0,
       reconnects: this.#reconnects,
       messagesIn: this.#messagesIn,
       messagesOut: this.#messagesOut,
@@ -299,7 +289,7 @@ export class TetherClient extends EventEmitter<ClientEvents> {
       return;
     }
     const ttl = options.ttlMs;
-    const expiresAt = ttl === undefined ? Number.POSITIVE_INFINITY : this.#options.now() + ttl;
+    const expiresAt = ttl === undefined ? Number.POSITIVE_INFINITY : this.#scheduler.now() + ttl;
     this.#outbox.submit(
       { payload, flags, requestId, seq: 0, resolve, reject, expiresAt },
       options.signal,
@@ -336,17 +326,19 @@ export class TetherClient extends EventEmitter<ClientEvents> {
     const signal = this.#abort.signal;
     let reason = 'connect() called';
     while (!signal.aborted) {
-      let connection: ClientConnection;
+      let attempt: { connection: Connection<PendingSend>; handshake: ClientHandshake };
+      const outageStart = this.#scheduler.now();
       try {
-        connection = await pRetry((attemptNumber) => this.#attempt(attemptNumber, reason), {
+        attempt = await pRetry((attemptNumber) => this.#attempt(attemptNumber, reason), {
           retries: this.#options.retries,
-          maxRetryTime: this.#options.maxRetryTime,
           minTimeout: 0,
           signal,
           onFailedAttempt: ({ error }) => {
             reason = error.message;
           },
-          shouldRetry: ({ error }) => !this.#isFatal(error),
+          shouldRetry: ({ error }) =>
+            !this.#isFatal(error) &&
+            this.#scheduler.now() - outageStart < this.#options.maxRetryTime,
         });
       } catch (error) {
         if (signal.aborted) return;
@@ -357,20 +349,17 @@ export class TetherClient extends EventEmitter<ClientEvents> {
             : new TetherError(
                 ErrorCode.RETRIES_EXHAUSTED,
                 `gave up reconnecting: ${(error as Error).message}`,
-                {
-                  cause: error,
-                },
+                { cause: error },
               );
         this.emit('error', fatal);
         this.#shutdown(fatal.message, fatal);
         return;
       }
-      const openedAt = this.#options.now();
-      const info: CloseInfo = await connection.closed;
+      const openedAt = this.#scheduler.now();
+      const info: CloseInfo = await attempt.handshake.ended;
       this.#connection = undefined;
-      this.#files.detach();
       if (signal.aborted) return;
-      if (this.#options.now() - openedAt >= this.#options.healthyAfterMs) this.#retry = 0;
+      if (this.#scheduler.now() - openedAt >= this.#options.healthyAfterMs) this.#retry = 0;
       if (info.silentMs !== undefined) this.#lastDeadLinkSilenceMs = info.silentMs;
       reason = info.error.message;
       this.#setState(ClientState.RECONNECTING, reason, info.error);
@@ -379,8 +368,12 @@ export class TetherClient extends EventEmitter<ClientEvents> {
 
   // One connection attempt: wait out the backoff (every attempt but the very first connect),
   // then connect and handshake.
-  async #attempt(attemptNumber: number, reason: string): Promise<ClientConnection> {
+  async #attempt(
+    attemptNumber: number,
+    reason: string,
+  ): Promise<{ connection: Connection<PendingSend>; handshake: ClientHandshake }> {
     const signal = this.#abort.signal;
+    const scheduler = this.#scheduler;
     if (this.#state === ClientState.RECONNECTING || attemptNumber > 1) {
       const attempt = ++this.#retry;
       const delayMs =
@@ -389,81 +382,67 @@ export class TetherClient extends EventEmitter<ClientEvents> {
           : backoffDelay(attempt, this.#options.backoff, this.#options.random);
       this.#retryAfterMs = undefined;
       this.emit('reconnecting', { attempt, delayMs, reason });
-      await sleep(delayMs, signal);
+      await sleep(delayMs, signal, scheduler);
     }
     const { host, port, tls, connectTimeoutMs } = this.#options;
-    const deadline = setTimeout(
+    let connection: Connection<PendingSend> | undefined;
+    const deadline = scheduler.setTimeout(
       () =>
         connection?.destroy(
           new TetherError(ErrorCode.CONNECT_TIMEOUT, `no session within ${connectTimeoutMs} ms`),
         ),
       connectTimeoutMs,
     );
-    let connection: ClientConnection | undefined;
-    let socket: Socket | undefined;
+    const handshake = new ClientHandshake({
+      hello: (challenge) => this.#hello(challenge),
+      welcome: (opened, body) => this.#welcome(opened, body),
+      retryAfter: (retryAfterMs) => {
+        this.#retryAfterMs = retryAfterMs;
+      },
+    });
     try {
-      socket = await openSocket({ host, port, tls }, connectTimeoutMs, signal);
-      connection = new ClientConnection(
-        socket,
-        this.#options.maxFrame,
-        {
-          heartbeat: {
-            pingIntervalMs: this.#options.pingIntervalMs,
-            deadAfterMs: this.#options.deadAfterMs,
-          },
-          maxInFlightBytes: this.#options.maxInFlightBytes,
-        },
-        {
-          hello: (challenge) => this.#hello(challenge),
-          welcome: (body) => this.#welcome(body),
-          data: (frame) => this.#onData(frame),
-          acked: (entries) => this.#onAcked(entries),
-          rtt: (stats) => this.emit('heartbeat', stats),
-          goaway: (retryAfterMs) => {
-            this.#retryAfterMs = retryAfterMs;
-          },
-          control: (frame) => {
-            if (!isFileFrame(frame)) return false;
-            this.#files.handle(frame);
-            return true;
-          },
-          drain: () => this.#files.pump(),
-          opened: (opened) => this.#files.attach(opened.transferLink(this.#peerMaxFrame)),
-        },
-        this.#options.now,
-      );
+      const socket = await openSocket({ host, port, tls }, connectTimeoutMs, signal, scheduler);
+      socket.setNoDelay(true);
+      connection = new Connection<PendingSend>(socket, handshake, {
+        scheduler,
+        deadlines: this.#deadlines,
+        maxFrame: this.#options.maxFrame,
+        replyBacklogLimit: REPLY_BACKLOG_LIMIT,
+        remoteAddress: `${host}:${port}`,
+      });
+      handshake.start(connection);
       this.#connection = connection;
       if (signal.aborted) throw closedError();
-      await connection.established;
+      await handshake.established;
     } catch (error) {
       connection?.destroy(error instanceof TetherError ? error : closedError());
-      socket?.destroy();
       throw error;
     } finally {
-      clearTimeout(deadline);
+      scheduler.clearTimeout(deadline);
     }
     if (this.#state === ClientState.RECONNECTING) this.#reconnects++;
     this.#setState(ClientState.CONNECTED, 'session established');
     this.#settleConnected?.();
     this.#pump();
-    return connection;
+    return { connection, handshake };
   }
 
   #isFatal(error: unknown): error is TetherError {
     if (!(error instanceof TetherError)) return false;
-    return FATAL.has(error.code) || (NOT_TETHER.has(error.code) && this.#sessionId === undefined);
+    return FATAL.has(error.code) || (NOT_TETHER.has(error.code) && this.#session.id === '');
   }
 
   async #hello(challenge: ChallengeBody): Promise<HelloBody> {
     const { secret, credentials } = this.#options;
+    const session = this.#session;
     const hello: HelloBody = {
       versions: [PROTOCOL_VERSION],
       clientId: this.#clientId,
-      delivered: this.#inbound.delivered,
-      acked: this.#outbox.stream.acked,
+      delivered: session.inbound.delivered,
+      acked: session.outbound.acked,
       maxFrame: this.#options.maxFrame,
     };
-    if (this.#resumeToken !== undefined) hello.resumeToken = this.#resumeToken;
+    if (session.resumeToken !== '') hello.resumeToken = session.resumeToken;
     // The shared-secret proof when the server asks for it; credentials (fetched fresh on every
     // connection) for the server's own hook, alongside the proof or on their own.
     const useSecret = secret !== undefined && challenge.auth.includes(HMAC_AUTH_METHOD);
@@ -477,33 +456,30 @@ export class TetherClient extends EventEmitter<ClientEvents> {
     return hello;
   }
 
-  #welcome(body: WelcomeBody): { streams: SessionStreams; resend: PendingSend[] } {
-    const previousSessionId = this.#sessionId;
-    let resend: PendingSend[];
-    if (body.resumed && body.sessionId === previousSessionId) {
-      const resumed = this.#outbox.stream.resume(body.delivered);
-      if (resumed instanceof TetherError) throw resumed;
-      this.#onAcked(resumed.released);
-      resend = resumed.resend;
-    } else {
-      // A new session: the server's sequences start again; ours continue so ids stay stable.
-      this.#inbound = new ReliableInbound();
-      resend = this.#outbox.stream.restart();
-    }
-    this.#sessionId = body.sessionId;
-    this.#resumeToken = body.resumeToken;
+  // WELCOME: take up the session (resumed or new) and open it on the connection.
+  #welcome(connection: Connection<PendingSend>, body: WelcomeBody): void {
+    const adopted = this.#session.adopt(body);
+    if (adopted instanceof ProtocolError) throw adopted;
     this.#adoptPeerMaxFrame(body.maxFrame);
     this.emit('session', {
       sessionId: body.sessionId,
-      resumed: body.resumed,
-      lost: !body.resumed && previousSessionId !== undefined,
-      previousSessionId,
-      resent: resend.length,
+      resumed: adopted.resumed,
+      lost: !adopted.resumed && adopted.previousId !== undefined,
+      previousSessionId: adopted.previousId,
+      resent: adopted.resend.length,
     });
-    return {
-      streams: { outbound: this.#outbox.stream, inbound: this.#inbound, rtt: this.#rtt },
-      resend,
-    };
+    const { pingIntervalMs, deadAfterMs, maxInFlightBytes, maxFrame } = this.#options;
+    connection.open(
+      this.#session,
+      {
+        heartbeat: { pingIntervalMs: Math.min(pingIntervalMs, body.pingIntervalMs), deadAfterMs },
+        maxInFlightBytes,
+        maxFrame,
+        peerMaxFrame: this.#peerMaxFrame,
+        deadCode: ErrorCode.HEARTBEAT_TIMEOUT,
+      },
+      adopted.resend,
+    );
   }
 
   // Messages queued before we knew the server's frame limit may not fit it: fail them now
@@ -539,7 +515,7 @@ export class TetherClient extends EventEmitter<ClientEvents> {
       this.#submit(body, DataFlag.RESPONSE | DataFlag.ERROR, frame.requestId, {}, () => {});
       return;
     }
-    const message = new Message(`${this.#sessionId}:${frame.seq}`, frame.seq, frame.payload);
+    const message = new Message(`${this.#session.id}:${frame.seq}`, frame.seq, frame.payload);
     try {
       this.emit('message', message);
     } catch (cause) {
@@ -552,18 +528,40 @@ export class TetherClient extends EventEmitter<ClientEvents> {
   }
 
   #onAcked(entries: PendingSend[]): void {
-    if (entries.length === 0) return;
     this.#messagesOut += entries.length;
     this.#outbox.released(entries);
   }
 
+  // The session's file engine, made at first use: files go to the server at host:port.
+  #transferEngine(): TransferEngine {
+    const { host, port, downloadDir, acceptFile, maxFileSize, now } = this.#options;
+    const engine = new TransferEngine({
+      owner: `${host}:${port}`,
+      now,
+      ...(downloadDir === undefined
+        ? {}
+        : {
+            receive: {
+              dir: downloadDir,
+              maxFileSize,
+              ...(acceptFile === undefined ? {} : { decide: acceptFile }),
+            },
+          }),
+    });
+    engine.on('file', (file) => this.emit('file', file));
+    engine.on('error', (error) => this.emit('error', error));
+    return engine;
+  }
+
   // Resolves when the outbox is empty (acknowledged, expired or dropped) or after `timeoutMs`.
   #drained(timeoutMs: number): Promise<void> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
+    let timer: unknown;
     const timeout = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, timeoutMs);
+      timer = this.#scheduler.setTimeout(resolve, timeoutMs);
     });
-    return Promise.race([this.#outbox.whenEmpty(), timeout]).finally(() => clearTimeout(timer));
+    return Promise.race([this.#outbox.whenEmpty(), timeout]).finally(() =>
+      this.#scheduler.clearTimeout(timer),
+    );
   }
 
   #shutdown(reason: string, error: TetherError | undefined): void {
@@ -574,7 +572,7 @@ export class TetherClient extends EventEmitter<ClientEvents> {
     this.#connection = undefined;
     this.#outbox.failAll(closed);
     this.#requests.failAll(closed);
-    this.#filesClosed = this.#files.close(closed);
+    this.#filesClosed = this.#session.filesIfStarted?.close(closed) ?? Promise.resolve();
     this.#setState(ClientState.CLOSED, reason, error);
     this.#settleConnected?.(closed);
     this.emit('close', reason);

@@ -1,5 +1,6 @@
 import * as net from 'node:net';
 import * as tls from 'node:tls';
+import type { Scheduler } from '@tether/core';
 import { ErrorCode, TetherError } from '@tether/protocol';
 
 /** Where and how to connect. */
@@ -18,6 +19,7 @@ export function openSocket(
   target: SocketTarget,
   timeoutMs: number,
   signal: AbortSignal,
+  scheduler: Scheduler,
 ): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     if (signal.aborted) {
@@ -37,7 +39,7 @@ export function openSocket(
             port: target.port,
           });
     const readyEvent = target.tls === undefined ? 'connect' : 'secureConnect';
-    const timer = setTimeout(
+    const timer = scheduler.setTimeout(
       () =>
         fail(
           new TetherError(
@@ -68,7 +70,7 @@ export function openSocket(
       resolve(socket);
     };
     function cleanup(): void {
-      clearTimeout(timer);
+      scheduler.clearTimeout(timer);
       signal.removeEventListener('abort', onAbort);
       socket.off('error', onError);
       socket.off(readyEvent, onReady);
@@ -99,17 +101,17 @@ export function isTlsError(error: Error): boolean {
 }
 
 /** Resolves after `ms`, or rejects with ABORTED when `signal` fires first. */
-export function sleep(ms: number, signal: AbortSignal): Promise<void> {
+export function sleep(ms: number, signal: AbortSignal, scheduler: Scheduler): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal.aborted) {
       reject(new TetherError(ErrorCode.ABORTED, 'aborted'));
       return;
     }
     const onAbort = (): void => {
-      clearTimeout(timer);
+      scheduler.clearTimeout(timer);
       reject(new TetherError(ErrorCode.ABORTED, 'aborted'));
     };
-    const timer = setTimeout(() => {
+    const timer = scheduler.setTimeout(() => {
       signal.removeEventListener('abort', onAbort);
       resolve();
     }, ms);

@@ -1,4 +1,5 @@
 import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
+import { type Scheduler, schedulerWithClock } from '@tether/core';
 import type { FileOfferInfo } from '@tether/files';
 import {
   type BackoffOptions,
@@ -69,6 +70,11 @@ export interface ClientOptions {
   maxFileSize?: number;
   /** Monotonic clock in ms; injected by tests. Default `performance.now()`. */
   now?: () => number;
+  /**
+   * Every timer and clock read goes through this; a test injects one in fake time (the core's
+   * `VirtualScheduler`). Default: the system's timers with the `now` clock.
+   */
+  scheduler?: Scheduler;
   /** Random source in [0, 1) for backoff jitter; injected by tests. */
   random?: () => number;
 }
@@ -110,6 +116,8 @@ function clientId(value: string | undefined): string | undefined {
   return value;
 }
 
+const defaultNow = (): number => performance.now();
+
 /** Fills in defaults and validates; a bad option throws a TypeError naming it. */
 export function resolveClientOptions(options: ClientOptions): ResolvedClientOptions {
   if (!Number.isInteger(options.port) || options.port < 0 || options.port > 65535) {
@@ -131,6 +139,7 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
   const retries = options.retries ?? Number.POSITIVE_INFINITY;
   if (!(retries >= 0)) throw new TypeError(`retries must be >= 0, got ${retries}`);
   const tls = options.tls === true ? {} : options.tls === false ? undefined : options.tls;
+  const now = options.scheduler?.now.bind(options.scheduler) ?? options.now ?? defaultNow;
   return {
     host: options.host ?? '127.0.0.1',
     port: options.port,
@@ -153,7 +162,8 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
     overflow,
     maxInFlightBytes: positive('maxInFlightBytes', options.maxInFlightBytes ?? 8 * 1024 * 1024),
     maxFrame: checkFrameLimit('maxFrame', options.maxFrame ?? DEFAULT_MAX_FRAME),
-    now: options.now ?? (() => performance.now()),
+    now,
+    scheduler: options.scheduler ?? schedulerWithClock(now),
     random: options.random ?? Math.random,
   };
 }

@@ -1,3 +1,4 @@
+import type { Scheduler, TimerHandle } from '@tether/core';
 import {
   ErrorCode,
   Fifo,
@@ -44,11 +45,11 @@ export class Outbox {
   readonly stream: ReliableOutbound<PendingSend> = new ReliableOutbound<PendingSend>();
   readonly #clientId: string;
   readonly #limits: OutboxLimits;
-  readonly #now: () => number;
+  readonly #scheduler: Scheduler;
   readonly #onEnqueued: () => void;
   readonly #onDrop: (entry: PendingSend) => void;
   #waiters = new Fifo<Waiter>();
-  #ttlTimer: ReturnType<typeof setTimeout> | undefined;
+  #ttlTimer: TimerHandle | undefined;
   #ttlTimerAt = Number.POSITIVE_INFINITY;
   #withTtl = 0;
   #emptyWaiters: (() => void)[] = [];
@@ -56,13 +57,13 @@ export class Outbox {
   constructor(
     clientId: string,
     limits: OutboxLimits,
-    now: () => number,
+    scheduler: Scheduler,
     onEnqueued: () => void,
     onDrop: (entry: PendingSend) => void,
   ) {
     this.#clientId = clientId;
     this.#limits = limits;
-    this.#now = now;
+    this.#scheduler = scheduler;
     this.#onEnqueued = onEnqueued;
     this.#onDrop = onDrop;
   }
@@ -166,14 +167,14 @@ export class Outbox {
    * late timer must not let a message go out late). Costs one comparison when nothing is due.
    */
   expireDue(): void {
-    if (this.#now() >= this.#ttlTimerAt) {
-      clearTimeout(this.#ttlTimer);
+    if (this.#scheduler.now() >= this.#ttlTimerAt) {
+      this.#scheduler.clearTimeout(this.#ttlTimer);
       this.#onTtlTimer();
     }
   }
 
   /** Rejects messages whose TTL passed before they were transmitted. */
-  expire(now: number = this.#now()): void {
+  expire(now: number = this.#scheduler.now()): void {
     if (this.#withTtl === 0) return;
     const expired = this.stream.dropQueued((e) => e.expiresAt <= now);
     const expiredWaiters = this.#waiters.removeWhere((w) => w.entry.expiresAt <= now);
@@ -189,7 +190,7 @@ export class Outbox {
 
   /** Rejects everything (queued, in flight and waiting) with `error`; stops the TTL timer. */
   failAll(error: Error): void {
-    clearTimeout(this.#ttlTimer);
+    this.#scheduler.clearTimeout(this.#ttlTimer);
     this.#ttlTimer = undefined;
     this.#ttlTimerAt = Number.POSITIVE_INFINITY;
     const waiters = this.#waiters.clear();
@@ -265,15 +266,18 @@ export class Outbox {
 
   #armTtl(at: number): void {
     if (at >= this.#ttlTimerAt) return;
-    clearTimeout(this.#ttlTimer);
+    this.#scheduler.clearTimeout(this.#ttlTimer);
     this.#ttlTimerAt = at;
-    this.#ttlTimer = setTimeout(() => this.#onTtlTimer(), Math.max(0, at - this.#now()));
+    this.#ttlTimer = this.#scheduler.setTimeout(
+      () => this.#onTtlTimer(),
+      Math.max(0, at - this.#scheduler.now()),
+    );
   }
 
   #onTtlTimer(): void {
     this.#ttlTimer = undefined;
     this.#ttlTimerAt = Number.POSITIVE_INFINITY;
-    const now = this.#now();
+    const now = this.#scheduler.now();
     this.expire(now);
     let next = Number.POSITIVE_INFINITY;
     for (const entry of this.stream.queued()) next = Math.min(next, entry.expiresAt);

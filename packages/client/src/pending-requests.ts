@@ -1,9 +1,10 @@
+import { type Scheduler, systemScheduler, type TimerHandle } from '@tether/core';
 import { ErrorCode, TetherError } from '@tether/protocol';
 
 interface Pending {
   resolve(reply: Buffer): void;
   reject(error: Error): void;
-  timer: ReturnType<typeof setTimeout> | undefined;
+  timer: TimerHandle | undefined;
   cleanup: () => void;
 }
 
@@ -12,8 +13,13 @@ interface Pending {
  * and its response travel in the reliable streams); they end by response, timeout, abort or close.
  */
 export class PendingRequests {
+  readonly #scheduler: Scheduler;
   #pending = new Map<number, Pending>();
   #nextId = 1;
+
+  constructor(scheduler: Scheduler = systemScheduler) {
+    this.#scheduler = scheduler;
+  }
 
   get size(): number {
     return this.#pending.size;
@@ -43,7 +49,7 @@ export class PendingRequests {
       const timer =
         timeoutMs === Number.POSITIVE_INFINITY
           ? undefined
-          : setTimeout(
+          : this.#scheduler.setTimeout(
               () =>
                 this.#end(
                   id,
@@ -111,7 +117,7 @@ export class PendingRequests {
     const pending = this.#pending.get(id);
     if (pending === undefined) return undefined;
     this.#pending.delete(id);
-    clearTimeout(pending.timer);
+    this.#scheduler.clearTimeout(pending.timer);
     pending.cleanup();
     return pending;
   }

@@ -120,13 +120,26 @@ describe('client - sending', () => {
   });
 
   it('client - close() rejects sends still waiting for an acknowledgement with CLOSED', async () => {
-    const { server, port } = await startServer();
+    const { port: serverPort } = await startServer();
+    // A forwarder that stops carrying bytes to the server: nothing sent from then on is
+    // acknowledged.
+    const upstream: net.Socket[] = [];
+    const forwarder = net.createServer((socket) => {
+      const target = net.connect({ port: serverPort, host: '127.0.0.1' });
+      upstream.push(target);
+      socket.pipe(target).on('error', () => {});
+      target.pipe(socket).on('error', () => {});
+      cleanups.push(() => {
+        socket.destroy();
+        target.destroy();
+      });
+    });
+    await new Promise<void>((resolve) => forwarder.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise((resolve) => forwarder.close(resolve)));
+    const port = (forwarder.address() as net.AddressInfo).port;
     const client = createClient({ port });
     await client.connect();
-    // The server stops reading, so nothing sent from here on is acknowledged.
-    const serverSide = server.peers[0]?.connection?.socket;
-    serverSide?.pause();
-    cleanups.push(() => serverSide?.destroy());
+    for (const socket of upstream) socket.cork();
     const pending = [client.send('a'), client.send('b')].map((p) =>
       p.then(
         () => 'delivered',
@@ -170,7 +183,7 @@ describe('client - state and reconnect', () => {
 
     await client.connect();
     const reconnected = nextState(client, ClientState.CONNECTED);
-    server.peers[0]?.connection?.socket.destroy();
+    server.peers[0]?.disconnect();
     await reconnected;
     await client.close();
 
@@ -321,7 +334,7 @@ describe('client - state and reconnect', () => {
 
     // Dropped at once (clock unchanged): the count goes on, so the wait is not back to the minimum.
     let back = nextState(client, ClientState.CONNECTED);
-    server.peers[0]?.connection?.socket.destroy();
+    server.peers[0]?.disconnect();
     await back;
     await new Promise((resolve) => setImmediate(resolve));
     expect(reconnects.at(-1)?.attempt).toBeGreaterThanOrEqual(attemptsBefore);
@@ -330,7 +343,7 @@ describe('client - state and reconnect', () => {
     // Up for 2000 ms by the injected clock: healthy, so the next outage starts at attempt 1.
     clock += 2000;
     back = nextState(client, ClientState.CONNECTED);
-    server.peers[0]?.connection?.socket.destroy();
+    server.peers[0]?.disconnect();
     await back;
     expect(reconnects.at(-1)).toMatchObject({ attempt: 1, delayMs: 10 });
   });
@@ -436,7 +449,7 @@ describe('client - requests', () => {
     await called.promise;
     const disconnected = new Promise<void>((resolve) => server.once('disconnect', () => resolve()));
     const reconnected = nextState(client, ClientState.CONNECTED);
-    server.peers[0]?.connection?.socket.destroy();
+    server.peers[0]?.disconnect();
     await disconnected;
     // The reply is produced while the client is away; it travels in the resumed session.
     release.resolve();

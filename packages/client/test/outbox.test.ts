@@ -1,3 +1,4 @@
+import { schedulerWithClock } from '@tether/core';
 import { ErrorCode, type TetherError } from '@tether/protocol';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { OverflowPolicy as Policy } from '../src/options.js';
@@ -30,7 +31,7 @@ function harness(limits: Partial<OutboxLimits> = {}) {
   const outbox = new Outbox(
     'client-1',
     { maxMessages: 3, maxBytes: 1000, overflow: Policy.REJECT, ...limits },
-    now,
+    schedulerWithClock(now),
     onEnqueued,
     onDrop,
   );

@@ -31,6 +31,10 @@ export interface TransferLink {
   writable(): boolean;
   /** The peer's frame limit: a FILE_CHUNK's `length` (30 + data) stays within it. */
   readonly maxFrame: number;
+  /** File data went out that waits for the receiver's progress (the link's liveness clock). */
+  awaiting?(): void;
+  /** A transfer made progress; `stillAwaiting` says whether file data still waits for some. */
+  progressed?(stillAwaiting: boolean): void;
 }
 
 /** A {@link Port} over whichever link is attached. */

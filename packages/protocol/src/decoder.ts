@@ -2,11 +2,11 @@ import { isControlType, validateControlBody } from './control-bodies.js';
 import { ErrorCode } from './error-codes.js';
 import { ProtocolError } from './errors.js';
 import {
-  DATA_FLAGS_MASK,
-  DataFlag,
   FRAME_HEADER_SIZE,
   FRAME_LENGTH_OVERHEAD,
   FrameType,
+  isCorrelated,
+  isValidDataFlags,
   TRANSFER_ID_SIZE,
 } from './frame-types.js';
 import type { ControlFrame, Frame } from './frames.js';
@@ -303,22 +303,14 @@ export class FrameDecoder {
     if (sizeError !== undefined) return sizeError;
     if (have < 6) return undefined;
     const flags = buf[pos + 5] as number;
-    const allowed = type === FrameType.DATA ? DATA_FLAGS_MASK : 0;
-    const badCombination =
-      type === FrameType.DATA &&
-      ((flags & DataFlag.REQUEST && flags & DataFlag.RESPONSE) ||
-        (flags & DataFlag.ERROR && !(flags & DataFlag.RESPONSE)));
-    if ((flags & ~allowed) !== 0 || badCombination) {
+    const valid = type === FrameType.DATA ? isValidDataFlags(flags) : flags === 0;
+    if (!valid) {
       return new ProtocolError(
         ErrorCode.BAD_FLAGS,
         `flags 0x${flags.toString(16)} are not valid for frame type 0x${type.toString(16)}`,
       );
     }
-    if (
-      type === FrameType.DATA &&
-      flags & (DataFlag.REQUEST | DataFlag.RESPONSE) &&
-      bodyLength < 2 * U64_SIZE
-    ) {
+    if (type === FrameType.DATA && isCorrelated(flags) && bodyLength < 2 * U64_SIZE) {
       return new ProtocolError(
         ErrorCode.BAD_FRAME_LENGTH,
         'correlated DATA frame shorter than 16 bytes',
@@ -374,13 +366,13 @@ export class FrameDecoder {
         const seq = readU64(buf, body);
         let requestId = 0;
         let payloadStart = body + U64_SIZE;
-        if (flags & (DataFlag.REQUEST | DataFlag.RESPONSE)) {
+        if (isCorrelated(flags)) {
           requestId = readU64(buf, payloadStart);
           payloadStart += U64_SIZE;
         }
         if (seq < 0 || requestId < 0) return outOfRange('DATA');
         // Request ids are 1 to 2^53 - 1 (section 11): 0 would name no request.
-        if (requestId === 0 && flags & (DataFlag.REQUEST | DataFlag.RESPONSE)) {
+        if (requestId === 0 && isCorrelated(flags)) {
           return new ProtocolError(ErrorCode.INTEGER_OUT_OF_RANGE, 'DATA requestId must be >= 1');
         }
         onFrame({ type, flags, seq, requestId, payload: buf.subarray(payloadStart, end) });

@@ -15,10 +15,10 @@ import type {
 import { ErrorCode } from './error-codes.js';
 import { ProtocolError } from './errors.js';
 import {
-  DATA_FLAGS_MASK,
-  DataFlag,
   FRAME_HEADER_SIZE,
   FrameType,
+  isCorrelated,
+  isValidDataFlags,
   TRANSFER_ID_SIZE,
 } from './frame-types.js';
 import type { ControlFrame, Frame } from './frames.js';
@@ -36,16 +36,19 @@ function header(buf: Buffer, type: number, flags: number): void {
  * RESPONSE, or ERROR without RESPONSE.
  */
 export function checkDataFlags(flags: number): void {
-  const requestAndResponse = flags & DataFlag.REQUEST && flags & DataFlag.RESPONSE;
-  const errorWithoutResponse = flags & DataFlag.ERROR && !(flags & DataFlag.RESPONSE);
-  if ((flags & ~DATA_FLAGS_MASK) !== 0 || requestAndResponse || errorWithoutResponse) {
+  if (!isValidDataFlags(flags)) {
     throw new ProtocolError(ErrorCode.BAD_FLAGS, `invalid DATA flags 0x${flags.toString(16)}`);
   }
 }
 
 /** Bytes of a DATA frame before its payload: the frame header, seq, and requestId if correlated. */
 export function dataPrefixSize(flags: number): number {
-  return FRAME_HEADER_SIZE + ((flags & (DataFlag.REQUEST | DataFlag.RESPONSE)) !== 0 ? 16 : 8);
+  return FRAME_HEADER_SIZE + (isCorrelated(flags) ? 16 : 8);
+}
+
+/** The `length` field of a DATA frame carrying `payloadLength` bytes with `flags`. */
+export function dataFrameLength(payloadLength: number, flags: number): number {
+  return dataPrefixSize(flags) - 4 + payloadLength;
 }
 
 /**
@@ -85,7 +88,7 @@ export function checkChunkData(length: number): void {
  */
 export function encodeData(seq: number, payload: Uint8Array, flags = 0, requestId = 0): Buffer {
   checkDataFlags(flags);
-  if (requestId < 1 && flags & (DataFlag.REQUEST | DataFlag.RESPONSE)) {
+  if (requestId < 1 && isCorrelated(flags)) {
     throw new ProtocolError(ErrorCode.INTEGER_OUT_OF_RANGE, 'DATA requestId must be >= 1');
   }
   const buf = Buffer.allocUnsafe(dataPrefixSize(flags) + payload.length);

@@ -60,6 +60,22 @@ export const DataFlag = {
 /** Bits that may appear in a DATA frame's flags byte. */
 export const DATA_FLAGS_MASK: number = DataFlag.REQUEST | DataFlag.RESPONSE | DataFlag.ERROR;
 
+/**
+ * Whether `flags` is a valid DATA flags byte (PROTOCOL.md section 4): exactly 0x00, 0x01, 0x02
+ * or 0x06 (no unknown bit, not REQUEST with RESPONSE, ERROR only with RESPONSE). The one rule
+ * the encoder and the decoder apply.
+ */
+export function isValidDataFlags(flags: number): boolean {
+  if ((flags & ~DATA_FLAGS_MASK) !== 0) return false;
+  if (flags & DataFlag.REQUEST && flags & DataFlag.RESPONSE) return false;
+  return !(flags & DataFlag.ERROR) || (flags & DataFlag.RESPONSE) !== 0;
+}
+
+/** Whether a DATA frame with `flags` carries a request id (REQUEST or RESPONSE). */
+export function isCorrelated(flags: number): boolean {
+  return (flags & (DataFlag.REQUEST | DataFlag.RESPONSE)) !== 0;
+}
+
 /** Bytes before the body: u32 length, u8 type, u8 flags. */
 export const FRAME_HEADER_SIZE = 6;
 /** Bytes counted by `length` that are not body: type and flags. */

@@ -25,6 +25,9 @@ export { crc32, crc32Portable } from './crc32.js';
 export type { DecoderOptions, FrameHandler } from './decoder.js';
 export { FrameDecoder } from './decoder.js';
 export {
+  checkDataFlags,
+  dataFrameLength,
+  dataPrefixSize,
   encodeAck,
   encodeChallenge,
   encodeControl,
@@ -71,6 +74,8 @@ export {
   FRAME_HEADER_SIZE,
   FRAME_LENGTH_OVERHEAD,
   FrameType,
+  isCorrelated,
+  isValidDataFlags,
   TRANSFER_ID_SIZE,
 } from './frame-types.js';
 export type {
@@ -100,9 +105,11 @@ export type { BatchSink, DataItem } from './output-batch.js';
 export { OutputBatch } from './output-batch.js';
 export { checkPreface, PREFACE, PREFACE_SIZE, PROTOCOL_VERSION } from './preface.js';
 export { InboundVerdict, ReliableInbound } from './reliable-inbound.js';
-export type { LinkEvents, LinkOptions } from './reliable-link.js';
+export type { LinkEvents, LinkOptions, LinkOutput, LinkState } from './reliable-link.js';
 export { ReliableLink } from './reliable-link.js';
 export type { OutboundEntry } from './reliable-outbound.js';
 export { ReliableOutbound } from './reliable-outbound.js';
 export type { RttStats } from './rtt.js';
 export { RttEstimator } from './rtt.js';
+export type { SessionLog } from './session-log.js';
+export { MEMORY_LOG } from './session-log.js';

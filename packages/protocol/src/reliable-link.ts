@@ -7,8 +7,9 @@ import { OutputBatch } from './output-batch.js';
 import { InboundVerdict, type ReliableInbound } from './reliable-inbound.js';
 import type { OutboundEntry, ReliableOutbound } from './reliable-outbound.js';
 import type { RttEstimator, RttStats } from './rtt.js';
+import { MEMORY_LOG, type SessionLog } from './session-log.js';
 
-/** What a {@link ReliableLink} reports to the side that owns it. */
+/** What a {@link ReliableLink} reports to the session it runs for (the application side). */
 export interface LinkEvents<Entry extends OutboundEntry> {
   /** A DATA frame delivered for the first time, in order. */
   data(frame: DataFrame): void;
@@ -16,8 +17,23 @@ export interface LinkEvents<Entry extends OutboundEntry> {
   acked(entries: Entry[]): void;
   /** A PONG gave a new RTT sample. */
   rtt(stats: RttStats): void;
-  /** Frames are waiting in `batch`: schedule a flush. */
+}
+
+/** What a {@link ReliableLink} asks of the I/O layer that runs it. */
+export interface LinkOutput {
+  /** Frames started waiting in `batch`: schedule a write. */
   flush(): void;
+  /** The session log could not commit: end the connection (nothing that depends on it was sent). */
+  logFailed(error: unknown): void;
+}
+
+/** The session state a link runs over; it outlives the link. */
+export interface LinkState<Entry extends OutboundEntry> {
+  readonly outbound: ReliableOutbound<Entry>;
+  readonly inbound: ReliableInbound;
+  readonly rttEstimator: RttEstimator;
+  /** Where stream positions are made durable; `MEMORY_LOG` when the session lives in memory. */
+  readonly log?: SessionLog;
 }
 
 /** Settings of one link. */
@@ -43,21 +59,28 @@ export class ReliableLink<Entry extends OutboundEntry = OutboundEntry> {
   readonly #outbound: ReliableOutbound<Entry>;
   readonly #inbound: ReliableInbound;
   readonly #rtt: RttEstimator;
+  readonly #log: SessionLog;
   readonly #events: LinkEvents<Entry>;
+  readonly #output: LinkOutput;
   readonly #maxInFlightBytes: number;
+  /** Writes waiting for the log's commit, in order (only with a durable log). */
+  #committing: Promise<void> | undefined;
+  #closed = false;
 
+  /** `events` gets what the application needs (data, acknowledgements, RTT); `output` is the I/O. */
   constructor(
-    outbound: ReliableOutbound<Entry>,
-    inbound: ReliableInbound,
-    rtt: RttEstimator,
+    state: LinkState<Entry>,
     options: LinkOptions,
     events: LinkEvents<Entry>,
+    output: LinkOutput,
     now: number,
   ) {
-    this.#outbound = outbound;
-    this.#inbound = inbound;
-    this.#rtt = rtt;
+    this.#outbound = state.outbound;
+    this.#inbound = state.inbound;
+    this.#rtt = state.rttEstimator;
+    this.#log = state.log ?? MEMORY_LOG;
     this.#events = events;
+    this.#output = output;
     this.#maxInFlightBytes = options.maxInFlightBytes;
     this.heartbeat = new HeartbeatMonitor(options.heartbeat, now);
     // The peer may not have our last ACK: repeat it on every new link.
@@ -66,7 +89,12 @@ export class ReliableLink<Entry extends OutboundEntry = OutboundEntry> {
 
   /** Writes a raw encoded frame. */
   write(frame: Buffer): void {
-    if (this.batch.push(frame)) this.#events.flush();
+    if (this.batch.push(frame)) this.#output.flush();
+  }
+
+  /** The connection ended: writes still waiting for the log are dropped (the next link resends). */
+  close(): void {
+    this.#closed = true;
   }
 
   /** Sends again messages the peer had not delivered (after resume), then anything queued. */
@@ -77,12 +105,18 @@ export class ReliableLink<Entry extends OutboundEntry = OutboundEntry> {
     this.pump(now);
   }
 
-  /** Transmits queued messages while the in-flight window has room. */
+  /**
+   * Transmits queued messages while the in-flight window has room, once the log has recorded
+   * their sequence numbers (at once in memory).
+   */
   pump(now: number): void {
     const sendable = this.#outbound.takeSendable(this.#maxInFlightBytes);
     if (sendable.length === 0) return;
-    for (const entry of sendable) this.#writeData(entry);
-    this.heartbeat.outboundPending(now);
+    this.#log.sent(sendable);
+    this.#afterCommit(() => {
+      for (const entry of sendable) this.#writeData(entry);
+      this.heartbeat.outboundPending(now);
+    });
   }
 
   /**
@@ -101,6 +135,7 @@ export class ReliableLink<Entry extends OutboundEntry = OutboundEntry> {
         const released = this.#outbound.ack(frame.seq);
         if (released instanceof ProtocolError) return released;
         if (released.length > 0) {
+          this.#log.acked(frame.seq);
           this.heartbeat.ackProgress(now, this.#outbound.inFlightCount > 0);
           this.#events.acked(released);
           this.pump(now);
@@ -120,10 +155,15 @@ export class ReliableLink<Entry extends OutboundEntry = OutboundEntry> {
     }
   }
 
-  /** Call after handling every frame of one read: sends one cumulative ACK if due. */
+  /**
+   * Call after handling every frame of one read: sends one cumulative ACK if due, once the log
+   * has recorded the delivered position it carries (at once in memory).
+   */
   endOfBurst(): void {
     const ack = this.#inbound.takeAck();
-    if (ack !== undefined) this.write(encodeAck(ack));
+    if (ack === undefined) return;
+    this.#log.delivered(ack);
+    this.#afterCommit(() => this.write(encodeAck(ack)));
   }
 
   /** Runs the heartbeat at `now` (`dueAt`: when the timer was meant to fire); PINGs if needed. */
@@ -140,6 +180,29 @@ export class ReliableLink<Entry extends OutboundEntry = OutboundEntry> {
   }
 
   #writeData(entry: Entry): void {
-    if (this.batch.pushData(entry)) this.#events.flush();
+    if (this.batch.pushData(entry)) this.#output.flush();
+  }
+
+  // Runs `write` once what the log recorded so far is durable, after the writes already waiting:
+  // at once when nothing waits and the log has nothing to wait for (memory).
+  #afterCommit(write: () => void): void {
+    const commit = this.#log.commit();
+    if (commit === undefined && this.#committing === undefined) {
+      write();
+      return;
+    }
+    const previous = this.#committing ?? Promise.resolve();
+    const next = Promise.all([previous, commit]).then(() => {
+      if (!this.#closed) write();
+    });
+    this.#committing = next;
+    void next.then(
+      () => {
+        if (this.#committing === next) this.#committing = undefined;
+      },
+      (error: unknown) => {
+        if (!this.#closed) this.#output.logFailed(error);
+      },
+    );
   }
 }

@@ -7,6 +7,7 @@ import {
   FrameDecoder,
   FrameType,
   type LinkOptions,
+  MEMORY_LOG,
   type OutboundEntry,
   ProtocolError,
   ReliableInbound,
@@ -14,6 +15,7 @@ import {
   ReliableOutbound,
   RttEstimator,
   type RttStats,
+  type SessionLog,
 } from '../src/index.js';
 
 const P = 5000;
@@ -50,13 +52,15 @@ interface Side {
   errors: ProtocolError[];
   /** Highest in-flight payload bytes seen. */
   maxInFlight: number;
+  /** The session log the links run over (memory unless a test gives its own). */
+  log: SessionLog;
+  /** Errors the log's failed commits reported. */
+  logFailures: unknown[];
 }
 
 function makeLink(side: Side, now: number): ReliableLink<Tagged> {
   return new ReliableLink(
-    side.outbound,
-    side.inbound,
-    side.rtt,
+    { outbound: side.outbound, inbound: side.inbound, rttEstimator: side.rtt, log: side.log },
     side.options,
     {
       data: (frame: DataFrame) => {
@@ -73,8 +77,13 @@ function makeLink(side: Side, now: number): ReliableLink<Tagged> {
       rtt: (stats: RttStats) => {
         side.rtts.push(stats);
       },
+    },
+    {
       flush: () => {
         side.flushes++;
+      },
+      logFailed: (error) => {
+        side.logFailures.push(error);
       },
     },
     now,
@@ -96,6 +105,8 @@ function makeSide(name: string, now: number, maxInFlightBytes = BIG_WINDOW): Sid
     sentFrames: new Map<number, number>(),
     errors: [],
     maxInFlight: 0,
+    log: MEMORY_LOG,
+    logFailures: [],
   } as Omit<Side, 'link'> as Side;
   side.link = makeLink(side, now);
   return side;
@@ -538,5 +549,100 @@ describe('reliable-link', () => {
     expect(sent(a, FrameType.DATA)).toBe(10);
     expect(a.acked).toEqual(['a-0', 'a-1', 'a-2', 'a-3', 'a-4']);
     expect(a.outbound.count).toBe(0);
+  });
+});
+
+/** A durable log held by the test: records, and commits only when the test says so. */
+class ManualLog implements SessionLog {
+  readonly records: string[] = [];
+  #waiters: { resolve: () => void; reject: (error: Error) => void }[] = [];
+  sent(entries: readonly OutboundEntry[]): void {
+    this.records.push(`sent ${entries.map((e) => e.seq).join(',')}`);
+  }
+  acked(seq: number): void {
+    this.records.push(`acked ${seq}`);
+  }
+  delivered(seq: number): void {
+    this.records.push(`delivered ${seq}`);
+  }
+  commit(): Promise<void> {
+    return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject }));
+  }
+  /** Makes every commit asked so far durable (or fails them). */
+  async settle(error?: Error): Promise<void> {
+    for (const waiter of this.#waiters.splice(0)) {
+      if (error === undefined) waiter.resolve();
+      else waiter.reject(error);
+    }
+    // Let the link's continuations run.
+    for (let i = 0; i < 5; i++) await Promise.resolve();
+  }
+}
+
+describe('reliable-link - a durable session log', () => {
+  function withLog(side: Side, log: SessionLog): void {
+    side.log = log;
+    side.link = makeLink(side, 0);
+  }
+
+  it('log - new DATA leaves only once its sequence numbers are committed, in order', async () => {
+    const a = makeSide('a', 0);
+    const log = new ManualLog();
+    withLog(a, log);
+    enqueueMany(a, 2);
+    a.link.start([], 0);
+    enqueueMany(a, 1, 2);
+    a.link.pump(0);
+    // start() repeats the ACK of what was delivered (0 here) first, as every new link does.
+    expect(log.records).toEqual(['delivered 0', 'sent 1,2', 'sent 3']);
+    expect(a.link.batch.bytes).toBe(0);
+    await log.settle();
+    const b = makeSide('b', 0);
+    deliver(a, b, 0);
+    expect(b.delivered.map((d) => d.seq)).toEqual([1, 2, 3]);
+  });
+
+  it('log - an ACK leaves only once the delivered position it carries is committed', async () => {
+    const a = makeSide('a', 0);
+    const b = makeSide('b', 0);
+    const log = new ManualLog();
+    withLog(b, log);
+    enqueueMany(a, 3);
+    a.link.pump(0);
+    deliver(a, b, 0);
+    // Delivered to b's application, recorded, not yet acknowledged.
+    expect(b.delivered).toHaveLength(3);
+    expect(log.records).toEqual(['delivered 3']);
+    expect(b.link.batch.bytes).toBe(0);
+    await log.settle();
+    deliver(b, a, 0);
+    expect(a.acked).toEqual(['a-0', 'a-1', 'a-2']);
+    // ...and the acknowledgement b received for its own messages is recorded too.
+    enqueueMany(b, 1);
+    b.link.pump(0);
+    await log.settle();
+    deliver(b, a, 0);
+    deliver(a, b, 0);
+    expect(log.records).toEqual(['delivered 3', 'sent 1', 'acked 1']);
+  });
+
+  it('log - a failed commit sends nothing that depends on it and is reported; a closed link sends nothing', async () => {
+    const a = makeSide('a', 0);
+    const log = new ManualLog();
+    withLog(a, log);
+    enqueueMany(a, 1);
+    a.link.pump(0);
+    await log.settle(new Error('store down'));
+    expect(a.link.batch.bytes).toBe(0);
+    expect(a.logFailures).toHaveLength(1);
+
+    const c = makeSide('c', 0);
+    const log2 = new ManualLog();
+    withLog(c, log2);
+    enqueueMany(c, 1);
+    c.link.pump(0);
+    c.link.close();
+    await log2.settle();
+    expect(c.link.batch.bytes).toBe(0);
   });
 });

@@ -1,4 +1,5 @@
 import type { TlsOptions } from 'node:tls';
+import { type Scheduler, schedulerWithClock } from '@tether/core';
 import type { FileOfferInfo } from '@tether/files';
 import {
   checkFrameLimit,
@@ -17,6 +18,8 @@ export interface TlsIdentity {
   subject: string | undefined;
   /** SHA-256 fingerprint of the client certificate, if any. */
   fingerprint256: string | undefined;
+  /** The TLS version negotiated (`TLSv1.3`, `TLSv1.2`). */
+  protocol: string | undefined;
 }
 
 /** Context handed to the `authenticate` hook. */
@@ -128,6 +131,11 @@ export interface ServerOptions {
   partialTtlMs?: number;
   /** Monotonic clock in ms; injected by tests. Default `performance.now()`. */
   now?: () => number;
+  /**
+   * Every timer and clock read goes through this; a test injects one in fake time (the core's
+   * `VirtualScheduler`). Default: the system's timers with the `now` clock.
+   */
+  scheduler?: Scheduler;
 }
 
 export type ResolvedServerOptions = Required<
@@ -169,6 +177,8 @@ function atLeast(name: string, value: number, minimum: number): number {
   return value;
 }
 
+const defaultNow = (): number => performance.now();
+
 /** Fills in defaults and validates; a bad option throws a TypeError naming it. */
 export function resolveServerOptions(options: ServerOptions): ResolvedServerOptions {
   const port = options.port ?? 0;
@@ -182,6 +192,7 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
       `evictAfterMs (${evictAfterMs}) must exceed pingIntervalMs (${pingIntervalMs})`,
     );
   }
+  const now = options.scheduler?.now.bind(options.scheduler) ?? options.now ?? defaultNow;
   return {
     port,
     host: options.host ?? '127.0.0.1',
@@ -228,6 +239,7 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
       'maxInboundBufferedBytes',
       options.maxInboundBufferedBytes ?? 64 * 1024 * 1024,
     ),
-    now: options.now ?? (() => performance.now()),
+    now,
+    scheduler: options.scheduler ?? schedulerWithClock(now),
   };
 }

@@ -1,22 +1,7 @@
-import type { SendFileOptions, Transfer, TransferEngine } from '@tether/files';
-import {
-  ErrorCode,
-  type OutboundEntry,
-  type Payload,
-  ReliableInbound,
-  ReliableOutbound,
-  RttEstimator,
-  type RttStats,
-  TetherError,
-  toBuffer,
-} from '@tether/protocol';
-import type { ServerConnection } from './server-connection.js';
-
-/** One message to the client (a send or a response) until the client acknowledges it. */
-export interface PeerPendingSend extends OutboundEntry {
-  resolve(receipt: PeerSendReceipt): void;
-  reject(error: Error): void;
-}
+import type { SendFileOptions, Transfer } from '@tether/files';
+import { ErrorCode, type Payload, type RttStats, TetherError, toBuffer } from '@tether/protocol';
+import type { TlsIdentity } from './options.js';
+import type { PeerSession } from './peer-session.js';
 
 /** Resolution of `peer.send()`: the client's application received the message. */
 export interface PeerSendReceipt {
@@ -45,112 +30,65 @@ export interface PeerStats {
   transfers: number;
 }
 
-/** What a peer needs from the server that owns it. */
-export interface PeerHost {
-  /** A message was queued for `peer`: transmit it if connected; enforce the backlog cap. */
-  queued(peer: Peer): void;
-  /** The application closed the peer. */
-  closePeer(peer: Peer, error: TetherError): void;
-  /** Makes the file engine of `peer`'s session. */
-  transferEngine(peer: Peer): TransferEngine;
-}
-
 /**
  * One client session as the server application sees it. It outlives the TCP connection: while
  * the session lives (until its TTL after a disconnect), `send()` queues messages and the client
  * receives them exactly once, in order, when it resumes.
  */
 export class Peer {
+  readonly #session: PeerSession;
+
+  /** @internal Made by the server for each session; applications receive peers. */
+  constructor(session: PeerSession) {
+    this.#session = session;
+  }
+
   /** Session id (public; not the resume token). */
-  readonly id: string;
+  get id(): string {
+    return this.#session.id;
+  }
+
   /** The client's own id. */
-  readonly clientId: string;
+  get clientId(): string {
+    return this.#session.clientId;
+  }
+
   /**
    * Who the client proved to be: the `authenticate` hook's identity, `tls:<fingerprint>` for an
    * authorized client certificate, else `client:<clientId>`. The session is bound to it.
    */
-  readonly identity: string;
-  /** @internal Secret token the client presents to resume. */
-  readonly resumeToken: string;
-  /** @internal */
-  readonly outbound: ReliableOutbound<PeerPendingSend> = new ReliableOutbound<PeerPendingSend>();
-  /** @internal */
-  readonly inbound: ReliableInbound;
-  /** @internal */
-  readonly rtt: RttEstimator = new RttEstimator();
-  /** @internal The live connection, if any. */
-  connection: ServerConnection | undefined;
-  /** Made at first use: most sessions never move a file. */
-  #files: TransferEngine | undefined;
-  /** @internal The client's frame limit, from its HELLO. */
-  maxFrame = 0;
-  /** @internal Frees the session when it fires. */
-  ttlTimer: ReturnType<typeof setTimeout> | undefined;
-  remoteAddress: string;
-  lastSeen: number = Date.now();
-  bytesIn = 0;
-  bytesOut = 0;
-  messagesIn = 0;
-  messagesOut = 0;
-  readonly #host: PeerHost;
-  /** Why the session ended, once it has: later sends reject with the same code. */
-  #endedBy: TetherError | undefined;
-
-  /** @internal */
-  constructor(
-    host: PeerHost,
-    id: string,
-    resumeToken: string,
-    clientId: string,
-    identity: string,
-    remoteAddress: string,
-    clientAcked: number,
-  ) {
-    this.#host = host;
-    this.id = id;
-    this.resumeToken = resumeToken;
-    this.clientId = clientId;
-    this.identity = identity;
-    this.remoteAddress = remoteAddress;
-    // The client's sequences continue from what an earlier session acknowledged.
-    this.inbound = new ReliableInbound(clientAcked);
+  get identity(): string {
+    return this.#session.identity;
   }
 
-  /**
-   * @internal File transfers with this client, both ways; they outlive connections. Made on
-   * first use, attached at once when the session's connection is open.
-   */
-  get files(): TransferEngine {
-    if (this.#files === undefined) {
-      this.#files = this.#host.transferEngine(this);
-      const connection = this.connection;
-      if (connection?.established) this.#files.attach(connection.transferLink(this.maxFrame));
-    }
-    return this.#files;
+  /** Remote `address:port` of the latest connection. */
+  get remoteAddress(): string {
+    return this.#session.remoteAddress;
   }
 
-  /** @internal The file engine if one was made, else undefined. */
-  get filesIfStarted(): TransferEngine | undefined {
-    return this.#files;
+  /** What the TLS layer established on the latest connection; undefined over plain TCP. */
+  get tls(): TlsIdentity | undefined {
+    return this.#session.tlsIdentity;
   }
 
   /** Whether a connection is up right now. */
   get connected(): boolean {
-    return this.connection !== undefined;
+    return this.#session.connection !== undefined;
   }
 
   /** Whether the session has ended (closed, evicted past its TTL, or the server closed). */
   get closed(): boolean {
-    return this.#endedBy !== undefined;
+    return this.#session.ended;
   }
 
   /**
    * Sends `payload` to the client with the same guarantee as the client's `send()`: resolves
    * when the client's application received it; exactly once and in order across reconnects.
+   * After the session ended it rejects with the code that ended it (CLOSED, SLOW_CONSUMER ...).
    */
   send(payload: Payload): Promise<PeerSendReceipt> {
     return new Promise((resolve, reject) => {
-      this.enqueue(toBuffer(payload), 0, 0, reject, resolve);
+      this.#session.enqueue(toBuffer(payload), 0, 0, reject, resolve);
     });
   }
 
@@ -164,64 +102,46 @@ export class Peer {
    * interleaved with messages, queued while the client is away (until the session expires).
    */
   sendFile(path: string, options: SendFileOptions = {}): Transfer {
-    return this.files.sendFile(path, options);
+    return this.#session.files.sendFile(path, options);
+  }
+
+  /**
+   * Drops the current connection, keeping the session: the client reconnects and resumes it
+   * with nothing lost (an operator's "reconnect now", or moving clients between instances).
+   * No-op while disconnected.
+   */
+  disconnect(reason = 'the server dropped the connection'): void {
+    this.#session.host.disconnect(
+      this.#session,
+      new TetherError(ErrorCode.CONNECTION_LOST, reason),
+    );
   }
 
   /** Ends the session: the client is told (ERROR with code CLOSED) and cannot resume it. */
   close(): void {
-    this.#host.closePeer(this, new TetherError(ErrorCode.CLOSED, 'the server closed this session'));
+    this.#session.host.close(
+      this.#session,
+      new TetherError(ErrorCode.CLOSED, 'the server closed this session'),
+    );
   }
 
   /** A snapshot of this peer's counters. */
   stats(): PeerStats {
+    const s = this.#session;
     return {
-      id: this.id,
-      clientId: this.clientId,
-      remoteAddress: this.remoteAddress,
-      connected: this.connected,
-      rtt: this.rtt.stats,
-      lastSeen: this.lastSeen,
-      bytesIn: this.bytesIn,
-      bytesOut: this.bytesOut,
-      messagesIn: this.messagesIn,
-      messagesOut: this.messagesOut,
-      queueDepth: this.outbound.count,
-      queueBytes: this.outbound.bytes,
-      transfers: this.#files?.activeTransfers ?? 0,
+      id: s.id,
+      clientId: s.clientId,
+      remoteAddress: s.remoteAddress,
+      connected: s.connection !== undefined,
+      rtt: s.rttEstimator.stats,
+      lastSeen: s.lastSeen,
+      bytesIn: s.bytesIn,
+      bytesOut: s.bytesOut,
+      messagesIn: s.messagesIn,
+      messagesOut: s.messagesOut,
+      queueDepth: s.outbound.count,
+      queueBytes: s.outbound.bytes,
+      transfers: s.filesIfStarted?.activeTransfers ?? 0,
     };
   }
-
-  /** @internal Queues a DATA frame (message or response) in the reliable stream. */
-  enqueue(
-    payload: Buffer,
-    flags: number,
-    requestId: number,
-    reject: (error: Error) => void,
-    resolve: (receipt: PeerSendReceipt) => void = ignore,
-  ): void {
-    const ended = this.#endedBy;
-    if (ended !== undefined) {
-      // The code that ended the session (SLOW_CONSUMER, CLOSED ...), for pending and later sends.
-      reject(new TetherError(ended.code, `the session has ended: ${ended.message}`));
-      return;
-    }
-    this.outbound.enqueue({ payload, flags, requestId, seq: 0, resolve, reject });
-    this.#host.queued(this);
-  }
-
-  /** @internal Resolves messages the client acknowledged with their receipts. */
-  released(entries: readonly PeerPendingSend[]): void {
-    for (const entry of entries) entry.resolve({ id: `${this.id}:${entry.seq}`, seq: entry.seq });
-  }
-
-  /** @internal Marks the session ended and rejects what it still holds. */
-  end(error: TetherError): void {
-    if (this.#endedBy !== undefined) return;
-    this.#endedBy = error;
-    clearTimeout(this.ttlTimer);
-    this.ttlTimer = undefined;
-    for (const entry of this.outbound.clear()) entry.reject(error);
-  }
 }
-
-function ignore(): void {}

@@ -1,3 +1,5 @@
+import type { Scheduler, TimerHandle } from './scheduler.js';
+
 /** Something with one pending deadline; its slot is the schedule's bookkeeping, not its own. */
 export interface Scheduled {
   /** Position in the schedule; -1 while not scheduled. */
@@ -14,14 +16,14 @@ export interface Scheduled {
  */
 export class Deadlines<T extends Scheduled> {
   readonly #heap: T[] = [];
-  readonly #now: () => number;
+  readonly #scheduler: Scheduler;
   readonly #fire: (item: T, dueAt: number) => void;
-  #timer: ReturnType<typeof setTimeout> | undefined;
+  #timer: TimerHandle | undefined;
   #timerAt = Number.POSITIVE_INFINITY;
 
   /** `fire` runs once per due item, after the item was taken off the schedule. */
-  constructor(now: () => number, fire: (item: T, dueAt: number) => void) {
-    this.#now = now;
+  constructor(scheduler: Scheduler, fire: (item: T, dueAt: number) => void) {
+    this.#scheduler = scheduler;
     this.#fire = fire;
   }
 
@@ -64,7 +66,7 @@ export class Deadlines<T extends Scheduled> {
   #onTimer = (): void => {
     this.#timer = undefined;
     this.#timerAt = Number.POSITIVE_INFINITY;
-    const now = this.#now();
+    const now = this.#scheduler.now();
     // Items a `fire` schedules again for now or earlier wait for the next turn of the timer.
     for (let budget = this.#heap.length; budget > 0; budget--) {
       const first = this.#heap[0];
@@ -83,13 +85,16 @@ export class Deadlines<T extends Scheduled> {
       return;
     }
     if (first.deadlineAt >= this.#timerAt) return;
-    clearTimeout(this.#timer);
+    this.#scheduler.clearTimeout(this.#timer);
     this.#timerAt = first.deadlineAt;
-    this.#timer = setTimeout(this.#onTimer, Math.max(0, first.deadlineAt - this.#now()));
+    this.#timer = this.#scheduler.setTimeout(
+      this.#onTimer,
+      Math.max(0, first.deadlineAt - this.#scheduler.now()),
+    );
   }
 
   #disarm(): void {
-    clearTimeout(this.#timer);
+    this.#scheduler.clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#timerAt = Number.POSITIVE_INFINITY;
   }

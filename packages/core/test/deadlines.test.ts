@@ -1,5 +1,6 @@
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Deadlines, type Scheduled } from '../src/deadlines.js';
+import { VirtualScheduler } from '../src/scheduler.js';
 
 interface Item extends Scheduled {
   name: string;
@@ -9,31 +10,25 @@ const item = (name: string): Item => ({ name, deadlineSlot: -1, deadlineAt: 0 })
 
 function harness() {
   const fired: { name: string; dueAt: number; at: number }[] = [];
-  const now = (): number => Date.now();
-  const deadlines = new Deadlines<Item>(now, (it, dueAt) => {
+  const scheduler = new VirtualScheduler();
+  const now = (): number => scheduler.now();
+  const deadlines = new Deadlines<Item>(scheduler, (it, dueAt) => {
     fired.push({ name: it.name, dueAt, at: now() });
   });
-  return { deadlines, fired, now };
+  return { deadlines, fired, now, scheduler };
 }
-
-beforeEach(() => {
-  vi.useFakeTimers({ now: 0 });
-});
-afterEach(() => {
-  vi.useRealTimers();
-});
 
 describe('deadlines', () => {
   it('deadlines - items fire at their time, earliest first, each once', () => {
-    const { deadlines, fired } = harness();
+    const { deadlines, fired, scheduler } = harness();
     const items = ['e', 'b', 'd', 'a', 'c'].map(item);
     const at: Record<string, number> = { a: 10, b: 20, c: 30, d: 40, e: 50 };
     for (const it of items) deadlines.schedule(it, at[it.name] as number);
     expect(deadlines.size).toBe(5);
-    vi.advanceTimersByTime(25);
+    scheduler.advance(25);
     expect(fired.map((f) => f.name)).toEqual(['a', 'b']);
     expect(fired.map((f) => f.at)).toEqual([10, 20]);
-    vi.advanceTimersByTime(100);
+    scheduler.advance(100);
     expect(fired.map((f) => f.name)).toEqual(['a', 'b', 'c', 'd', 'e']);
     expect(fired.map((f) => f.dueAt)).toEqual([10, 20, 30, 40, 50]);
     expect(deadlines.size).toBe(0);
@@ -41,7 +36,7 @@ describe('deadlines', () => {
   });
 
   it('deadlines - scheduling again replaces the deadline, earlier or later', () => {
-    const { deadlines, fired } = harness();
+    const { deadlines, fired, scheduler } = harness();
     const [a, b, c] = ['a', 'b', 'c'].map(item) as [Item, Item, Item];
     deadlines.schedule(a, 100);
     deadlines.schedule(b, 200);
@@ -49,7 +44,7 @@ describe('deadlines', () => {
     deadlines.schedule(c, 50); // earlier
     deadlines.schedule(a, 250); // later
     expect(deadlines.size).toBe(3);
-    vi.advanceTimersByTime(1000);
+    scheduler.advance(1000);
     expect(fired.map((f) => [f.name, f.at])).toEqual([
       ['c', 50],
       ['b', 200],
@@ -58,14 +53,14 @@ describe('deadlines', () => {
   });
 
   it('deadlines - a cancelled item never fires; the others keep their order', () => {
-    const { deadlines, fired } = harness();
+    const { deadlines, fired, scheduler } = harness();
     const items = Array.from({ length: 20 }, (_, i) => item(`i${i}`));
     items.forEach((it, i) => {
       deadlines.schedule(it, ((i * 7) % 20) + 1);
     });
     for (const it of items.filter((_, i) => i % 3 === 0)) deadlines.cancel(it);
     deadlines.cancel(item('never scheduled'));
-    vi.advanceTimersByTime(100);
+    scheduler.advance(100);
     const expected = items
       .map((it, i) => ({ name: it.name, at: ((i * 7) % 20) + 1, kept: i % 3 !== 0 }))
       .filter((e) => e.kept)
@@ -75,34 +70,34 @@ describe('deadlines', () => {
   });
 
   it('deadlines - one Node timer serves every item, and none is left when the schedule empties', () => {
-    const { deadlines } = harness();
+    const { deadlines, scheduler } = harness();
     const items = Array.from({ length: 1000 }, (_, i) => item(`i${i}`));
     items.forEach((it, i) => {
       deadlines.schedule(it, 1000 + i);
     });
-    expect(vi.getTimerCount()).toBe(1);
+    expect(scheduler.pending).toBe(1);
     for (const it of items) deadlines.cancel(it);
-    expect(vi.getTimerCount()).toBe(0);
+    expect(scheduler.pending).toBe(0);
     deadlines.schedule(item('x'), 10);
-    vi.advanceTimersByTime(10);
-    expect(vi.getTimerCount()).toBe(0);
+    scheduler.advance(10);
+    expect(scheduler.pending).toBe(0);
   });
 
   it('deadlines - an item its fire schedules again (a heartbeat) runs on every turn', () => {
     const fired: number[] = [];
-    const now = (): number => Date.now();
+    const scheduler = new VirtualScheduler();
     const beat = item('beat');
-    const deadlines: Deadlines<Item> = new Deadlines<Item>(now, (it, dueAt) => {
+    const deadlines: Deadlines<Item> = new Deadlines<Item>(scheduler, (it, dueAt) => {
       fired.push(dueAt);
       deadlines.schedule(it, dueAt + 100);
     });
     deadlines.schedule(beat, 100);
-    vi.advanceTimersByTime(550);
+    scheduler.advance(550);
     expect(fired).toEqual([100, 200, 300, 400, 500]);
     deadlines.cancel(beat);
-    vi.advanceTimersByTime(1000);
+    scheduler.advance(1000);
     expect(fired).toHaveLength(5);
-    expect(vi.getTimerCount()).toBe(0);
+    expect(scheduler.pending).toBe(0);
   });
 
   it('deadlines - random schedules, reschedules and cancels fire exactly the live items in time order', () => {
@@ -111,7 +106,7 @@ describe('deadlines', () => {
       state = (Math.imul(state, 1103515245) + 12345) >>> 0;
       return state % n;
     };
-    const { deadlines, fired } = harness();
+    const { deadlines, fired, scheduler } = harness();
     const items = Array.from({ length: 200 }, (_, i) => item(`i${i}`));
     const due = new Map<Item, number>();
     for (let step = 0; step < 2000; step++) {
@@ -126,7 +121,7 @@ describe('deadlines', () => {
       }
     }
     expect(deadlines.size).toBe(due.size);
-    vi.advanceTimersByTime(20_000);
+    scheduler.advance(20_000);
     const expected = [...due].sort((x, y) => x[1] - y[1]);
     expect(fired.map((f) => f.dueAt)).toEqual(expected.map(([, at]) => at));
     expect(new Set(fired.map((f) => f.name))).toEqual(new Set(expected.map(([it]) => it.name)));

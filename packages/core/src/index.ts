@@ -1,0 +1,8 @@
+export type { ConnectionOptions, ConnectionOwner, OpenOptions } from './connection.js';
+export { Connection } from './connection.js';
+export type { Scheduled } from './deadlines.js';
+export { Deadlines } from './deadlines.js';
+export type { Scheduler, TimerHandle } from './scheduler.js';
+export { schedulerWithClock, systemScheduler, VirtualScheduler } from './scheduler.js';
+export { Session } from './session.js';
+export type { Transport } from './transport.js';
