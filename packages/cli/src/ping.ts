@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { TetherClient, type TetherError } from '@tether/client';
+import { TetherClient } from '@tether/client';
 import {
   CLIENT_HELP,
   CLIENT_OPTIONS,
@@ -12,6 +12,7 @@ import {
   UsageError,
 } from './args.js';
 import { clientOptions } from './connect-options.js';
+import { errorText } from './safe-text.js';
 import { reportClient } from './send.js';
 import { createOutput, type Output, onSignal } from './term.js';
 
@@ -82,13 +83,12 @@ export async function ping(argv: string[], out: Output = createOutput()): Promis
           sent--;
           break;
         }
-        const e = error as TetherError;
-        out.line(`no reply for seq=${seq}: ${e.code ?? ''} ${e.message}`);
+        out.line(`no reply for seq=${seq}: ${errorText(error)}`);
       }
       if (seq < count) await sleep(intervalMs, undefined, { signal: abort.signal }).catch(() => {});
     }
   } catch (error) {
-    if (!abort.signal.aborted) out.line(`ping: ${(error as Error).message}`);
+    if (!abort.signal.aborted) out.line(`ping: ${errorText(error)}`);
   } finally {
     disposeSignal();
     await client.close();

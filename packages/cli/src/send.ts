@@ -14,6 +14,7 @@ import {
   UsageError,
 } from './args.js';
 import { clientOptions } from './connect-options.js';
+import { errorText, escapeText, field } from './safe-text.js';
 import { createOutput, formatBytes, formatMs, type Output, onSignal, progressBar } from './term.js';
 
 export const SEND_HELP: string = `Usage: tether send <host:port> <text...> [options]
@@ -41,21 +42,30 @@ ${CLIENT_HELP}
 
 const OPTIONS = { ...CLIENT_OPTIONS, timeout: { type: 'string' } } as const;
 
-/** Prints the client's state changes and reconnect attempts as lines. */
+/**
+ * Prints the client's state changes and reconnect attempts as lines. Reasons, codes, messages and
+ * ids can come from the server: they are printed escaped.
+ */
 export function reportClient(client: TetherClient, out: Output, prefix = ''): void {
   client.on('state', (change) => {
-    const error = change.error === undefined ? '' : ` [${change.error.code}]`;
-    out.line(`${prefix}state ${change.previous} -> ${change.state}: ${change.reason}${error}`);
+    const error = change.error === undefined ? '' : ` [${escapeText(change.error.code)}]`;
+    out.line(
+      `${prefix}state ${change.previous} -> ${change.state}: ${escapeText(change.reason)}${error}`,
+    );
   });
   client.on('reconnecting', (info) =>
     out.line(`${prefix}reconnecting: attempt ${info.attempt} in ${formatMs(info.delayMs)}`),
   );
   client.on('session', (info) => {
     if (info.resumed)
-      out.line(`${prefix}session ${info.sessionId.slice(0, 8)} resumed, ${info.resent} re-sent`);
+      out.line(
+        `${prefix}session ${field(info.sessionId.slice(0, 8))} resumed, ${info.resent} re-sent`,
+      );
     else if (info.lost) out.line(`${prefix}session lost: ${info.resent} messages sent again`);
   });
-  client.on('error', (error) => out.line(`${prefix}error ${error.code}: ${error.message}`));
+  client.on('error', (error) =>
+    out.line(`${prefix}error ${escapeText(error.code)}: ${escapeText(error.message)}`),
+  );
 }
 
 async function readLines(): Promise<string[]> {
@@ -97,17 +107,16 @@ export async function send(argv: string[], out: Output = createOutput()): Promis
     await client.connect();
     const sends = messages.map((text) =>
       client.send(text).then(
-        (receipt) => out.line(`delivered ${receipt.id} (${Buffer.byteLength(text)} bytes)`),
+        (receipt) => out.line(`delivered ${field(receipt.id)} (${Buffer.byteLength(text)} bytes)`),
         (error: TetherError) => {
           failed++;
-          out.line(`failed: ${error.code} ${error.message}`);
+          out.line(`failed: ${errorText(error)}`);
         },
       ),
     );
     await Promise.all(sends);
   } catch (error) {
-    const e = error as TetherError;
-    out.line(`send: ${e.code ?? 'ERROR'} ${e.message}`);
+    out.line(`send: ${errorText(error)}`);
     failed = Math.max(failed, 1);
   } finally {
     stop();
@@ -157,7 +166,8 @@ export async function sendFile(argv: string[], out: Output = createOutput()): Pr
     out.region(
       bars.map((bar) => {
         const p = bar.progress;
-        const name = bar.name.length > 24 ? `${bar.name.slice(0, 23)}…` : bar.name.padEnd(24);
+        const shown = escapeText(bar.name);
+        const name = shown.length > 24 ? `${shown.slice(0, 23)}…` : shown.padEnd(24);
         if (bar.status !== undefined) return `${name} ${bar.status}`;
         return `${name} ${progressBar(p?.bytesCommitted ?? 0, bar.size, p?.rateBytesPerSec ?? 0, p?.etaMs)}`;
       }),
@@ -171,7 +181,7 @@ export async function sendFile(argv: string[], out: Output = createOutput()): Pr
           const p = bar.progress;
           const percent = bar.size === 0 ? 100 : Math.floor((p.bytesCommitted / bar.size) * 100);
           out.line(
-            `progress ${bar.name} ${percent}% ${formatBytes(p.bytesCommitted)}/${formatBytes(bar.size)} ${formatBytes(p.rateBytesPerSec)}/s ETA ${formatMs(p.etaMs)}`,
+            `progress ${field(bar.name)} ${percent}% ${formatBytes(p.bytesCommitted)}/${formatBytes(bar.size)} ${formatBytes(p.rateBytesPerSec)}/s ETA ${formatMs(p.etaMs)}`,
           );
         }
     },
@@ -201,26 +211,26 @@ export async function sendFile(argv: string[], out: Output = createOutput()): Pr
           if (result.sha256 !== expected) {
             failed++;
             bar.status = 'SHA-256 MISMATCH';
-            out.line(`mismatch ${bar.name}: server ${result.sha256}, local ${expected}`);
+            out.line(
+              `mismatch ${field(bar.name)}: server ${escapeText(result.sha256)}, local ${expected}`,
+            );
             return;
           }
           bar.status = `verified in ${formatMs(result.durationMs)}`;
           const resumed =
             result.resumedFrom > 0 ? `, resumed from ${formatBytes(result.resumedFrom)}` : '';
           out.line(
-            `verified ${bar.name} ${result.size} bytes in ${formatMs(result.durationMs)}${resumed} sha256 ${result.sha256}`,
+            `verified ${field(bar.name)} ${result.size} bytes in ${formatMs(result.durationMs)}${resumed} sha256 ${result.sha256}`,
           );
         } catch (error) {
           failed++;
-          const e = error as TetherError;
-          bar.status = `failed: ${e.code}`;
-          out.line(`failed ${bar.name}: ${e.code} ${e.message}`);
+          bar.status = `failed: ${escapeText(String((error as TetherError).code))}`;
+          out.line(`failed ${field(bar.name)}: ${errorText(error)}`);
         }
       }),
     );
   } catch (error) {
-    const e = error as TetherError;
-    out.line(`send-file: ${e.code ?? 'ERROR'} ${e.message}`);
+    out.line(`send-file: ${errorText(error)}`);
     failed = Math.max(failed, 1);
   } finally {
     clearInterval(ticker);

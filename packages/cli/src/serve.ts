@@ -13,6 +13,8 @@ import {
   str,
   UsageError,
 } from './args.js';
+import { LineLimiter } from './line-limit.js';
+import { escapeText, field, quote } from './safe-text.js';
 import { createOutput, formatBytes, formatMs, type Output, onSignal, table } from './term.js';
 
 export const SERVE_HELP = `Usage: tether serve [options]
@@ -58,13 +60,23 @@ const OPTIONS = {
 
 const PREVIEW = 60;
 
+/** A message payload as text in quotes (escaped, cut after PREVIEW characters), or its size. */
 function preview(data: Buffer): string {
   const text = data.toString('utf8');
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are escaped.
-  const printable = /^[^\x00-\x08\x0e-\x1f\x7f]*$/.test(text);
-  if (!printable) return `<${data.length} bytes>`;
-  const oneLine = JSON.stringify(text);
-  return oneLine.length > PREVIEW + 2 ? `${oneLine.slice(0, PREVIEW)}…"` : oneLine;
+  // Control characters other than whitespace: binary, not worth showing even escaped.
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: that is what it looks for.
+  if (/[\x00-\x08\x0e-\x1f\x7f]/.test(text)) return `<${data.length} bytes>`;
+  const chars = [...text.slice(0, PREVIEW * 2)];
+  return chars.length > PREVIEW ? `${quote(chars.slice(0, PREVIEW).join(''))}…` : quote(text);
+}
+
+// Error lines per remote address: the first ERROR_BURST of each ERROR_WINDOW_MS, then a count.
+const ERROR_BURST = 5;
+const ERROR_WINDOW_MS = 10_000;
+
+/** The address part of `address:port` (IPv6 addresses hold colons too). */
+function hostOf(remoteAddress: string): string {
+  return remoteAddress.replace(/:\d+$/, '');
 }
 
 function serverOptions(parsed: ReturnType<typeof parse>): ServerOptions {
@@ -116,7 +128,7 @@ function peerTable(peers: Peer[]): string[] {
     const s = peer.stats();
     rows.push([
       s.id.slice(0, 8),
-      s.clientId.slice(0, 16),
+      escapeText(s.clientId.slice(0, 16)),
       s.connected ? s.remoteAddress : `(${s.remoteAddress})`,
       formatMs(s.rtt?.srtt),
       `${formatMs(now - s.lastSeen)} ago`,
@@ -143,26 +155,40 @@ export async function serve(argv: string[], out: Output = createOutput()): Promi
   const options = serverOptions(parsed);
   const quiet = flag(parsed, 'quiet');
   const server = new TetherServer(options);
+  // Client ids, file names, reasons and error messages come from peers: printed escaped.
   const who = (peer: Peer): string =>
-    `${peer.id.slice(0, 8)} ${peer.clientId} ${peer.remoteAddress}`;
+    `${peer.id.slice(0, 8)} ${field(peer.clientId)} ${peer.remoteAddress}`;
   server.on('connection', (peer, info) =>
     out.line(`connect ${who(peer)}${info.resumed ? ' (session resumed)' : ''}`),
   );
-  server.on('disconnect', (peer, info) => out.line(`disconnect ${who(peer)}: ${info.reason}`));
+  server.on('disconnect', (peer, info) =>
+    out.line(`disconnect ${who(peer)}: ${escapeText(info.reason)}`),
+  );
   server.on('evict', (peer, info) =>
     out.line(`evict ${who(peer)}: silent for ${formatMs(info.silentMs)}`),
   );
-  server.on('expire', (peer, reason) => out.line(`expire ${who(peer)}: ${reason}`));
+  server.on('expire', (peer, reason) => out.line(`expire ${who(peer)}: ${escapeText(reason)}`));
   server.on('file', (file, peer) =>
     out.line(
-      `file ${JSON.stringify(file.name)} ${file.size} bytes from ${peer.clientId} -> ${file.path} sha256 ${file.sha256}`,
+      `file ${quote(file.name)} ${file.size} bytes from ${field(peer.clientId)} -> ${escapeText(file.path)} sha256 ${file.sha256}`,
     ),
   );
   server.on('message', (message, peer) => {
-    if (!quiet) out.line(`message ${message.id} from ${peer.clientId}: ${preview(message.data)}`);
+    if (quiet) return;
+    out.line(`message ${field(message.id)} from ${field(peer.clientId)}: ${preview(message.data)}`);
+  });
+  // Failed handshakes cost a client nothing: one address must not flood the log with them.
+  const errorLines = new LineLimiter((line) => out.line(line), {
+    burst: ERROR_BURST,
+    intervalMs: ERROR_WINDOW_MS,
+    summary: (host, n, ms) =>
+      `error ${host}: ${n} more errors suppressed in the last ${formatMs(ms)}`,
   });
   server.on('error', (error, info) =>
-    out.line(`error ${info.remoteAddress}: ${error.code} ${error.message}`),
+    errorLines.line(
+      hostOf(info.remoteAddress),
+      `error ${info.remoteAddress}: ${escapeText(error.code)} ${escapeText(error.message)}`,
+    ),
   );
   let address: Awaited<ReturnType<TetherServer['listen']>>;
   try {
@@ -170,6 +196,7 @@ export async function serve(argv: string[], out: Output = createOutput()): Promi
   } catch (error) {
     const e = error as NodeJS.ErrnoException;
     out.line(`serve: cannot listen on ${options.host}:${options.port}: ${e.code ?? e.message}`);
+    errorLines.close();
     return ExitCode.FAILED;
   }
   const scheme = options.tls === undefined ? 'tcp' : 'tls';
@@ -191,5 +218,6 @@ export async function serve(argv: string[], out: Output = createOutput()): Promi
   out.done();
   out.line('shutting down');
   await server.close({ drainTimeoutMs: 1000 });
+  errorLines.close();
   return ExitCode.OK;
 }
