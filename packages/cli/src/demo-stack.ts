@@ -4,6 +4,7 @@ import { ChaosProxy } from '@tether/chaos';
 import { ClientState, ErrorCode, type RttStats, TetherClient } from '@tether/client';
 import { TetherServer } from '@tether/server';
 import type { DemoContext, FileState } from './demo-context.js';
+import { escapeText } from './safe-text.js';
 import { formatBytes, formatMs } from './term.js';
 
 // Short heartbeats on both sides, so black holes are found within about a second.
@@ -116,9 +117,9 @@ export function startClient(demo: DemoContext, proxyPort: number, files: FileSta
   });
   client.on('state', (change) => {
     const code = change.error?.code;
-    log(
-      `client: ${change.previous} -> ${change.state}: ${change.reason}${code ? ` [${code}]` : ''}`,
-    );
+    // Reasons and codes can come from the server: printed escaped, as in every command.
+    const shown = code ? ` [${escapeText(code)}]` : '';
+    log(`client: ${change.previous} -> ${change.state}: ${escapeText(change.reason)}${shown}`);
     if (change.state === ClientState.RECONNECTING) {
       for (const f of files) {
         const committed = f.progress?.bytesCommitted ?? 0;

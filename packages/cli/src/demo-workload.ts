@@ -6,6 +6,7 @@ import type { TetherClient, TetherError } from '@tether/client';
 import { type DemoContext, type FileState, type MessageCounts, sha256 } from './demo-context.js';
 import type { DemoClient } from './demo-stack.js';
 import { makePng } from './png.js';
+import { errorText, escapeText } from './safe-text.js';
 import { formatBytes, formatMs, progressBar } from './term.js';
 
 // Messages are spread over this long, so they run through every fault.
@@ -69,7 +70,7 @@ export async function sendMessages(
         },
         (error: TetherError) => {
           counts.failed++;
-          demo.log(`client: send ${index} failed: ${error.code}`);
+          demo.log(`client: send ${index} failed: ${escapeText(error.code)}`);
         },
       );
     }
@@ -103,7 +104,7 @@ export function sendFiles(
       },
       (error: TetherError) => {
         f.error = error;
-        demo.log(`client: ${f.name} failed: ${error.code} ${error.message}`);
+        demo.log(`client: ${f.name} failed: ${errorText(error)}`);
       },
     );
   });
@@ -131,7 +132,11 @@ export function showStatus(
   const bars = (): string[] =>
     files.map((f) => {
       const p = f.progress;
-      const state = f.result ? 'verified' : f.error ? `failed ${f.error.code}` : undefined;
+      const state = f.result
+        ? 'verified'
+        : f.error
+          ? `failed ${escapeText(f.error.code)}`
+          : undefined;
       return `  ${f.name.padEnd(11)} ${state ?? progressBar(p?.bytesCommitted ?? 0, f.size, p?.rateBytesPerSec ?? 0, p?.etaMs)}`;
     });
   const ticker = setInterval(
