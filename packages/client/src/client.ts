@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { Connection, Deadlines, type Scheduler } from '@tether/core';
+import { Connection, Deadlines, type Scheduler, type Transport } from '@tether/core';
 import { type SendFileOptions, type Transfer, TransferEngine } from '@tether/files';
 import {
   ABSOLUTE_MAX_FRAME,
@@ -384,7 +384,7 @@ export class TetherClient extends EventEmitter<ClientEvents> {
       this.emit('reconnecting', { attempt, delayMs, reason });
       await sleep(delayMs, signal, scheduler);
     }
-    const { host, port, tls, connectTimeoutMs } = this.#options;
+    const { host, port, connectTimeoutMs } = this.#options;
     let connection: Connection<PendingSend> | undefined;
     const deadline = scheduler.setTimeout(
       () =>
@@ -401,9 +401,8 @@ export class TetherClient extends EventEmitter<ClientEvents> {
       },
     });
     try {
-      const socket = await openSocket({ host, port, tls }, connectTimeoutMs, signal, scheduler);
-      socket.setNoDelay(true);
-      connection = new Connection<PendingSend>(socket, handshake, {
+      const transport = await this.#openTransport(signal);
+      connection = new Connection<PendingSend>(transport, handshake, {
         scheduler,
         deadlines: this.#deadlines,
         maxFrame: this.#options.maxFrame,
@@ -425,6 +424,15 @@ export class TetherClient extends EventEmitter<ClientEvents> {
     this.#settleConnected?.();
     this.#pump();
     return { connection, handshake };
+  }
+
+  // The byte stream of one attempt: the `transport` option's, or TCP (TLS) to host:port.
+  async #openTransport(signal: AbortSignal): Promise<Transport> {
+    const { host, port, tls, connectTimeoutMs, transport } = this.#options;
+    if (transport !== undefined) return transport(signal);
+    const socket = await openSocket({ host, port, tls }, connectTimeoutMs, signal, this.#scheduler);
+    socket.setNoDelay(true);
+    return socket;
   }
 
   #isFatal(error: unknown): error is TetherError {

@@ -1,3 +1,4 @@
+export type { Scheduler, Transport } from '@tether/core';
 export type {
   FileOfferInfo,
   ReceivedFile,

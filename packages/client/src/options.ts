@@ -1,5 +1,5 @@
 import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
-import { type Scheduler, schedulerWithClock } from '@tether/core';
+import { type Scheduler, schedulerWithClock, type Transport } from '@tether/core';
 import type { FileOfferInfo } from '@tether/files';
 import {
   type BackoffOptions,
@@ -26,6 +26,12 @@ export interface ClientOptions {
   port: number;
   /** Connect over TLS with these options (`true` for Node's defaults). */
   tls?: TlsConnectionOptions | boolean;
+  /**
+   * Opens the byte stream of each connection attempt instead of TCP (or TLS) to `host:port`: a
+   * WebSocket adapter, an in-memory pipe in tests. It should reject (or the attempt times out at
+   * `connectTimeoutMs`); `signal` aborts when the client closes.
+   */
+  transport?: (signal: AbortSignal) => Promise<Transport>;
   /**
    * Shared secret for the server's built-in challenge: the client answers a fresh nonce with an
    * HMAC proof; the secret never crosses the wire.
@@ -82,9 +88,17 @@ export interface ClientOptions {
 export type ResolvedClientOptions = Required<
   Omit<
     ClientOptions,
-    'tls' | 'clientId' | 'backoff' | 'secret' | 'credentials' | 'downloadDir' | 'acceptFile'
+    | 'tls'
+    | 'clientId'
+    | 'backoff'
+    | 'secret'
+    | 'credentials'
+    | 'downloadDir'
+    | 'acceptFile'
+    | 'transport'
   >
 > & {
+  transport: ClientOptions['transport'];
   downloadDir: string | undefined;
   acceptFile: ClientOptions['acceptFile'];
   tls: TlsConnectionOptions | undefined;
@@ -144,6 +158,7 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
     host: options.host ?? '127.0.0.1',
     port: options.port,
     tls,
+    transport: options.transport,
     clientId: clientId(options.clientId),
     secret: options.secret,
     downloadDir: options.downloadDir,

@@ -2,6 +2,7 @@ export type { ConnectionOptions, ConnectionOwner, OpenOptions } from './connecti
 export { Connection } from './connection.js';
 export type { Scheduled } from './deadlines.js';
 export { Deadlines } from './deadlines.js';
+export { MemoryTransport, memoryTransportPair } from './memory-transport.js';
 export type { Scheduler, TimerHandle } from './scheduler.js';
 export { schedulerWithClock, systemScheduler, VirtualScheduler } from './scheduler.js';
 export { Session } from './session.js';

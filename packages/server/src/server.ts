@@ -1,6 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import type * as net from 'node:net';
-import { Connection, type ConnectionOwner, Deadlines, type Scheduler } from '@tether/core';
+import {
+  Connection,
+  type ConnectionOwner,
+  Deadlines,
+  type Scheduler,
+  type Transport,
+} from '@tether/core';
 import { type ReceivedFile, TransferEngine } from '@tether/files';
 import {
   DataFlag,
@@ -106,6 +112,8 @@ export class TetherServer extends EventEmitter<ServerEvents> {
   readonly #store: MemorySessionStore;
   readonly #handshake: ServerHandshake;
   readonly #budget: InboundBudget;
+  /** What every connection reports to: one object for all of them. */
+  readonly #owner: ConnectionOwner<PeerPendingSend>;
   /** File engines of ended sessions still closing their files. */
   readonly #filesClosing = new Set<Promise<void>>();
   #closing = false;
@@ -143,10 +151,13 @@ export class TetherServer extends EventEmitter<ServerEvents> {
       },
       opened: (session, resumed) => this.emit('connection', session.peer, { resumed }),
     });
-    const owner = this.#connectionOwner();
+    this.#owner = this.#connectionOwner();
     this.#listener = new Listener(this.#options, this.#scheduler, {
       closing: () => this.#closing,
-      accept: (socket, tlsIdentity) => this.#accept(socket, tlsIdentity, owner),
+      accept: (socket, tlsIdentity) => {
+        socket.setNoDelay(true);
+        this.#serve(socket, `${socket.remoteAddress}:${socket.remotePort}`, tlsIdentity);
+      },
       tlsFailed: (cause, remoteAddress) => {
         this.#handshakeFailures++;
         const error = new TetherError(
@@ -235,15 +246,24 @@ export class TetherServer extends EventEmitter<ServerEvents> {
     this.emit('close');
   }
 
-  // A socket ready for the Tether handshake.
-  #accept(
-    socket: net.Socket,
-    tlsIdentity: TlsIdentity | undefined,
-    owner: ConnectionOwner<PeerPendingSend>,
-  ): void {
+  /**
+   * Serves a connection that did not come through the server's own listener: any
+   * {@link Transport} (a socket from your own `net.Server`, a WebSocket adapter, an in-memory pipe
+   * in tests). The handshake, authentication and every limit but the listener's connection
+   * counts apply as to a TCP connection; `remoteAddress` names it in events and stats.
+   */
+  accept(transport: Transport, info: { remoteAddress: string; tls?: TlsIdentity }): void {
+    if (this.#closing) {
+      transport.destroy();
+      return;
+    }
+    this.#serve(transport, info.remoteAddress, info.tls);
+  }
+
+  // A transport ready for the Tether handshake.
+  #serve(transport: Transport, remoteAddress: string, tlsIdentity: TlsIdentity | undefined): void {
     const options = this.#options;
-    socket.setNoDelay(true);
-    const connection = new Connection<PeerPendingSend>(socket, owner, {
+    const connection = new Connection<PeerPendingSend>(transport, this.#owner, {
       scheduler: this.#scheduler,
       deadlines: this.#deadlines,
       // Until WELCOME only a HELLO may arrive: an unauthenticated peer can hold no bigger frame.
@@ -252,7 +272,7 @@ export class TetherServer extends EventEmitter<ServerEvents> {
       handshakeDeadline: this.#scheduler.now() + options.helloTimeoutMs,
       frameTimeoutMs: options.frameTimeoutMs,
       replyBacklogLimit: REPLY_BACKLOG_LIMIT,
-      remoteAddress: `${socket.remoteAddress}:${socket.remotePort}`,
+      remoteAddress,
     });
     this.#connections.add(connection);
     this.#handshake.start(connection, tlsIdentity);
