@@ -59,6 +59,8 @@ export const ErrorCode = {
   FILE_NOT_FOUND: 'FILE_NOT_FOUND',
   FILE_CHANGED: 'FILE_CHANGED',
   TRANSFER_REFUSED: 'TRANSFER_REFUSED',
+  TOO_MANY_TRANSFERS: 'TOO_MANY_TRANSFERS',
+  TRANSFER_TAKEN_OVER: 'TRANSFER_TAKEN_OVER',
 } as const;
 
 /** One of the stable error codes in {@link ErrorCode}. */
