@@ -26,7 +26,25 @@ export function transferId(fingerprint: FileFingerprint): string {
     .slice(0, 32);
 }
 
-/** The folder name that scopes one owner's partial files: 16 hex characters of SHA-256(owner). */
+/**
+ * The folder name that scopes one owner's partial files: 16 hex characters of SHA-256. A
+ * well-formed owner is hashed as UTF-8; one with a lone surrogate (which UTF-8 cannot encode: it
+ * would become U+FFFD, like every other lone surrogate) is hashed as the byte 0xFF followed by
+ * its UTF-16LE code units. 0xFF never occurs in UTF-8, so the two kinds of input never meet, and
+ * two different owners never share a folder.
+ */
 export function ownerKey(owner: string): string {
-  return createHash('sha256').update(owner, 'utf8').digest('hex').slice(0, 16);
+  const hash = createHash('sha256');
+  if (isWellFormed(owner)) hash.update(owner, 'utf8');
+  else hash.update(ILL_FORMED_PREFIX).update(owner, 'utf16le');
+  return hash.digest('hex').slice(0, 16);
+}
+
+const ILL_FORMED_PREFIX = Buffer.from([0xff]);
+const LONE_SURROGATE = /\p{Cs}/u;
+
+function isWellFormed(text: string): boolean {
+  // A lone surrogate is the only thing that makes a string ill-formed; in a `u` regex a valid
+  // pair is one code point and does not match \p{Cs}.
+  return !LONE_SURROGATE.test(text);
 }
