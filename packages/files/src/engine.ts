@@ -1,18 +1,57 @@
+import * as nodePath from 'node:path';
 import {
   DEFAULT_FILE_CHUNK,
   DEFAULT_FILE_WINDOW,
   ErrorCode,
   encodeFileFailed,
   FrameType,
-  TetherError,
+  ProtocolError,
+  type TetherError,
 } from '@tether/protocol';
 import { EventEmitter } from 'eventemitter3';
 import type { FileFrame } from './file-frame.js';
 import { type FileIo, nodeIo } from './io.js';
 import { LinkPort, type TransferLink } from './port.js';
-import { type ReceivedFile, type ReceiveOptions, Receiver } from './receiver.js';
+import { ReceiveDirectory } from './receive-directory.js';
+import { type FileOfferInfo, type ReceivedFile, Receiver } from './receiver.js';
 import { Sender, type SendFileOptions } from './sender.js';
 import type { Transfer } from './transfer.js';
+
+/** How an engine receives files. */
+export interface ReceiveOptions {
+  /**
+   * Target directory; created if missing. Partials live in its `.tether-partial` folder. The
+   * engine makes its own {@link ReceiveDirectory} for it from the options below. Give `directory`
+   * instead (or as well, naming the same folder) to share one with other engines.
+   */
+  dir?: string;
+  /**
+   * Shared state of the target directory, for engines that receive into it together (a server's
+   * sessions): one writer per partial, disk reservations, open transfers, the sweep. Its own
+   * options apply; `minFreeBytes`, `partialTtlMs`, `emptyPartialTtlMs`, `maxOpenTransfers` and
+   * `idleMs` may not be given here then.
+   */
+  directory?: ReceiveDirectory;
+  /** Larger offers are refused with FILE_TOO_LARGE. Default Infinity. */
+  maxFileSize?: number;
+  /**
+   * Incoming transfers from this engine's peer at once (accepted, idle ones included); the next
+   * offer is refused with TOO_MANY_TRANSFERS (retryable). Default 8.
+   */
+  maxTransfers?: number;
+  /** See {@link ReceiveDirectoryOptions.minFreeBytes}. Default 0. */
+  minFreeBytes?: number;
+  /** See {@link ReceiveDirectoryOptions.partialTtlMs}. Default 24 h. */
+  partialTtlMs?: number;
+  /** See {@link ReceiveDirectoryOptions.emptyPartialTtlMs}. Default 5 min. */
+  emptyPartialTtlMs?: number;
+  /** See {@link ReceiveDirectoryOptions.maxOpenTransfers}. Default 256. */
+  maxOpenTransfers?: number;
+  /** See {@link ReceiveDirectoryOptions.idleMs}. Default 5000. */
+  idleMs?: number;
+  /** Called for each offer that passed the checks; false refuses it (TRANSFER_REFUSED). */
+  decide?: (offer: FileOfferInfo) => boolean | Promise<boolean>;
+}
 
 /** Options of {@link TransferEngine}. */
 export interface TransferEngineOptions {
@@ -32,7 +71,10 @@ export interface TransferEngineOptions {
   concurrency?: number;
   /** Monotonic clock in ms, for durations and rates. Default `performance.now()`. */
   now?: () => number;
-  /** File-system calls to replace, for tests (a full disk, a failing write). */
+  /**
+   * File-system calls to replace, for tests (a full disk, a failing write). `freeBytes` applies
+   * to the engine's own directory, not to a shared one (give that its own `io`).
+   */
   io?: Partial<FileIo>;
 }
 
@@ -44,11 +86,20 @@ export interface TransferEngineEvents {
   error: (error: TetherError) => void;
 }
 
-const DAY_MS = 24 * 60 * 60 * 1000;
-const HOUR_MS = 60 * 60 * 1000;
-// The sweep timer runs at the TTL, within these bounds.
-const MIN_SWEEP_INTERVAL_MS = 1000;
-const ATTACH_SWEEP_INTERVAL_MS = 60_000;
+// Receiver-to-sender frames: they must name a transfer this side offered on the connection.
+const ANSWERS: ReadonlySet<number> = new Set([
+  FrameType.FILE_ACCEPT,
+  FrameType.FILE_STATUS,
+  FrameType.FILE_COMPLETE,
+  FrameType.FILE_FAILED,
+]);
+const DIRECTORY_OPTIONS = [
+  'minFreeBytes',
+  'partialTtlMs',
+  'emptyPartialTtlMs',
+  'maxOpenTransfers',
+  'idleMs',
+] as const;
 
 function positiveInteger(name: string, value: number): number {
   if (!(Number.isSafeInteger(value) && value > 0)) {
@@ -60,6 +111,43 @@ function positiveInteger(name: string, value: number): number {
 function nonNegative(name: string, value: number): number {
   if (!(value >= 0)) throw new TypeError(`${name} must be a number >= 0, got ${value}`);
   return value;
+}
+
+/** The directory an engine receives into: the shared one, or its own made from `receive`. */
+function receiveDirectory(
+  receive: ReceiveOptions,
+  io: Partial<FileIo> | undefined,
+  now: () => number,
+): { directory: ReceiveDirectory; own: boolean } {
+  const shared = receive.directory;
+  if (shared === undefined) {
+    if (typeof receive.dir !== 'string' || receive.dir.length === 0) {
+      throw new TypeError('receive.dir must be a non-empty string (or give receive.directory)');
+    }
+    const directory = new ReceiveDirectory({
+      dir: receive.dir,
+      now,
+      ...(io?.freeBytes === undefined ? {} : { io: { freeBytes: io.freeBytes } }),
+      ...Object.fromEntries(
+        DIRECTORY_OPTIONS.flatMap((key) =>
+          receive[key] === undefined ? [] : [[key, receive[key]]],
+        ),
+      ),
+    });
+    return { directory, own: true };
+  }
+  if (!(shared instanceof ReceiveDirectory)) {
+    throw new TypeError('receive.directory must be a ReceiveDirectory');
+  }
+  if (receive.dir !== undefined && nodePath.resolve(receive.dir) !== shared.dir) {
+    throw new TypeError(`receive.dir (${receive.dir}) is not receive.directory's (${shared.dir})`);
+  }
+  for (const key of DIRECTORY_OPTIONS) {
+    if (receive[key] !== undefined) {
+      throw new TypeError(`receive.${key} belongs to the shared receive.directory`);
+    }
+  }
+  return { directory: shared, own: false };
 }
 
 /**
@@ -76,11 +164,10 @@ export class TransferEngine extends EventEmitter<TransferEngineEvents> {
   readonly #port = new LinkPort();
   readonly #sender: Sender;
   readonly #receiver: Receiver | undefined;
-  readonly #ttlMs: number;
-  readonly #now: () => number;
-  #sweepTimer: NodeJS.Timeout | undefined;
-  #sweeping: Promise<number> | undefined;
-  #lastSweep = Number.NEGATIVE_INFINITY;
+  readonly #directory: ReceiveDirectory | undefined;
+  readonly #reportError = (error: TetherError): void => {
+    this.emit('error', error);
+  };
   #closed = false;
 
   constructor(options: TransferEngineOptions) {
@@ -90,7 +177,6 @@ export class TransferEngine extends EventEmitter<TransferEngineEvents> {
     }
     this.owner = options.owner;
     const now = options.now ?? (() => performance.now());
-    this.#now = now;
     this.#sender = new Sender(this.#port, {
       owner: options.owner,
       chunkSize: positiveInteger('chunkSize', options.chunkSize ?? DEFAULT_FILE_CHUNK),
@@ -99,37 +185,26 @@ export class TransferEngine extends EventEmitter<TransferEngineEvents> {
       now,
     });
     const receive = options.receive;
-    this.#ttlMs = Number.POSITIVE_INFINITY;
-    if (receive !== undefined) {
-      if (typeof receive.dir !== 'string' || receive.dir.length === 0) {
-        throw new TypeError('receive.dir must be a non-empty string');
-      }
-      this.#ttlMs = nonNegative('receive.partialTtlMs', receive.partialTtlMs ?? DAY_MS);
-      const resolved = {
-        dir: receive.dir,
-        maxFileSize: nonNegative(
-          'receive.maxFileSize',
-          receive.maxFileSize ?? Number.POSITIVE_INFINITY,
-        ),
-        minFreeBytes: nonNegative('receive.minFreeBytes', receive.minFreeBytes ?? 0),
-        partialTtlMs: this.#ttlMs,
-        ...(receive.decide === undefined ? {} : { decide: receive.decide }),
-      };
-      this.#receiver = new Receiver(this.#port, {
-        owner: options.owner,
-        receive: resolved,
-        io: { ...nodeIo, ...options.io },
-        onFile: (file) => this.emit('file', file),
-        onError: (error) => this.emit('error', error),
-        now,
-      });
-      this.#sweepInBackground();
-      if (Number.isFinite(this.#ttlMs)) {
-        const interval = Math.min(Math.max(this.#ttlMs, MIN_SWEEP_INTERVAL_MS), HOUR_MS);
-        this.#sweepTimer = setInterval(() => this.#sweepInBackground(), interval);
-        this.#sweepTimer.unref();
-      }
-    }
+    if (receive === undefined) return;
+    const maxFileSize = nonNegative(
+      'receive.maxFileSize',
+      receive.maxFileSize ?? Number.POSITIVE_INFINITY,
+    );
+    const maxTransfers = positiveInteger('receive.maxTransfers', receive.maxTransfers ?? 8);
+    const { directory } = receiveDirectory(receive, options.io, now);
+    this.#directory = directory;
+    this.#receiver = new Receiver(this.#port, {
+      owner: options.owner,
+      directory,
+      maxFileSize,
+      maxTransfers,
+      decide: receive.decide,
+      io: { ...nodeIo, ...options.io },
+      onFile: (file) => this.emit('file', file),
+      onError: this.#reportError,
+      now,
+    });
+    directory.join(this.#reportError);
   }
 
   /** Outgoing (queued included) plus incoming transfers in progress. */
@@ -143,8 +218,8 @@ export class TransferEngine extends EventEmitter<TransferEngineEvents> {
     if (this.#port.attached) this.detach();
     this.#port.set(link);
     this.#sender.attach();
-    // A server sees many attaches: sweep on one only if the last sweep is a while ago.
-    if (this.#now() - this.#lastSweep >= ATTACH_SWEEP_INTERVAL_MS) this.#sweepInBackground();
+    // A server sees many attaches: the directory sweeps on one only if its last sweep is old.
+    this.#directory?.attached(this.#reportError);
   }
 
   /** The connection dropped: pause everything, keep every transfer (they resume on `attach`). */
@@ -155,9 +230,21 @@ export class TransferEngine extends EventEmitter<TransferEngineEvents> {
     this.#receiver?.detach();
   }
 
-  /** Any FILE_* frame from the peer. Frames for unknown transfer ids are ignored. */
-  handle(frame: FileFrame): void {
-    if (this.#closed || !this.#port.attached) return;
+  /**
+   * Any FILE_* frame from the peer. Returns a ProtocolError (UNEXPECTED_FRAME) for a
+   * FILE_ACCEPT, FILE_STATUS, FILE_COMPLETE or FILE_FAILED naming a transfer this engine never
+   * offered on the current connection: the caller fails the connection with it. Frames for a
+   * transfer offered on this connection and since finished or cancelled are a normal race and
+   * are ignored, as are FILE_CHUNK, FILE_END and FILE_CANCEL for unknown transfers.
+   */
+  handle(frame: FileFrame): ProtocolError | undefined {
+    if (this.#closed || !this.#port.attached) return undefined;
+    if (ANSWERS.has(frame.type) && !this.#port.wasOffered(answerId(frame))) {
+      return new ProtocolError(
+        ErrorCode.UNEXPECTED_FRAME,
+        `file frame 0x${frame.type.toString(16)} for transfer ${answerId(frame)}, never offered on this connection`,
+      );
+    }
     switch (frame.type) {
       case FrameType.FILE_OFFER:
         if (this.#receiver !== undefined) this.#receiver.onOffer(frame.body);
@@ -171,31 +258,32 @@ export class TransferEngine extends EventEmitter<TransferEngineEvents> {
             }),
           );
         }
-        return;
+        break;
       case FrameType.FILE_CHUNK:
         this.#receiver?.onChunk(frame);
-        return;
+        break;
       case FrameType.FILE_END:
         this.#receiver?.onEnd(frame.body.id, frame.body.sha256);
-        return;
+        break;
       case FrameType.FILE_CANCEL:
         if (!this.#sender.onCancel(frame.body.id, frame.body.reason)) {
           this.#receiver?.onCancel(frame.body.id);
         }
-        return;
+        break;
       case FrameType.FILE_ACCEPT:
         this.#sender.onAccept(frame.body.id, frame.body.offset);
-        return;
+        break;
       case FrameType.FILE_STATUS:
         this.#sender.onStatus(frame.body.id, frame.body.offset);
-        return;
+        break;
       case FrameType.FILE_COMPLETE:
         this.#sender.onComplete(frame.body.id, frame.body.size, frame.body.sha256);
-        return;
+        break;
       case FrameType.FILE_FAILED:
         this.#sender.onFailed(frame.body.id, frame.body.code, frame.body.message);
-        return;
+        break;
     }
+    return undefined;
   }
 
   /** The socket drained: continue sending chunks. */
@@ -214,49 +302,30 @@ export class TransferEngine extends EventEmitter<TransferEngineEvents> {
   }
 
   /**
-   * Deletes partials (and completion records) of every owner in the target directory untouched
-   * for `receive.partialTtlMs`. Runs on construction, on attach and on a timer; returns how many
-   * transfers it swept.
+   * Sweeps the target directory now (see {@link ReceiveDirectory.sweep}): partials and
+   * completion records of every owner untouched for the partial TTL, those without a durable
+   * byte after the empty-partial TTL. It also runs on construction, on attach and on a timer.
+   * Returns how many transfers it deleted.
    */
   sweep(): Promise<number> {
-    const receiver = this.#receiver;
-    if (receiver === undefined || this.#closed) return Promise.resolve(0);
-    if (this.#sweeping !== undefined) return this.#sweeping;
-    this.#lastSweep = this.#now();
-    const sweeping = receiver.store.sweep(this.#ttlMs, receiver.activeKeys());
-    this.#sweeping = sweeping;
-    const clear = (): void => {
-      if (this.#sweeping === sweeping) this.#sweeping = undefined;
-    };
-    sweeping.then(clear, clear);
-    return sweeping;
+    if (this.#directory === undefined || this.#closed) return Promise.resolve(0);
+    return this.#directory.sweep();
   }
 
   /**
    * Fails every outgoing transfer with `error`, pauses every incoming one (partials stay on disk,
-   * checkpointed, for a later resume), closes every file and stops the sweep timer.
+   * checkpointed, for a later resume), closes every file and stops using the directory.
    */
   async close(error: TetherError): Promise<void> {
     if (this.#closed) return;
-    const sweeping = this.#sweeping;
     this.#closed = true;
-    if (this.#sweepTimer !== undefined) clearInterval(this.#sweepTimer);
-    this.#sweepTimer = undefined;
     this.#port.set(undefined);
     await this.#sender.close(error);
     await this.#receiver?.close();
-    await sweeping?.catch(() => {});
+    await this.#directory?.leave(this.#reportError);
   }
+}
 
-  #sweepInBackground(): void {
-    if (this.#receiver === undefined || !Number.isFinite(this.#ttlMs)) return;
-    this.sweep().catch((error: unknown) => {
-      this.emit(
-        'error',
-        new TetherError(ErrorCode.FILE_WRITE_FAILED, `sweeping partial files failed: ${error}`, {
-          cause: error,
-        }),
-      );
-    });
-  }
+function answerId(frame: FileFrame): string {
+  return frame.type === FrameType.FILE_CHUNK ? frame.id : frame.body.id;
 }

@@ -1,4 +1,4 @@
-export type { TransferEngineEvents, TransferEngineOptions } from './engine.js';
+export type { ReceiveOptions, TransferEngineEvents, TransferEngineOptions } from './engine.js';
 export { TransferEngine } from './engine.js';
 export type { FileFrame } from './file-frame.js';
 export { isFileFrame } from './file-frame.js';
@@ -9,7 +9,9 @@ export type { FileIo } from './io.js';
 export { PARTIAL_DIR } from './partial-store.js';
 export type { TransferLink } from './port.js';
 export { TRANSFER_LOW_WATER } from './port.js';
-export type { FileOfferInfo, ReceivedFile, ReceiveOptions } from './receiver.js';
+export type { ReceiveDirectoryOptions } from './receive-directory.js';
+export { ReceiveDirectory } from './receive-directory.js';
+export type { FileOfferInfo, ReceivedFile } from './receiver.js';
 export type { SendFileOptions } from './sender.js';
 export type {
   TransferEvents,

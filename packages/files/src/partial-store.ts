@@ -68,6 +68,23 @@ export async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
+/** The sidecar at `path` if it is one for `id`; undefined when absent or unreadable. */
+export async function readSidecar(path: string, id: string): Promise<Sidecar | undefined> {
+  let text: string;
+  try {
+    text = await fs.readFile(path, 'utf8');
+  } catch (error) {
+    if (errnoCode(error) === 'ENOENT') return undefined;
+    throw error;
+  }
+  try {
+    const value: unknown = JSON.parse(text);
+    return isSidecar(value) && value.id === id ? value : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Errors of `fs.link` that mean "this file system has no hard links": fall back to rename. */
 const NO_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EXDEV', 'EMLINK']);
 
@@ -107,20 +124,8 @@ export class PartialStore {
   }
 
   /** The sidecar of `id`, or undefined when absent or unreadable (treated as no partial). */
-  async read(id: string): Promise<Sidecar | undefined> {
-    let text: string;
-    try {
-      text = await fs.readFile(this.sidecarPath(id), 'utf8');
-    } catch (error) {
-      if (errnoCode(error) === 'ENOENT') return undefined;
-      throw error;
-    }
-    try {
-      const value: unknown = JSON.parse(text);
-      return isSidecar(value) && value.id === id ? value : undefined;
-    } catch {
-      return undefined;
-    }
+  read(id: string): Promise<Sidecar | undefined> {
+    return readSidecar(this.sidecarPath(id), id);
   }
 
   /**
@@ -194,58 +199,6 @@ export class PartialStore {
   /** Removes the partial file of `id` (after it was stored under its final name). */
   async removePart(id: string): Promise<void> {
     await fs.rm(this.partPath(id), { force: true });
-  }
-
-  /**
-   * Deletes every partial (and completion record) of every owner that nobody touched for
-   * `ttlMs`: the newest modification time of its files is older. `active` holds `<key>/<id>` of
-   * transfers in progress here, which are kept whatever their age. Returns how many were swept.
-   */
-  async sweep(
-    ttlMs: number,
-    active: ReadonlySet<string>,
-    now: number = Date.now(),
-  ): Promise<number> {
-    let owners: string[];
-    try {
-      owners = await fs.readdir(this.root);
-    } catch (error) {
-      if (errnoCode(error) === 'ENOENT') return 0;
-      throw error;
-    }
-    let swept = 0;
-    for (const owner of owners) {
-      const folder = nodePath.join(this.root, owner);
-      let files: string[];
-      try {
-        files = await fs.readdir(folder);
-      } catch {
-        continue;
-      }
-      const byId = new Map<string, string[]>();
-      for (const file of files) {
-        const id = file.split('.')[0] ?? '';
-        byId.set(id, [...(byId.get(id) ?? []), file]);
-      }
-      let left = files.length;
-      for (const [id, group] of byId) {
-        if (active.has(`${owner}/${id}`)) continue;
-        let newest = Number.NEGATIVE_INFINITY;
-        for (const file of group) {
-          try {
-            newest = Math.max(newest, (await fs.stat(nodePath.join(folder, file))).mtimeMs);
-          } catch {
-            // Deleted meanwhile.
-          }
-        }
-        if (now - newest <= ttlMs) continue;
-        await Promise.all(group.map((file) => fs.rm(nodePath.join(folder, file), { force: true })));
-        left -= group.length;
-        swept++;
-      }
-      if (left === 0) await fs.rmdir(folder).catch(() => {});
-    }
-    return swept;
   }
 }
 

@@ -18,6 +18,14 @@ export interface Port {
   send(frame: Buffer): void;
   /** Whether the link takes more bulk data now. */
   writable(): boolean;
+  /** Records that FILE_OFFER for `id` went out on the current connection. */
+  offered(id: string): void;
+  /** Whether FILE_OFFER for `id` went out on the current connection. */
+  wasOffered(id: string): boolean;
+  /** File data now waits for the peer's progress (see {@link TransferLink.awaiting}). */
+  awaiting(): void;
+  /** Transfers moved (see {@link TransferLink.progressed}). */
+  progressed(stillAwaiting: boolean): void;
 }
 
 /** What the engine needs from the current connection. */
@@ -31,9 +39,20 @@ export interface TransferLink {
   writable(): boolean;
   /** The peer's frame limit: a FILE_CHUNK's `length` (30 + data) stays within it. */
   readonly maxFrame: number;
-  /** File data went out that waits for the receiver's progress (the link's liveness clock). */
+  /**
+   * The sender put FILE_CHUNKs or FILE_END on the link that wait for the receiver's FILE_STATUS
+   * or FILE_COMPLETE, and nothing waited before. Called once per such start, not per chunk. A
+   * connection can count this as silence, as it counts DATA awaiting its ACK, so that a
+   * transfer stuck on a lost frame makes the link dead (and resumes on reconnect) instead of
+   * stalling. An offer waiting for FILE_ACCEPT does not count: the receiver's application may
+   * take its time to decide.
+   */
   awaiting?(): void;
-  /** A transfer made progress; `stillAwaiting` says whether file data still waits for some. */
+  /**
+   * A FILE_ACCEPT, a FILE_STATUS that advanced, a FILE_COMPLETE, a FILE_FAILED or a cancel moved
+   * a transfer; `stillAwaiting` says whether any transfer's data still waits for progress (then
+   * the silence clock restarts now; otherwise it stops). A rewind is not progress.
+   */
   progressed?(stillAwaiting: boolean): void;
 }
 
@@ -41,6 +60,8 @@ export interface TransferLink {
 export class LinkPort implements Port {
   #link: TransferLink | undefined;
   #generation = 0;
+  /** Transfer ids offered on the current connection; it only grows until the next `set`. */
+  #offered = new Set<string>();
 
   get attached(): boolean {
     return this.#link !== undefined;
@@ -58,6 +79,7 @@ export class LinkPort implements Port {
   set(link: TransferLink | undefined): void {
     this.#link = link;
     this.#generation++;
+    this.#offered = new Set();
   }
 
   send(frame: Buffer): void {
@@ -66,5 +88,21 @@ export class LinkPort implements Port {
 
   writable(): boolean {
     return this.#link?.writable() ?? false;
+  }
+
+  offered(id: string): void {
+    if (this.#link !== undefined) this.#offered.add(id);
+  }
+
+  wasOffered(id: string): boolean {
+    return this.#offered.has(id);
+  }
+
+  awaiting(): void {
+    this.#link?.awaiting?.();
+  }
+
+  progressed(stillAwaiting: boolean): void {
+    this.#link?.progressed?.(stillAwaiting);
   }
 }

@@ -1,4 +1,4 @@
-import { createHash, type Hash } from 'node:crypto';
+import type { FileHandle } from 'node:fs/promises';
 import * as fs from 'node:fs/promises';
 import {
   ChunkVerdict,
@@ -9,14 +9,16 @@ import {
   encodeFileStatus,
   type FileChunkFrame,
   type FileOfferBody,
-  FileReceiveState,
+  FileReceivePhase,
   TetherError,
 } from '@tether/protocol';
 import { checkFileName } from './file-name.js';
 import { hashFile } from './hash.js';
+import { Incoming } from './incoming.js';
 import { errnoCode, type FileIo } from './io.js';
-import { fsyncDir, PartialStore, type Sidecar } from './partial-store.js';
+import { fsyncDir, PartialStore } from './partial-store.js';
 import type { Port } from './port.js';
+import type { ReceiveDirectory } from './receive-directory.js';
 
 /** A file stored by the receiver, emitted as `file`. */
 export interface ReceivedFile {
@@ -43,60 +45,18 @@ export interface FileOfferInfo {
   owner: string;
 }
 
-/** How the engine receives files. */
-export interface ReceiveOptions {
-  /** Target directory; created if missing. Partials live in its `.tether-partial` folder. */
-  dir: string;
-  /** Larger offers are refused with FILE_TOO_LARGE. Default Infinity. */
-  maxFileSize?: number;
-  /** Keep at least this many bytes free after the file; else FILE_NO_SPACE. Default 0. */
-  minFreeBytes?: number;
-  /** Partials (and completion records) untouched this long are deleted. Default 24 h. */
-  partialTtlMs?: number;
-  /** Called for each offer that passed the checks; false refuses it (TRANSFER_REFUSED). */
-  decide?: (offer: FileOfferInfo) => boolean | Promise<boolean>;
-}
-
 /** Settings of the receiving half, resolved by the engine. */
 export interface ReceiverOptions {
   owner: string;
-  receive: Required<Omit<ReceiveOptions, 'decide'>> & Pick<ReceiveOptions, 'decide'>;
+  directory: ReceiveDirectory;
+  maxFileSize: number;
+  maxTransfers: number;
+  decide: ((offer: FileOfferInfo) => boolean | Promise<boolean>) | undefined;
   io: FileIo;
   onFile: (file: ReceivedFile) => void;
   onError: (error: TetherError) => void;
   /** Monotonic clock in ms (the engine's). */
   now: () => number;
-}
-
-/** One incoming file on the current connection. */
-interface Incoming {
-  readonly id: string;
-  readonly name: string;
-  readonly size: number;
-  /** The SHA-256 FILE_END announced; the file is verified against it. */
-  expectedSha256: string | undefined;
-  readonly generation: number;
-  readonly state: FileReceiveState;
-  readonly handle: fs.FileHandle;
-  /** Running SHA-256 of the bytes written, when the transfer started at 0 on this connection. */
-  readonly hash: Hash | undefined;
-  /** Writes and the final verification, in order. */
-  chain: Promise<void>;
-  /** Chunks accepted and not yet handed to a write, in offset order. */
-  queued: Buffer[];
-  queuedBytes: number;
-  /** A write task for `queued` is on the chain. */
-  writeScheduled: boolean;
-  /** The durable checkpoint in progress, if any (it runs beside the writes). */
-  checkpointing: Promise<void> | undefined;
-  /** When the last checkpoint started (or the transfer was accepted). */
-  checkpointAt: number;
-  /** Offset up to which the data is known fsynced (recorded in the sidecar or not). */
-  flushed: number;
-  /** Failed or cancelled: pending work stops. */
-  stopped: boolean;
-  handleClosed: boolean;
-  reserved: number;
 }
 
 // A transfer's FILE_STATUS goes out once it committed this many bytes more than it last reported
@@ -105,44 +65,40 @@ interface Incoming {
 const STATUS_STEP = 1024 * 1024;
 const STATUS_DELAY_MS = 5;
 
-// Every DEFAULT_FILE_SYNC_BYTES (4 MiB) written the data is fsynced in the background, so the
-// fsync at FILE_END has little left to write; the offset is recorded in the sidecar (a file
-// written, fsynced and renamed: a checkpoint a restart resumes from) with that fsync at most this
-// often, so a fast transfer records a few a second rather than one per 4 MiB. A link drop or the
-// end of the transfer makes everything durable and recorded at once whatever the interval.
-const CHECKPOINT_INTERVAL_MS = 250;
+/** Refusals of an offer that offering again cannot fix; the others are retryable. */
+const FINAL_REFUSALS: ReadonlySet<string> = new Set([
+  ErrorCode.FILE_NAME_INVALID,
+  ErrorCode.FILE_TOO_LARGE,
+  ErrorCode.TRANSFER_REFUSED,
+]);
 
-// Work in progress per partial file (`<owner folder>/<id>`), across every engine of the process.
-const busyPartials = new Map<string, Promise<void>>();
+/** How a stopped transfer lets go of its partial (see `#retire`). */
+type LetGo = 'keep' | 'delete' | 'done';
 
-// Bytes promised to accepted transfers, per target directory, across every engine of the
-// process: the free-space check of one offer counts what others will still write.
-const reservedBytes = new Map<string, number>();
-
-function reserve(dir: string, bytes: number): void {
-  reservedBytes.set(dir, (reservedBytes.get(dir) ?? 0) + bytes);
-}
-
-function release(dir: string, bytes: number): void {
-  const left = (reservedBytes.get(dir) ?? 0) - bytes;
-  if (left > 0) reservedBytes.set(dir, left);
-  else reservedBytes.delete(dir);
+/** What an offer holds while it is being prepared, given back if it is refused. */
+interface Held {
+  slot: boolean;
+  reserved: number;
+  handle: FileHandle | undefined;
 }
 
 /**
  * The receiving half of a transfer engine. Each offer is checked before any byte arrives (name,
- * size, free space, the application's `decide`), then resumed from its partial's durable offset
- * or started at 0. Chunks are checked by the state machine and written in order through a FileHandle;
- * a checkpoint (fsync, sidecar) is taken every few MiB; at FILE_END the file is verified by
- * SHA-256, fsynced, given a free name without overwriting, and the folder fsynced.
+ * size, the per-engine cap, the application's `decide`), takes the partial over from any other
+ * connection writing it, resumes from the partial's durable offset or starts at 0, and takes a
+ * place and disk space in the directory. Chunks are checked by the state machine and written in
+ * order by the transfer's {@link Incoming}; at FILE_END the file is verified by SHA-256, fsynced,
+ * given a free name without overwriting, and the folder fsynced.
  */
 export class Receiver {
   readonly #port: Port;
   readonly #options: ReceiverOptions;
   readonly #store: PartialStore;
   readonly #incoming = new Map<string, Incoming>();
-  /** Per transfer id: the offer being handled or the transfer being paused; later offers wait. */
+  /** Per transfer id: this receiver's work queued on the partial; later offers wait. */
   readonly #busy = new Map<string, Promise<void>>();
+  /** Offers past the per-engine cap check and not yet accepted or refused. */
+  #accepting = 0;
   readonly #dirty = new Set<Incoming>();
   #flush: NodeJS.Immediate | undefined;
   #statusTimer: NodeJS.Timeout | undefined;
@@ -150,25 +106,12 @@ export class Receiver {
   constructor(port: Port, options: ReceiverOptions) {
     this.#port = port;
     this.#options = options;
-    this.#store = new PartialStore(options.receive.dir, options.owner);
+    this.#store = new PartialStore(options.directory.dir, options.owner);
   }
 
   /** Incoming transfers in progress. */
   get count(): number {
     return this.#incoming.size;
-  }
-
-  get store(): PartialStore {
-    return this.#store;
-  }
-
-  /** `<ownerKey>/<id>` of every transfer in progress, kept by the sweep whatever its age. */
-  activeKeys(): Set<string> {
-    const keys = new Set<string>();
-    for (const id of [...this.#incoming.keys(), ...this.#busy.keys()]) {
-      keys.add(`${this.#store.key}/${id}`);
-    }
-    return keys;
   }
 
   onOffer(body: FileOfferBody): void {
@@ -179,17 +122,24 @@ export class Receiver {
   onChunk(frame: FileChunkFrame): void {
     const incoming = this.#incoming.get(frame.id);
     if (incoming === undefined) return;
-    const verdict = incoming.state.chunk(frame.offset, frame.data, frame.crc32);
+    const { state } = incoming;
+    const verdict = state.chunk(frame.offset, frame.data, frame.crc32);
     if (verdict === ChunkVerdict.WRITE) {
-      // Chunks are accepted in offset order, so the running hash can take them now.
-      incoming.hash?.update(frame.data);
-      incoming.queued.push(frame.data);
-      incoming.queuedBytes += frame.data.length;
-      if (!incoming.writeScheduled) {
-        incoming.writeScheduled = true;
-        this.#enqueue(incoming, () => this.#writeQueued(incoming));
-      }
+      incoming.take(frame.data);
     } else if (verdict === ChunkVerdict.DISCARD) {
+      // The state machine owes the rewind; chunks behind this one must not ask again.
+      incoming.rewoundAt = state.expected;
+      incoming.gapRewind = false;
+      this.#markDirty(incoming);
+    } else if (
+      state.phase === FileReceivePhase.RECEIVING &&
+      frame.offset > state.expected &&
+      incoming.rewoundAt !== state.expected
+    ) {
+      // A chunk above the committed offset: the ones before it were lost. Ask for a rewind
+      // once for this offset, not for every chunk still in flight behind the lost one.
+      incoming.rewoundAt = state.expected;
+      incoming.gapRewind = true;
       this.#markDirty(incoming);
     }
   }
@@ -199,7 +149,7 @@ export class Receiver {
     if (incoming === undefined || !incoming.state.end()) return;
     incoming.expectedSha256 = sha256;
     // Runs after every write accepted so far.
-    this.#enqueue(incoming, () => this.#finish(incoming));
+    incoming.enqueue(() => this.#finish(incoming));
   }
 
   /** FILE_CANCEL from the sender: delete the partial. Returns whether it named a transfer here. */
@@ -216,17 +166,16 @@ export class Receiver {
       return true;
     }
     this.#stop(incoming);
-    this.#serial(id, async () => {
-      await this.#settled(incoming);
-      await this.#closeHandle(incoming);
-      await this.#store.remove(id);
-    });
+    this.#serial(id, () => this.#retire(incoming, 'delete'));
     return true;
   }
 
   /** The connection dropped: checkpoint every transfer and close its file; the sender re-offers. */
   detach(): void {
-    for (const incoming of [...this.#incoming.values()]) this.#pause(incoming);
+    for (const incoming of [...this.#incoming.values()]) {
+      this.#incoming.delete(incoming.id);
+      this.#serial(incoming.id, () => this.#pause(incoming));
+    }
   }
 
   /** Pauses everything and waits for pending work (partials stay on disk). */
@@ -240,224 +189,235 @@ export class Receiver {
     this.#dirty.clear();
   }
 
-  /** Runs `task` after earlier work on the same transfer id; errors are reported, not thrown. */
+  /**
+   * Runs `task` after earlier work on the same partial, from this engine or any other sharing the
+   * directory (a client that reconnects as a new session gets a new engine for the same
+   * partials, and its offer must wait for the old engine's pause). Errors are reported.
+   */
   #serial(id: string, task: () => Promise<void>): void {
-    // Keyed across engines too: a client that reconnects as a new session gets a new engine
-    // for the same partials, and its offer must wait for the old engine's pause.
-    const key = `${this.#store.ownerDir}/${id}`;
-    const previous = busyPartials.get(key) ?? this.#busy.get(id) ?? Promise.resolve();
-    const next = previous.then(task).catch((error: unknown) => {
-      this.#options.onError(
-        new TetherError(ErrorCode.FILE_WRITE_FAILED, `file transfer ${id}: ${String(error)}`, {
-          cause: error,
-        }),
-      );
-    });
+    const next = this.#options.directory
+      .queue(`${this.#store.key}/${id}`, task)
+      .catch((error: unknown) => {
+        this.#options.onError(
+          new TetherError(ErrorCode.FILE_WRITE_FAILED, `file transfer ${id}: ${String(error)}`, {
+            cause: error,
+          }),
+        );
+      });
     this.#busy.set(id, next);
-    busyPartials.set(key, next);
     void next.then(() => {
       if (this.#busy.get(id) === next) this.#busy.delete(id);
-      if (busyPartials.get(key) === next) busyPartials.delete(key);
     });
   }
 
+  /**
+   * An offer, in steps: check it; take the partial over; resume it or start it; hold a place and
+   * disk space; open it; accept. A step that refuses throws a TetherError whose code goes back
+   * in FILE_FAILED; whatever the offer held by then is given back.
+   */
   async #offer(offer: FileOfferBody, generation: number): Promise<void> {
-    const { id, name, size } = offer;
-    const { owner, receive } = this.#options;
-    const refuse = (code: ErrorCode, message: string, retryable: boolean): void => {
-      if (this.#port.generation !== generation) return;
-      this.#port.send(encodeFileFailed({ id, code, message, retryable }));
-    };
-    const existing = this.#incoming.get(id);
+    const existing = this.#incoming.get(offer.id);
     if (existing !== undefined) {
       // The sender offered again on the same connection: start over from the durable state.
-      this.#incoming.delete(id);
-      await this.#pauseNow(existing);
+      this.#incoming.delete(offer.id);
+      await this.#pause(existing);
     }
+    const live = (): boolean => this.#port.generation === generation;
+    const held: Held = { slot: false, reserved: 0, handle: undefined };
+    this.#accepting++;
+    try {
+      await this.#check(offer);
+      if (!live()) return;
+      await this.#takeOver(offer.id);
+      const committed = await this.#resume(offer, live);
+      if (committed === undefined) return;
+      await this.#hold(offer.size - committed, held);
+      const opened = await this.#open(offer, committed);
+      held.handle = opened.handle;
+      if (!live()) return;
+      this.#accept(offer, opened.committed, held, generation);
+    } catch (error) {
+      this.#refuse(offer.id, generation, error);
+    } finally {
+      this.#accepting--;
+      await this.#giveBack(held);
+    }
+  }
+
+  /** Name, size, the per-engine cap and the application's decision, before any file is touched. */
+  async #check(offer: FileOfferBody): Promise<void> {
+    const { name, size } = offer;
+    const { owner, maxFileSize, maxTransfers, decide } = this.#options;
     const problem = checkFileName(name);
-    if (problem !== undefined) return refuse(ErrorCode.FILE_NAME_INVALID, problem, false);
-    if (size > receive.maxFileSize) {
-      return refuse(
+    if (problem !== undefined) throw new TetherError(ErrorCode.FILE_NAME_INVALID, problem);
+    if (size > maxFileSize) {
+      throw new TetherError(
         ErrorCode.FILE_TOO_LARGE,
-        `${size} bytes is over the limit of ${receive.maxFileSize}`,
-        false,
+        `${size} bytes is over the limit of ${maxFileSize}`,
       );
     }
-    if (receive.decide !== undefined) {
-      let accepted: boolean;
-      try {
-        accepted = await receive.decide({ name, size, owner });
-      } catch (error) {
-        return refuse(ErrorCode.TRANSFER_REFUSED, `the handler failed: ${String(error)}`, false);
-      }
-      if (!accepted)
-        return refuse(ErrorCode.TRANSFER_REFUSED, 'the receiver refused the file', false);
+    // This offer is counted in #accepting.
+    if (this.#incoming.size + this.#accepting > maxTransfers) {
+      throw new TetherError(
+        ErrorCode.TOO_MANY_TRANSFERS,
+        `${maxTransfers} transfers from this peer are in progress; offer it again later`,
+      );
     }
-    if (this.#port.generation !== generation) return;
+    if (decide === undefined) return;
+    let accepted: boolean;
+    try {
+      accepted = await decide({ name, size, owner });
+    } catch (error) {
+      throw new TetherError(ErrorCode.TRANSFER_REFUSED, `the handler failed: ${String(error)}`);
+    }
+    if (!accepted)
+      throw new TetherError(ErrorCode.TRANSFER_REFUSED, 'the receiver refused the file');
+  }
 
+  /** One writer per partial: the connection writing it so far (another session) is fenced out. */
+  async #takeOver(id: string): Promise<void> {
+    await this.#options.directory.tenant(`${this.#store.key}/${id}`)?.fence();
+  }
+
+  /**
+   * The offset to resume from: the partial's durable offset when its sidecar is this owner's
+   * and size, else 0 (the partial is deleted). Undefined when the file was stored before: the
+   * sender missed FILE_COMPLETE, which goes out again (it checks the SHA-256 against its file).
+   */
+  async #resume(offer: FileOfferBody, live: () => boolean): Promise<number | undefined> {
+    const { id, size } = offer;
     const store = this.#store;
-    let handle: fs.FileHandle | undefined;
-    let committed = 0;
-    let reserved = 0;
+    await store.prepare();
+    const sidecar = await store.read(id);
+    if (sidecar === undefined) return 0;
+    if (sidecar.completedPath !== undefined) {
+      const sha256 = sidecar.sha256;
+      if (sidecar.size === size && sha256 !== undefined) {
+        if ((await fileSize(sidecar.completedPath)) === size) {
+          if (live()) this.#port.send(encodeFileComplete({ id, size, sha256 }));
+          return undefined;
+        }
+      }
+    } else if (sidecar.owner === this.#options.owner && sidecar.size === size) {
+      // Same id: same path, size and mtime on the sender. Were the bytes different all the same,
+      // the SHA-256 at FILE_END would not match and the partial would be deleted.
+      return sidecar.committed;
+    }
+    await store.remove(id);
+    return 0;
+  }
+
+  /** A place under the directory's `maxOpenTransfers`, and `bytes` of free space. */
+  async #hold(bytes: number, held: Held): Promise<void> {
+    const directory = this.#options.directory;
+    if (!directory.takeOpenSlot()) {
+      throw new TetherError(
+        ErrorCode.TOO_MANY_TRANSFERS,
+        'the receiver has too many transfers open; offer the file again later',
+      );
+    }
+    held.slot = true;
+    const free = await directory.reserve(bytes);
+    if (free !== undefined) {
+      throw new TetherError(
+        ErrorCode.FILE_NO_SPACE,
+        `${bytes} bytes to store, ${free} free (keeping ${directory.minFreeBytes})`,
+      );
+    }
+    held.reserved = bytes;
+  }
+
+  /**
+   * Opens the partial: a resumed one is truncated to its durable offset (bytes past it may be
+   * torn; a partial shorter than its sidecar says starts over), a new one is created and its
+   * sidecar written.
+   */
+  async #open(
+    offer: FileOfferBody,
+    committed: number,
+  ): Promise<{ handle: FileHandle; committed: number }> {
+    const store = this.#store;
+    const part = store.partPath(offer.id);
+    let handle: FileHandle | undefined;
+    if (committed > 0) {
+      try {
+        handle = await fs.open(part, 'r+');
+        if ((await handle.stat()).size < committed) committed = 0;
+        await handle.truncate(committed);
+      } catch (error) {
+        await handle?.close().catch(() => {});
+        if (errnoCode(error) !== 'ENOENT') throw error;
+        handle = undefined;
+        committed = 0;
+      }
+    }
+    const created = handle === undefined;
+    handle ??= await fs.open(part, 'w');
     try {
-      await store.prepare();
-      const sidecar = await store.read(id);
-      if (sidecar?.completedPath !== undefined) {
-        const sha256 = sidecar.sha256;
-        if (
-          sidecar.size === size &&
-          sha256 !== undefined &&
-          (await fileSize(sidecar.completedPath)) === size
-        ) {
-          // Stored before; the sender missed FILE_COMPLETE (and checks the SHA-256 against its file).
-          if (this.#port.generation === generation) {
-            this.#port.send(encodeFileComplete({ id, size, sha256 }));
-          }
-          return;
-        }
-        await store.remove(id);
-      } else if (sidecar !== undefined) {
-        // Same id: same path, size and mtime on the sender. Were the bytes different all the same,
-        // the SHA-256 at FILE_END would not match and the partial would be deleted.
-        if (sidecar.owner === owner && sidecar.size === size) {
-          committed = sidecar.committed;
-        } else {
-          await store.remove(id);
-        }
-      }
-
-      const free = await this.#options.io.freeBytes(store.dir);
-      const need = size - committed + receive.minFreeBytes + (reservedBytes.get(store.dir) ?? 0);
-      if (free < need) {
-        return refuse(
-          ErrorCode.FILE_NO_SPACE,
-          `${size - committed} bytes to store, ${free} free (keeping ${receive.minFreeBytes})`,
-          true,
-        );
-      }
-
-      const part = store.partPath(id);
-      if (committed > 0) {
-        try {
-          handle = await fs.open(part, 'r+');
-          if ((await handle.stat()).size < committed) committed = 0;
-          // Bytes past the durable offset may be torn: drop them.
-          await handle.truncate(committed);
-        } catch (error) {
-          if (errnoCode(error) !== 'ENOENT') throw error;
-          committed = 0;
-        }
-      }
-      const created = handle === undefined;
-      handle ??= await fs.open(part, 'w');
-      await store.write(this.#sidecar(offer, committed));
+      await store.write({
+        version: 1,
+        id: offer.id,
+        owner: this.#options.owner,
+        name: offer.name,
+        size: offer.size,
+        committed,
+        updatedAt: Date.now(),
+      });
       if (created) await fsyncDir(store.ownerDir);
-      if (this.#port.generation !== generation) {
-        await handle.close();
-        return;
-      }
-      reserved = size - committed;
-      reserve(store.dir, reserved);
     } catch (error) {
-      await handle?.close().catch(() => {});
-      const code =
-        errnoCode(error) === 'ENOSPC' ? ErrorCode.FILE_NO_SPACE : ErrorCode.FILE_WRITE_FAILED;
-      return refuse(code, `cannot prepare the file: ${String(error)}`, true);
+      await handle.close().catch(() => {});
+      throw error;
     }
-
-    const incoming: Incoming = {
-      id,
-      name,
-      size,
-      expectedSha256: undefined,
-      generation,
-      state: new FileReceiveState({ size, committed }),
-      handle,
-      hash: committed === 0 ? createHash('sha256') : undefined,
-      chain: Promise.resolve(),
-      queued: [],
-      queuedBytes: 0,
-      writeScheduled: false,
-      checkpointing: undefined,
-      checkpointAt: this.#options.now(),
-      flushed: committed,
-      stopped: false,
-      handleClosed: false,
-      reserved,
-    };
-    this.#incoming.set(id, incoming);
-    this.#port.send(encodeFileAccept({ id, offset: committed }));
+    return { handle, committed };
   }
 
-  /**
-   * Writes every chunk queued since the last write with one call (a burst of chunks costs one
-   * system call), at the committed offset. A checkpoint due after it starts beside the next writes.
-   */
-  async #writeQueued(incoming: Incoming): Promise<void> {
-    const chunks = incoming.queued;
-    const bytes = incoming.queuedBytes;
-    incoming.queued = [];
-    incoming.queuedBytes = 0;
-    incoming.writeScheduled = false;
-    if (incoming.stopped || bytes === 0) return;
-    try {
-      await this.#options.io.write(incoming.handle, chunks, incoming.state.committed);
-      incoming.state.written(bytes);
-      const released = Math.min(incoming.reserved, bytes);
-      incoming.reserved -= released;
-      release(this.#store.dir, released);
-    } catch (error) {
-      this.#failWrite(incoming, error);
-      return;
-    }
-    this.#startCheckpoint(incoming);
-    this.#markDirty(incoming);
-  }
-
-  /**
-   * Every 4 MiB written, fsyncs the data in the background, and records a checkpoint with it when
-   * the last one is CHECKPOINT_INTERVAL_MS old: writes go on meanwhile (fdatasync covers what was
-   * written before it started, which is all it records). One at a time.
-   */
-  #startCheckpoint(incoming: Incoming): void {
-    const { state } = incoming;
-    if (incoming.stopped || incoming.checkpointing !== undefined) return;
-    if (state.committed - incoming.flushed < state.syncEveryBytes) return;
-    const now = this.#options.now();
-    const record = state.needsSync && now - incoming.checkpointAt >= CHECKPOINT_INTERVAL_MS;
-    if (record) incoming.checkpointAt = now;
-    const work = record ? this.#checkpoint(incoming) : this.#flushData(incoming);
-    incoming.checkpointing = work.then(
-      () => {
-        incoming.checkpointing = undefined;
-        this.#startCheckpoint(incoming);
+  /** The offer is accepted: its Incoming takes what it held and becomes the partial's writer. */
+  #accept(offer: FileOfferBody, committed: number, held: Held, generation: number): void {
+    const { directory, io, owner, now } = this.#options;
+    const incoming = new Incoming(
+      {
+        id: offer.id,
+        name: offer.name,
+        size: offer.size,
+        generation,
+        committed,
+        handle: held.handle as FileHandle,
+        reserved: held.reserved,
       },
-      (error: unknown) => {
-        incoming.checkpointing = undefined;
-        this.#failWrite(incoming, error);
+      { store: this.#store, directory, io, owner, now },
+      {
+        failed: (failed, error) => this.#failWrite(failed, error),
+        written: (written) => this.#markDirty(written),
+        fence: (fenced) => this.#fence(fenced),
       },
     );
+    held.slot = false;
+    held.reserved = 0;
+    held.handle = undefined;
+    this.#incoming.set(offer.id, incoming);
+    directory.admit(incoming.key, incoming);
+    this.#port.send(encodeFileAccept({ id: offer.id, offset: committed }));
   }
 
-  /** Waits for the writes and the checkpoint in progress (none starts once `stopped` is set). */
-  async #settled(incoming: Incoming): Promise<void> {
-    await incoming.chain;
-    while (incoming.checkpointing !== undefined) await incoming.checkpointing;
+  #refuse(id: string, generation: number, error: unknown): void {
+    if (this.#port.generation !== generation) return;
+    let code: ErrorCode;
+    let message: string;
+    if (error instanceof TetherError) {
+      code = error.code;
+      message = error.message;
+    } else {
+      code = errnoCode(error) === 'ENOSPC' ? ErrorCode.FILE_NO_SPACE : ErrorCode.FILE_WRITE_FAILED;
+      message = `cannot prepare the file: ${String(error)}`;
+    }
+    this.#port.send(encodeFileFailed({ id, code, message, retryable: !FINAL_REFUSALS.has(code) }));
   }
 
-  /** Makes the committed bytes durable: fsync the data, then record the offset in the sidecar. */
-  async #checkpoint(incoming: Incoming): Promise<void> {
-    const committed = await this.#flushData(incoming);
-    await this.#store.write(this.#sidecar(incoming, committed));
-    incoming.state.checkpoint(committed);
-  }
-
-  /** fsyncs the data written so far; returns the offset that is now durable. */
-  async #flushData(incoming: Incoming): Promise<number> {
-    const committed = incoming.state.committed;
-    await incoming.handle.datasync();
-    incoming.flushed = Math.max(incoming.flushed, committed);
-    return committed;
+  async #giveBack(held: Held): Promise<void> {
+    const directory = this.#options.directory;
+    if (held.slot) directory.releaseOpenSlot();
+    directory.release(held.reserved);
+    await held.handle?.close().catch(() => {});
   }
 
   /** Verifies the SHA-256, stores the file under a free name, answers FILE_COMPLETE. */
@@ -470,24 +430,25 @@ export class Receiver {
     let sha256: string;
     try {
       // A checkpoint still running would write its sidecar over the completion record.
-      while (incoming.checkpointing !== undefined) await incoming.checkpointing;
+      await incoming.checkpointDone();
       if (incoming.stopped) return;
+      if (!incoming.open) await incoming.reopen();
       sha256 =
         incoming.hash !== undefined
           ? incoming.hash.digest('hex')
-          : await hashFile(incoming.handle, size);
+          : await hashFile(incoming.handle(), size);
       if (sha256 !== incoming.expectedSha256) {
         this.#stop(incoming);
-        await this.#closeHandle(incoming);
-        await store.remove(id);
+        incoming.retiring ??= this.#letGo(incoming, 'delete', false);
+        await incoming.retiring;
         this.#sendFailed(incoming, ErrorCode.FILE_CHECKSUM_MISMATCH, 'SHA-256 mismatch', true);
         return;
       }
-      await incoming.handle.sync();
-      await this.#closeHandle(incoming);
+      await incoming.handle().sync();
+      await incoming.close();
       finalPath = await store.claimFinalName(id, incoming.name);
       // The completion record goes first: a crash now leaves a record, not a second upload.
-      await store.write({ ...this.#sidecar(incoming, size), sha256, completedPath: finalPath });
+      await store.write({ ...incoming.sidecar(size), sha256, completedPath: finalPath });
       await store.removePart(id);
       await fsyncDir(store.dir);
     } catch (error) {
@@ -496,6 +457,9 @@ export class Receiver {
     }
     state.done();
     this.#stop(incoming);
+    // In the chain already: let go without waiting for it.
+    incoming.retiring ??= this.#letGo(incoming, 'done', false);
+    await incoming.retiring;
     if (this.#port.generation === incoming.generation) {
       this.#port.send(encodeFileComplete({ id, size, sha256 }));
     }
@@ -509,31 +473,28 @@ export class Receiver {
     });
   }
 
-  /** A write failed: FILE_FAILED (retryable), the partial kept at its last durable offset. */
+  /**
+   * A write failed: FILE_FAILED (retryable), the partial kept at its last durable offset. A
+   * TetherError keeps its code (TOO_MANY_TRANSFERS, FILE_NO_SPACE when an idle transfer could
+   * not take its place or disk space back).
+   */
   #failWrite(incoming: Incoming, error: unknown): void {
     if (incoming.stopped) return;
     this.#stop(incoming);
-    const noSpace = errnoCode(error) === 'ENOSPC';
-    // Best effort: record what was written before the failure (on a full disk this may fail
-    // too; the previous checkpoint then stays), close the file, and only then tell the sender,
-    // so an offer that follows at once finds the partial durable.
+    let code: ErrorCode = ErrorCode.FILE_WRITE_FAILED;
+    let message = `cannot write the file: ${String(error)}`;
+    if (error instanceof TetherError) {
+      code = error.code;
+      message = error.message;
+    } else if (errnoCode(error) === 'ENOSPC') {
+      code = ErrorCode.FILE_NO_SPACE;
+      message = 'the receiver ran out of disk space';
+    }
+    // Record what was written before the failure (best effort), close the file, and only then
+    // tell the sender, so an offer that follows at once finds the partial durable.
     this.#serial(incoming.id, async () => {
-      try {
-        await this.#settled(incoming);
-        if (incoming.state.committed > incoming.state.synced) await this.#checkpoint(incoming);
-      } catch {
-        // Keep the previous checkpoint.
-      } finally {
-        await this.#closeHandle(incoming);
-        this.#sendFailed(
-          incoming,
-          noSpace ? ErrorCode.FILE_NO_SPACE : ErrorCode.FILE_WRITE_FAILED,
-          noSpace
-            ? 'the receiver ran out of disk space'
-            : `cannot write the file: ${String(error)}`,
-          true,
-        );
-      }
+      await this.#retire(incoming, 'keep', false);
+      this.#sendFailed(incoming, code, message, true);
     });
   }
 
@@ -549,40 +510,64 @@ export class Receiver {
     incoming.state.fail();
     this.#dirty.delete(incoming);
     if (this.#incoming.get(incoming.id) === incoming) this.#incoming.delete(incoming.id);
-    release(this.#store.dir, incoming.reserved);
-    incoming.reserved = 0;
   }
 
-  /** Detach: finish the writes already accepted, checkpoint, close; the sidecar keeps the offset. */
-  #pause(incoming: Incoming): void {
-    if (incoming.stopped) return;
-    this.#incoming.delete(incoming.id);
-    this.#serial(incoming.id, () => this.#pauseNow(incoming));
-  }
-
-  async #pauseNow(incoming: Incoming): Promise<void> {
+  /** Detach or a re-offer: finish the writes already accepted, checkpoint, close. */
+  async #pause(incoming: Incoming): Promise<void> {
     // Writes already accepted still land (stopped is set after them), so the checkpoint holds them.
-    await this.#settled(incoming);
-    if (incoming.stopped) return;
+    await incoming.settled();
     this.#stop(incoming);
+    await this.#retire(incoming, 'keep', true);
+  }
+
+  /** Another connection of this peer offered the transfer: it takes the partial over. */
+  async #fence(incoming: Incoming): Promise<void> {
+    if (this.#incoming.get(incoming.id) === incoming) this.#incoming.delete(incoming.id);
+    await this.#pause(incoming);
+    if (incoming.state.phase === FileReceivePhase.DONE) return;
+    this.#sendFailed(
+      incoming,
+      ErrorCode.TRANSFER_TAKEN_OVER,
+      'another connection of this peer offered the same transfer and took it over',
+      false,
+    );
+  }
+
+  /**
+   * Lets go of a stopped transfer's partial, once: after its writes, a checkpoint ('keep', where
+   * a partial without a durable byte is deleted: nothing to resume from), or deleting it
+   * ('delete'), or nothing more ('done': stored); then the file is closed and the partial has no
+   * writer. Until then another offer of it waits (see `#takeOver`).
+   */
+  #retire(incoming: Incoming, how: LetGo, report = false): Promise<void> {
+    incoming.retiring ??= incoming.settled().then(() => this.#letGo(incoming, how, report));
+    return incoming.retiring;
+  }
+
+  async #letGo(incoming: Incoming, how: LetGo, report: boolean): Promise<void> {
     try {
-      if (incoming.state.committed > incoming.state.synced) await this.#checkpoint(incoming);
-    } finally {
-      await this.#closeHandle(incoming);
+      if (how === 'keep') await incoming.checkpointIfNeeded();
+    } catch (error) {
+      // Keep the previous checkpoint.
+      if (report) {
+        this.#options.onError(
+          new TetherError(
+            ErrorCode.FILE_WRITE_FAILED,
+            `file transfer ${incoming.id}: checkpoint failed: ${String(error)}`,
+            { cause: error },
+          ),
+        );
+      }
     }
-  }
-
-  /** Appends work to the transfer's chain; a failure is reported and does not block what follows. */
-  #enqueue(incoming: Incoming, task: () => Promise<void>): void {
-    incoming.chain = incoming.chain.then(task).catch((error: unknown) => {
-      this.#failWrite(incoming, error);
-    });
-  }
-
-  async #closeHandle(incoming: Incoming): Promise<void> {
-    if (incoming.handleClosed) return;
-    incoming.handleClosed = true;
-    await incoming.handle.close().catch(() => {});
+    await incoming.close();
+    const directory = this.#options.directory;
+    const ours = directory.tenant(incoming.key) === incoming;
+    const empty = how === 'keep' && incoming.state.synced === 0;
+    try {
+      if (ours && (how === 'delete' || empty)) await this.#store.remove(incoming.id);
+    } finally {
+      directory.evict(incoming.key, incoming);
+    }
   }
 
   #markDirty(incoming: Incoming): void {
@@ -596,7 +581,8 @@ export class Receiver {
    * Sends the statuses that are due (see `FileReceiveState.statusDue`); smaller advances wait for
    * the next step or STATUS_DELAY_MS, whichever comes first, so a fast transfer costs a status
    * per STATUS_STEP bytes rather than one per write, and a sender whose window is smaller than a
-   * step still hears of every advance within a few milliseconds.
+   * step still hears of every advance within a few milliseconds. A rewind for lost chunks goes
+   * out once the writes before it settled, after the status that reports the offset.
    */
   #sendStatuses = (all = false): void => {
     this.#flush = undefined;
@@ -605,9 +591,18 @@ export class Receiver {
         this.#dirty.delete(dirty);
         continue;
       }
-      if (!all && !dirty.state.statusDue(STATUS_STEP)) continue;
+      const { state } = dirty;
+      // A gap rewind waits for the writes in flight (their end marks the transfer dirty again).
+      const gap = dirty.gapRewind && state.pending === 0;
+      if (!all && !gap && !state.statusDue(STATUS_STEP)) continue;
       this.#dirty.delete(dirty);
-      for (const offset of dirty.state.takeStatus()) {
+      const offsets = state.takeStatus();
+      // takeStatus reported the committed offset if it had moved: the same offset again rewinds.
+      if (gap) {
+        dirty.gapRewind = false;
+        offsets.push(state.committed);
+      }
+      for (const offset of offsets) {
         this.#port.send(encodeFileStatus({ id: dirty.id, offset }));
       }
     }
@@ -621,18 +616,6 @@ export class Receiver {
       this.#statusTimer = undefined;
     }
   };
-
-  #sidecar(file: { id: string; name: string; size: number }, committed: number): Sidecar {
-    return {
-      version: 1,
-      id: file.id,
-      owner: this.#options.owner,
-      name: file.name,
-      size: file.size,
-      committed,
-      updatedAt: Date.now(),
-    };
-  }
 }
 
 async function fileSize(path: string): Promise<number | undefined> {

@@ -96,6 +96,10 @@ interface Outgoing {
   reading: boolean;
   /** FILE_END is due after the chunks in `reads`: the epoch it was polled in, else -1. */
   endEpoch: number;
+  /** End offset of the chunks put on the wire since the last accept or rewind. */
+  sentTo: number;
+  /** FILE_END went out since the last accept or rewind: FILE_COMPLETE is awaited. */
+  endSent: boolean;
   /** The offer whose FILE_ACCEPT is being checked (the file must not have changed). */
   accepting: FileSendState | undefined;
   finished: boolean;
@@ -123,6 +127,8 @@ export class Sender {
   readonly #closing = new Set<Promise<void>>();
   #turn = 0;
   #pumping = false;
+  /** Some transfer's data on the current link waits for the receiver's progress. */
+  #awaiting = false;
   #recheck: NodeJS.Immediate | undefined;
   #closed = false;
 
@@ -214,6 +220,8 @@ export class Sender {
       readBytes: 0,
       reading: false,
       endEpoch: -1,
+      sentTo: 0,
+      endSent: false,
       accepting: undefined,
       finished: false,
       bytesSent: 0,
@@ -248,6 +256,7 @@ export class Sender {
 
   /** The connection dropped: every offer is void; transfers wait for the next connection. */
   detach(): void {
+    this.#awaiting = false;
     for (const o of this.#active) {
       o.state = undefined;
       clearReads(o);
@@ -283,7 +292,10 @@ export class Sender {
     }
     o.resumedFrom ??= offset;
     o.committed = offset;
+    o.sentTo = offset;
+    o.endSent = false;
     o.samples = [{ at: this.#options.now(), bytes: offset }];
+    this.#progressed();
     this.#progress(o);
     this.pump();
   }
@@ -296,7 +308,12 @@ export class Sender {
     o.committed = offset;
     if (verdict === FileStatusVerdict.ADVANCE) {
       o.samples.push({ at: this.#options.now(), bytes: offset });
+      this.#progressed();
       this.#progress(o);
+    } else {
+      // A rewind: what was sent past the offset is lost; it goes out again.
+      o.sentTo = offset;
+      o.endSent = false;
     }
     this.pump();
   }
@@ -429,6 +446,8 @@ export class Sender {
       }
       o.endEpoch = -1;
       this.#port.send(encodeFileEnd({ id: o.id, sha256: o.sha256 }));
+      o.endSent = true;
+      this.#markAwaiting();
       return true;
     }
     if (next.frame === undefined) return false;
@@ -436,6 +455,8 @@ export class Sender {
     o.readBytes -= next.length;
     this.#port.send(next.frame);
     o.bytesSent += next.length;
+    o.sentTo = next.offset + next.length;
+    this.#markAwaiting();
     return true;
   }
 
@@ -624,7 +645,10 @@ export class Sender {
       windowBytes: this.#options.windowBytes,
     });
     o.generation = this.#port.generation;
+    o.sentTo = 0;
+    o.endSent = false;
     clearReads(o);
+    this.#port.offered(o.id);
     this.#port.send(encodeFileOffer({ id: o.id, name: o.name, size: o.size }));
   }
 
@@ -639,6 +663,7 @@ export class Sender {
   }
 
   #finish(o: Outgoing): void {
+    const offered = o.state !== undefined && o.generation === this.#port.generation;
     o.finished = true;
     clearReads(o);
     o.state?.fail();
@@ -654,8 +679,28 @@ export class Sender {
       this.#closing.add(closing);
       void closing.then(() => this.#closing.delete(closing));
     }
+    if (offered && this.#port.attached) this.#progressed();
     if (!this.#closed) this.#startNext();
     this.pump();
+  }
+
+  /** Data went on the wire that waits for the receiver: tell the link, if nothing waited. */
+  #markAwaiting(): void {
+    if (this.#awaiting) return;
+    this.#awaiting = true;
+    this.#port.awaiting();
+  }
+
+  /** A transfer moved: tell the link whether any data still waits for the receiver. */
+  #progressed(): void {
+    let still = false;
+    for (const o of this.#active) {
+      const state = o.state;
+      if (state === undefined || o.finished || o.generation !== this.#port.generation) continue;
+      if (o.endSent || o.sentTo > state.committed) still = true;
+    }
+    this.#awaiting = still;
+    this.#port.progressed(still);
   }
 
   #progress(o: Outgoing): void {

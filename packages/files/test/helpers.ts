@@ -4,6 +4,7 @@ import * as os from 'node:os';
 import * as nodePath from 'node:path';
 import {
   type ControlFrame,
+  crc32,
   ErrorCode,
   FrameDecoder,
   FrameType,
@@ -216,4 +217,64 @@ export async function listFiles(dir: string): Promise<string[]> {
   } catch {
     return [];
   }
+}
+
+/** FILE_OFFER from a peer. */
+export function offerFrame(id: string, name: string, size: number): FileFrame {
+  return { type: FrameType.FILE_OFFER, body: { id, name, size } };
+}
+
+/** FILE_CHUNK frames carrying `data` from `start` (its offset in the file), `chunkSize` each. */
+export function chunkFrames(
+  id: string,
+  data: Buffer,
+  chunkSize = 256 * 1024,
+  start = 0,
+): FileFrame[] {
+  const frames: FileFrame[] = [];
+  for (let at = 0; at < data.length; at += chunkSize) {
+    const piece = data.subarray(at, at + chunkSize);
+    frames.push({
+      type: FrameType.FILE_CHUNK,
+      id,
+      offset: start + at,
+      crc32: crc32(piece),
+      data: piece,
+    });
+  }
+  return frames;
+}
+
+/** FILE_END for `data`, the whole file. */
+export function endFrame(id: string, data: Buffer): FileFrame {
+  return { type: FrameType.FILE_END, body: { id, sha256: sha256(data) } };
+}
+
+/** Whether `frame` answers an offer of `id` (FILE_ACCEPT, FILE_FAILED or FILE_COMPLETE). */
+export function isAnswer(frame: FileFrame, id: string): boolean {
+  return (
+    (frame.type === FrameType.FILE_ACCEPT ||
+      frame.type === FrameType.FILE_FAILED ||
+      frame.type === FrameType.FILE_COMPLETE) &&
+    frame.body.id === id
+  );
+}
+
+/** Waits for the `n`th answer (from 1) to an offer of `id` among `frames`. */
+export async function nthAnswer(frames: FileFrame[], id: string, n = 1): Promise<FileFrame> {
+  const answers = (): FileFrame[] => frames.filter((f) => isAnswer(f, id));
+  await until(() => answers().length >= n, `answer ${n} to the offer of ${id}`);
+  return answers()[n - 1] as FileFrame;
+}
+
+/** FILE_STATUS offsets sent for `id`, in order. */
+export function statusOffsets(frames: FileFrame[], id: string): number[] {
+  return frames.flatMap((f) =>
+    f.type === FrameType.FILE_STATUS && f.body.id === id ? [f.body.offset] : [],
+  );
+}
+
+/** The FILE_FAILED code of `frame`, if it is one. */
+export function failedCode(frame: FileFrame | undefined): string | undefined {
+  return frame?.type === FrameType.FILE_FAILED ? frame.body.code : undefined;
 }

@@ -27,7 +27,15 @@ describe('owner key', () => {
   });
 
   it('owner key - identities that differ only in lone surrogates or U+FFFD get different keys', () => {
-    const owners = ['x\ud800', 'x\udbff', 'x\udc00', 'x\ufffd', '\ud800x', 'x\ud800\ud800', 'x\ufffd\ufffd'];
+    const owners = [
+      'x\ud800',
+      'x\udbff',
+      'x\udc00',
+      'x\ufffd',
+      '\ud800x',
+      'x\ud800\ud800',
+      'x\ufffd\ufffd',
+    ];
     const keys = owners.map(ownerKey);
     expect(new Set(keys).size).toBe(owners.length);
     for (const key of keys) expect(key).toMatch(/^[0-9a-f]{16}$/);
