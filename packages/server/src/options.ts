@@ -129,6 +129,29 @@ export interface ServerOptions {
   minFreeBytes?: number;
   /** Delete partial uploads untouched this long. Default 24 h. */
   partialTtlMs?: number;
+  /**
+   * Delete partial uploads that hold no durable byte (accepted offers that never sent one) after
+   * this long instead. Default 300000 (5 min).
+   */
+  emptyPartialTtlMs?: number;
+  /**
+   * Uploads one session may have in progress at once (idle ones included); the next offer is
+   * refused with TOO_MANY_TRANSFERS (retryable). Default 8.
+   */
+  maxIncomingTransfersPerPeer?: number;
+  /**
+   * Uploads receiving at once across the server, each holding its partial file open; past it an
+   * offer, or an idle upload's next chunk, is refused with TOO_MANY_TRANSFERS (retryable).
+   * Default 256.
+   */
+  maxIncomingTransfers?: number;
+  /**
+   * An upload that receives no byte for this long closes its partial file and gives back its
+   * place under `maxIncomingTransfers` and its disk reservation (so an offer that never sends
+   * cannot hold the disk); its next chunk takes them again or fails with TOO_MANY_TRANSFERS or
+   * FILE_NO_SPACE (retryable). Default 5000.
+   */
+  fileIdleMs?: number;
   /** Monotonic clock in ms; injected by tests. Default `performance.now()`. */
   now?: () => number;
   /**
@@ -222,8 +245,18 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
     uploadDir: options.uploadDir,
     acceptFile: options.acceptFile,
     maxFileSize: options.maxFileSize ?? Number.POSITIVE_INFINITY,
-    minFreeBytes: options.minFreeBytes ?? 0,
-    partialTtlMs: options.partialTtlMs ?? 24 * 60 * 60 * 1000,
+    minFreeBytes: nonNegative('minFreeBytes', options.minFreeBytes ?? 0),
+    partialTtlMs: nonNegative('partialTtlMs', options.partialTtlMs ?? 24 * 60 * 60 * 1000),
+    emptyPartialTtlMs: nonNegative('emptyPartialTtlMs', options.emptyPartialTtlMs ?? 300_000),
+    maxIncomingTransfersPerPeer: positiveInteger(
+      'maxIncomingTransfersPerPeer',
+      options.maxIncomingTransfersPerPeer ?? 8,
+    ),
+    maxIncomingTransfers: positiveInteger(
+      'maxIncomingTransfers',
+      options.maxIncomingTransfers ?? 256,
+    ),
+    fileIdleMs: positive('fileIdleMs', options.fileIdleMs ?? 5000),
     requireClientCert: options.requireClientCert ?? false,
     tlsHandshakeTimeoutMs: positive('tlsHandshakeTimeoutMs', options.tlsHandshakeTimeoutMs ?? 5000),
     secret: options.secret,

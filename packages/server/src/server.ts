@@ -7,7 +7,7 @@ import {
   type Scheduler,
   type Transport,
 } from '@tether/core';
-import { type ReceivedFile, TransferEngine } from '@tether/files';
+import { ReceiveDirectory, type ReceivedFile, TransferEngine } from '@tether/files';
 import {
   DataFlag,
   type DataFrame,
@@ -114,6 +114,8 @@ export class TetherServer extends EventEmitter<ServerEvents> {
   readonly #budget: InboundBudget;
   /** What every connection reports to: one object for all of them. */
   readonly #owner: ConnectionOwner<PeerPendingSend>;
+  /** Where every session's engine receives uploads (one writer per partial, shared limits). */
+  readonly #uploads: ReceiveDirectory | undefined;
   /** File engines of ended sessions still closing their files. */
   readonly #filesClosing = new Set<Promise<void>>();
   #closing = false;
@@ -127,6 +129,19 @@ export class TetherServer extends EventEmitter<ServerEvents> {
     super();
     this.#options = resolveServerOptions(options);
     this.#scheduler = this.#options.scheduler;
+    const { uploadDir, minFreeBytes, partialTtlMs, emptyPartialTtlMs } = this.#options;
+    this.#uploads =
+      uploadDir === undefined
+        ? undefined
+        : new ReceiveDirectory({
+            dir: uploadDir,
+            minFreeBytes,
+            partialTtlMs,
+            emptyPartialTtlMs,
+            maxOpenTransfers: this.#options.maxIncomingTransfers,
+            idleMs: this.#options.fileIdleMs,
+            now: this.#options.now,
+          });
     this.#deadlines = new Deadlines<ServerConnection>(this.#scheduler, (connection, dueAt) =>
       connection.deadline(dueAt),
     );
@@ -454,19 +469,19 @@ export class TetherServer extends EventEmitter<ServerEvents> {
    * resume, read or append to them, whatever transfer id it presents.
    */
   #transferEngine(session: PeerSession): TransferEngine {
-    const { uploadDir, acceptFile, maxFileSize, minFreeBytes, partialTtlMs, now } = this.#options;
+    const { acceptFile, maxFileSize, maxIncomingTransfersPerPeer, now } = this.#options;
     const peer = session.peer;
+    const uploads = this.#uploads;
     const engine = new TransferEngine({
       owner: session.identity,
       now,
-      ...(uploadDir === undefined
+      ...(uploads === undefined
         ? {}
         : {
             receive: {
-              dir: uploadDir,
+              directory: uploads,
               maxFileSize,
-              minFreeBytes,
-              partialTtlMs,
+              maxTransfers: maxIncomingTransfersPerPeer,
               ...(acceptFile === undefined ? {} : { decide: (offer) => acceptFile(offer, peer) }),
             },
           }),
