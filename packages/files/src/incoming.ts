@@ -245,9 +245,11 @@ export class Incoming implements Tenant {
     this.#queuedBytes = 0;
     this.#writeScheduled = false;
     if (this.stopped || bytes === 0) return;
-    await this.#io.write(this.handle(), chunks, this.state.committed);
-    // Hashed once written: the hash covers the bytes of the partial, in order.
+    const writing = this.#io.write(this.handle(), chunks, this.state.committed);
+    // The hash takes exactly the bytes handed to the write at the committed offset, while the
+    // write runs; if it fails, the transfer fails and this hash is never used.
     for (const chunk of chunks) this.hash?.update(chunk);
+    await writing;
     this.state.written(bytes);
     const released = Math.min(this.#reserved, bytes);
     this.#reserved -= released;
