@@ -209,13 +209,20 @@ describe('receive checks', () => {
     const sender = engine({ owner: 'server', windowBytes: 512 * 1024 });
     const wire = new Wire(sender, alice);
     const transfer = sender.sendFile(path);
+    let cut = false;
     transfer.on('progress', (p) => {
-      if (p.bytesCommitted >= 1 * MiB) wire.drop();
+      if (!cut && p.bytesCommitted >= 1 * MiB) {
+        cut = true;
+        wire.drop();
+      }
     });
     const partials = nodePath.join(out, PARTIAL_DIR);
+    // Closed once at least 1 MiB is committed: the pause makes it durable.
+    await until(() => cut, 'the drop');
     await until(async () => (await listFiles(partials)).length === 2, "alice's partial");
     await alice.close(new TetherError(ErrorCode.CLOSED, 'x'));
     const before = await snapshot(partials);
+    expect(Object.keys(before)).toHaveLength(2);
 
     // Mallory replays alice's offer (same id, name and size) from her own connection.
     const mallory = engine({ owner: 'mallory', receive: { dir: out } });
@@ -252,12 +259,18 @@ describe('receive checks', () => {
     const sender = engine({ owner: 'server', windowBytes: 512 * 1024 });
     const wire = new Wire(sender, receiver);
     const transfer = sender.sendFile(path);
+    let cut = false;
     transfer.on('progress', (p) => {
-      if (p.bytesCommitted >= 1 * MiB) wire.drop();
+      if (!cut && p.bytesCommitted >= 1 * MiB) {
+        cut = true;
+        wire.drop();
+      }
     });
     const partials = nodePath.join(out, PARTIAL_DIR);
+    await until(() => cut, 'the drop');
     await until(async () => (await listFiles(partials)).length === 2, 'a partial');
     await receiver.close(new TetherError(ErrorCode.CLOSED, 'x'));
+    expect(await listFiles(partials)).toHaveLength(2);
     // Age the partial by two days; add a fresh one of another owner.
     const old = new Date(Date.now() - 2 * 24 * 60 * 60 * 1000);
     for (const file of await listFiles(partials)) {
