@@ -6,7 +6,6 @@ import {
   encodeFileAccept,
   encodeFileComplete,
   encodeFileFailed,
-  encodeFileStatus,
   type FileChunkFrame,
   type FileOfferBody,
   FileReceivePhase,
@@ -19,6 +18,7 @@ import { errnoCode, type FileIo } from './io.js';
 import { fsyncDir, PartialStore } from './partial-store.js';
 import type { Port } from './port.js';
 import type { ReceiveDirectory } from './receive-directory.js';
+import { StatusReporter } from './status-reporter.js';
 
 /** A file stored by the receiver, emitted as `file`. */
 export interface ReceivedFile {
@@ -59,12 +59,6 @@ export interface ReceiverOptions {
   now: () => number;
 }
 
-// A transfer's FILE_STATUS goes out once it committed this many bytes more than it last reported
-// (or at once for a rewind or the end of the file); a smaller advance goes out after
-// STATUS_DELAY_MS. 1 MiB is an eighth of the default window: the sender never waits on it.
-const STATUS_STEP = 1024 * 1024;
-const STATUS_DELAY_MS = 5;
-
 /** Refusals of an offer that offering again cannot fix; the others are retryable. */
 const FINAL_REFUSALS: ReadonlySet<string> = new Set([
   ErrorCode.FILE_NAME_INVALID,
@@ -99,13 +93,12 @@ export class Receiver {
   readonly #busy = new Map<string, Promise<void>>();
   /** Offers past the per-engine cap check and not yet accepted or refused. */
   #accepting = 0;
-  readonly #dirty = new Set<Incoming>();
-  #flush: NodeJS.Immediate | undefined;
-  #statusTimer: NodeJS.Timeout | undefined;
+  readonly #statuses: StatusReporter;
 
   constructor(port: Port, options: ReceiverOptions) {
     this.#port = port;
     this.#options = options;
+    this.#statuses = new StatusReporter(port);
     this.#store = new PartialStore(options.directory.dir, options.owner);
   }
 
@@ -130,7 +123,7 @@ export class Receiver {
       // The state machine owes the rewind; chunks behind this one must not ask again.
       incoming.rewoundAt = state.expected;
       incoming.gapRewind = false;
-      this.#markDirty(incoming);
+      this.#statuses.mark(incoming);
     } else if (
       state.phase === FileReceivePhase.RECEIVING &&
       frame.offset > state.expected &&
@@ -140,7 +133,7 @@ export class Receiver {
       // once for this offset, not for every chunk still in flight behind the lost one.
       incoming.rewoundAt = state.expected;
       incoming.gapRewind = true;
-      this.#markDirty(incoming);
+      this.#statuses.mark(incoming);
     }
   }
 
@@ -182,11 +175,7 @@ export class Receiver {
   async close(): Promise<void> {
     this.detach();
     while (this.#busy.size > 0) await Promise.all(this.#busy.values());
-    if (this.#flush !== undefined) clearImmediate(this.#flush);
-    this.#flush = undefined;
-    clearTimeout(this.#statusTimer);
-    this.#statusTimer = undefined;
-    this.#dirty.clear();
+    this.#statuses.close();
   }
 
   /**
@@ -387,7 +376,7 @@ export class Receiver {
       { store: this.#store, directory, io, owner, now },
       {
         failed: (failed, error) => this.#failWrite(failed, error),
-        written: (written) => this.#markDirty(written),
+        written: (written) => this.#statuses.mark(written),
         fence: (fenced) => this.#fence(fenced),
       },
     );
@@ -508,7 +497,7 @@ export class Receiver {
     if (incoming.stopped) return;
     incoming.stopped = true;
     incoming.state.fail();
-    this.#dirty.delete(incoming);
+    this.#statuses.forget(incoming);
     if (this.#incoming.get(incoming.id) === incoming) this.#incoming.delete(incoming.id);
   }
 
@@ -569,53 +558,6 @@ export class Receiver {
       directory.evict(incoming.key, incoming);
     }
   }
-
-  #markDirty(incoming: Incoming): void {
-    if (incoming.stopped) return;
-    this.#dirty.add(incoming);
-    // At most one FILE_STATUS per transfer per event-loop turn, however many chunks it wrote.
-    this.#flush ??= setImmediate(this.#sendStatuses);
-  }
-
-  /**
-   * Sends the statuses that are due (see `FileReceiveState.statusDue`); smaller advances wait for
-   * the next step or STATUS_DELAY_MS, whichever comes first, so a fast transfer costs a status
-   * per STATUS_STEP bytes rather than one per write, and a sender whose window is smaller than a
-   * step still hears of every advance within a few milliseconds. A rewind for lost chunks goes
-   * out once the writes before it settled, after the status that reports the offset.
-   */
-  #sendStatuses = (all = false): void => {
-    this.#flush = undefined;
-    for (const dirty of this.#dirty) {
-      if (dirty.stopped || this.#port.generation !== dirty.generation) {
-        this.#dirty.delete(dirty);
-        continue;
-      }
-      const { state } = dirty;
-      // A gap rewind waits for the writes in flight (their end marks the transfer dirty again).
-      const gap = dirty.gapRewind && state.pending === 0;
-      if (!all && !gap && !state.statusDue(STATUS_STEP)) continue;
-      this.#dirty.delete(dirty);
-      const offsets = state.takeStatus();
-      // takeStatus reported the committed offset if it had moved: the same offset again rewinds.
-      if (gap) {
-        dirty.gapRewind = false;
-        offsets.push(state.committed);
-      }
-      for (const offset of offsets) {
-        this.#port.send(encodeFileStatus({ id: dirty.id, offset }));
-      }
-    }
-    if (this.#dirty.size > 0) {
-      this.#statusTimer ??= setTimeout(() => {
-        this.#statusTimer = undefined;
-        this.#sendStatuses(true);
-      }, STATUS_DELAY_MS);
-    } else if (this.#statusTimer !== undefined) {
-      clearTimeout(this.#statusTimer);
-      this.#statusTimer = undefined;
-    }
-  };
 }
 
 async function fileSize(path: string): Promise<number | undefined> {
