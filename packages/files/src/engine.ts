@@ -304,8 +304,8 @@ export class TransferEngine extends EventEmitter<TransferEngineEvents> {
   /**
    * Sweeps the target directory now (see {@link ReceiveDirectory.sweep}): partials and
    * completion records of every owner untouched for the partial TTL, those without a durable
-   * byte after the empty-partial TTL. It also runs on construction, on attach and on a timer.
-   * Returns how many transfers it deleted.
+   * byte after the empty-partial TTL. It also runs on construction and on attach (at most once
+   * a minute per directory) and on a timer. Returns how many transfers it deleted.
    */
   sweep(): Promise<number> {
     if (this.#directory === undefined || this.#closed) return Promise.resolve(0);

@@ -142,8 +142,8 @@ export class ReceiveDirectory {
   /**
    * Deletes partials and completion records of every owner untouched for `partialTtlMs` (those
    * without a durable byte after `emptyPartialTtlMs`), except transfers in progress, and empty
-   * owner folders. Engines run it when they start, on attach (at most once a minute) and on a
-   * timer while any engine uses the directory. Returns how many transfers it deleted.
+   * owner folders. Engines run it when they start and on attach (at most once a minute), and a
+   * timer runs it while any engine uses the directory. Returns how many transfers it deleted.
    */
   sweep(): Promise<number> {
     if (this.#sweeping !== undefined) return this.#sweeping;
@@ -172,10 +172,11 @@ export class ReceiveDirectory {
       this.#sweepTimer = setInterval(() => this.#sweepInBackground(undefined), interval);
       this.#sweepTimer.unref();
     }
-    this.#sweepInBackground(onError);
+    // A server sees an engine per session: sweep on one only if the last sweep is a while ago.
+    this.attached(onError);
   }
 
-  /** @internal An engine attached a connection: sweep if the last sweep is a while ago. */
+  /** @internal An engine started or attached a connection: sweep if the last is a while ago. */
   attached(onError: (error: TetherError) => void): void {
     if (this.now() - this.#lastSweep >= ATTACH_SWEEP_INTERVAL_MS) this.#sweepInBackground(onError);
   }
