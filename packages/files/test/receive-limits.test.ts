@@ -264,3 +264,28 @@ describe('receive limits', () => {
     ]);
   });
 });
+
+describe('receive directory options', () => {
+  it('directory - bad options and settings given to the wrong object fail at once', async () => {
+    const out = nodePath.join(await tempDir(), 'out');
+    for (const options of [
+      { dir: '' },
+      { dir: out, maxOpenTransfers: 0 },
+      { dir: out, maxOpenTransfers: 2.5 },
+      { dir: out, idleMs: 0 },
+      { dir: out, idleMs: Number.POSITIVE_INFINITY },
+      { dir: out, minFreeBytes: -1 },
+      { dir: out, emptyPartialTtlMs: -1 },
+    ]) {
+      expect(() => new ReceiveDirectory(options), JSON.stringify(options)).toThrow(TypeError);
+    }
+    const directory = new ReceiveDirectory({ dir: out });
+    expect(() => engine({ owner: 'x', receive: { directory, idleMs: 10 } })).toThrow(TypeError);
+    expect(() => engine({ owner: 'x', receive: { dir: `${out}-other`, directory } })).toThrow(
+      TypeError,
+    );
+    expect(() => engine({ owner: 'x', receive: { dir: out, maxTransfers: 0 } })).toThrow(TypeError);
+    // The same folder spelled differently is the same directory.
+    expect(() => engine({ owner: 'x', receive: { dir: `${out}/.`, directory } })).not.toThrow();
+  });
+});
