@@ -7,6 +7,7 @@ export { ChaosProxy } from './proxy.js';
 export type {
   BandwidthToxic,
   BlackholeToxic,
+  DropToxic,
   Flow,
   HalfOpenToxic,
   LatencyToxic,

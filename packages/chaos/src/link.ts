@@ -10,6 +10,7 @@ const CLOSE_GRACE_MS = 1000;
 export interface LinkHost {
   readonly seed: number;
   forwarded(link: Link, flow: Flow, bytes: number): void;
+  dropped(link: Link, flow: Flow, bytes: number): void;
   error(link: Link, error: Error): void;
   closed(link: Link): void;
 }
@@ -23,6 +24,11 @@ export interface LinkInfo {
   remotePort: number | undefined;
   /** Bytes written to the target (upstream) and to the client (downstream). */
   bytes: { upstream: number; downstream: number };
+  /**
+   * Bytes read and then discarded by toxics, per direction (blackhole, half_open, timeout, drop,
+   * past a limit_data limit). Bytes still inside toxics when the link closes are not counted.
+   */
+  dropped: { upstream: number; downstream: number };
   /**
    * Bytes the proxy holds for this link now, per direction: inside toxics plus queued on the
    * destination socket. Bounded by about twice the high-water mark (backpressure).
@@ -63,6 +69,7 @@ export class Link {
   readonly #host: LinkHost;
   readonly #toxics = new Set<string>();
   readonly #bytes = { upstream: 0, downstream: 0 };
+  readonly #dropped = { upstream: 0, downstream: 0 };
   readonly #remoteAddress: string | undefined;
   readonly #remotePort: number | undefined;
   #open = 2;
@@ -90,6 +97,10 @@ export class Link {
       forwarded: (flow, bytes) => {
         this.#bytes[flow] += bytes;
         this.#host.forwarded(this, flow, bytes);
+      },
+      dropped: (flow, bytes) => {
+        this.#dropped[flow] += bytes;
+        this.#host.dropped(this, flow, bytes);
       },
       ended: (_flow, closeLink) => {
         if (closeLink) this.close();
@@ -146,6 +157,7 @@ export class Link {
       remoteAddress: this.#remoteAddress,
       remotePort: this.#remotePort,
       bytes: { ...this.#bytes },
+      dropped: { ...this.#dropped },
       held: {
         upstream: this.upstream.held + this.target.writableLength,
         downstream: this.downstream.held + this.client.writableLength,

@@ -11,6 +11,7 @@ const NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
  * limit_data:upstream:bytes=1000
  * slicer:both:average_size=8,size_variation=4,delay=100
  * latency:both:latency=50,toxicity=0.5,name=slow
+ * drop:downstream:after=5000,duration=1000
  * ```
  *
  * Values are numbers, except `name`. Throws a TypeError that names the problem for a malformed

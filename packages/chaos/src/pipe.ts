@@ -6,6 +6,8 @@ import type { Flow, Toxic } from './toxic.js';
 export interface PipeHost {
   /** The destination wrote `bytes` more bytes. */
   forwarded(flow: Flow, bytes: number): void;
+  /** A toxic discarded `bytes` bytes read from the source. */
+  dropped(flow: Flow, bytes: number): void;
   /** End-of-stream reached the destination (FIN sent); close the link behind it if asked. */
   ended(flow: Flow, closeLink: boolean): void;
   close(): void;
@@ -156,6 +158,7 @@ export class Pipe {
 
   #drop(bytes: number): void {
     this.#held -= bytes;
+    this.#host.dropped(this.flow, bytes);
     this.#updateFlow();
   }
 

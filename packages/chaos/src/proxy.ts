@@ -32,6 +32,8 @@ export interface ChaosProxyStats {
   active: number;
   /** Bytes written to the target (upstream) and to clients (downstream), over all links. */
   bytes: { upstream: number; downstream: number };
+  /** Bytes read and then discarded by toxics, per direction, over all links. */
+  dropped: { upstream: number; downstream: number };
 }
 
 const DEFAULT_HIGH_WATER_MARK = 1024 * 1024;
@@ -103,6 +105,7 @@ export class ChaosProxy extends EventEmitter<ChaosProxyEvents> {
   #linkSerial = 0;
   #connections = 0;
   #bytes = { upstream: 0, downstream: 0 };
+  #dropped = { upstream: 0, downstream: 0 };
 
   constructor(options: ChaosProxyOptions) {
     super();
@@ -139,6 +142,9 @@ export class ChaosProxy extends EventEmitter<ChaosProxyEvents> {
         if (this.listenerCount('forward') > 0) {
           this.emit('forward', { link: link.id, direction: flow, bytes });
         }
+      },
+      dropped: (_link: Link, flow: Flow, bytes: number) => {
+        this.#dropped[flow] += bytes;
       },
       error: (link: Link, error: Error) => this.emit('error', error, link.id),
       closed: (link: Link) => {
@@ -197,7 +203,7 @@ export class ChaosProxy extends EventEmitter<ChaosProxyEvents> {
 
   /**
    * Removes a toxic from every link. What it held (delayed data) moves on at once; data it dropped
-   * (blackhole, timeout, half_open, limit_data) stays dropped. Returns false for an unknown id.
+   * (blackhole, timeout, half_open, limit_data, drop) stays dropped. Returns false for an unknown id.
    */
   removeToxic(id: string): boolean {
     if (!this.#toxics.delete(id)) return false;
@@ -225,6 +231,7 @@ export class ChaosProxy extends EventEmitter<ChaosProxyEvents> {
       connections: this.#connections,
       active: this.#links.size,
       bytes: { ...this.#bytes },
+      dropped: { ...this.#dropped },
     };
   }
 

@@ -181,7 +181,7 @@ class LimitDataStage implements Stage {
  * Drops data and holds end-of-stream (blackhole, half_open, timeout). Removing the toxic passes a
  * held end-of-stream on, as TCP would retransmit a FIN once the path heals; dropped data stays lost.
  */
-class DropStage implements Stage {
+class HoleStage implements Stage {
   readonly #ctx: StageContext;
   #ended = false;
   #timer: NodeJS.Timeout | undefined;
@@ -258,6 +258,53 @@ class SlowCloseStage implements Stage {
   }
 }
 
+/**
+ * Drops whole chunks while active (each with `probability`, drawn from the toxic's own stream);
+ * end-of-stream always passes, so the link is never closed by it. Active from `after` ms after the
+ * toxic applies, for `duration` ms, or until removed when `duration` is 0. It holds nothing, so
+ * removal only stops its timers.
+ */
+class DropStage implements Stage {
+  readonly #ctx: StageContext;
+  readonly #probability: number;
+  readonly #duration: number;
+  #active: boolean;
+  #timer: NodeJS.Timeout | undefined;
+  constructor(ctx: StageContext, probability: number, after: number, duration: number) {
+    this.#ctx = ctx;
+    this.#probability = probability;
+    this.#duration = duration;
+    this.#active = after === 0;
+    if (after > 0) this.#timer = setTimeout(this.#start, after);
+    else if (duration > 0) this.#timer = setTimeout(this.#stop, duration);
+  }
+  push(chunk: Buffer): void {
+    const p = this.#probability;
+    // Draw only when it matters, so probability 1 (and 0) leave the stream untouched.
+    const drop = this.#active && (p >= 1 || (p > 0 && this.#ctx.random() < p));
+    if (drop) this.#ctx.drop(chunk.length);
+    else this.#ctx.out.push(chunk);
+  }
+  end(): void {
+    this.#ctx.out.end();
+  }
+  flush(): void {
+    this.dispose();
+  }
+  dispose(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+  readonly #start = (): void => {
+    this.#active = true;
+    this.#timer = this.#duration > 0 ? setTimeout(this.#stop, this.#duration) : undefined;
+  };
+  readonly #stop = (): void => {
+    this.#timer = undefined;
+    this.#active = false;
+  };
+}
+
 /** Builds the stage for one toxic on one direction of one link. */
 export function createStage(toxic: Toxic, ctx: StageContext): Stage {
   switch (toxic.type) {
@@ -270,13 +317,15 @@ export function createStage(toxic: Toxic, ctx: StageContext): Stage {
     case 'limit_data':
       return new LimitDataStage(ctx, toxic.bytes);
     case 'timeout':
-      return new DropStage(ctx, toxic.timeout);
+      return new HoleStage(ctx, toxic.timeout);
     case 'blackhole':
     case 'half_open':
-      return new DropStage(ctx);
+      return new HoleStage(ctx);
     case 'reset_peer':
       return new ResetPeerStage(ctx, toxic.timeout);
     case 'slow_close':
       return new SlowCloseStage(ctx, toxic.delay);
+    case 'drop':
+      return new DropStage(ctx, toxic.probability, toxic.after, toxic.duration);
   }
 }

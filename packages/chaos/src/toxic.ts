@@ -9,6 +9,7 @@ export const ToxicType = {
   HALF_OPEN: 'half_open',
   RESET_PEER: 'reset_peer',
   SLOW_CLOSE: 'slow_close',
+  DROP: 'drop',
 } as const;
 export type ToxicType = (typeof ToxicType)[keyof typeof ToxicType];
 
@@ -97,6 +98,23 @@ export interface SlowCloseToxic extends ToxicOptions {
   delay: number;
 }
 
+/**
+ * Discards what is read in this direction while it is active, on a link that stays open: a faulty
+ * middlebox or proxy that loses a stretch of traffic while both TCP connections live on. Each chunk
+ * (a read from the socket, or a piece from a toxic ahead of it) is dropped whole, with probability
+ * `probability`; end-of-stream always passes. Active from `after` ms after the toxic applies, for
+ * `duration` ms (0: until removed).
+ */
+export interface DropToxic extends ToxicOptions {
+  type: 'drop';
+  /** Chance in [0, 1] that each chunk read while active is dropped, seeded. Default 1 (all). */
+  probability?: number;
+  /** Milliseconds from when the toxic applies to when it starts dropping. Default 0. */
+  after?: number;
+  /** Milliseconds it drops for, then lets everything through; 0 (default) until removed. */
+  duration?: number;
+}
+
 /** What `addToxic()` and `parseToxic()` take and give. */
 export type ToxicDefinition =
   | LatencyToxic
@@ -107,7 +125,8 @@ export type ToxicDefinition =
   | BlackholeToxic
   | HalfOpenToxic
   | ResetPeerToxic
-  | SlowCloseToxic;
+  | SlowCloseToxic
+  | DropToxic;
 
 type Resolved<D> = Readonly<Required<Omit<D, 'name'>> & { id: string }>;
 
@@ -121,7 +140,8 @@ export type Toxic =
   | Resolved<BlackholeToxic>
   | Resolved<HalfOpenToxic>
   | Resolved<ResetPeerToxic>
-  | Resolved<SlowCloseToxic>;
+  | Resolved<SlowCloseToxic>
+  | Resolved<DropToxic>;
 
 interface AttributeRule {
   /** Undefined means required. */
@@ -129,6 +149,8 @@ interface AttributeRule {
   integer?: boolean;
   /** Smallest allowed value (default 0). */
   min?: number;
+  /** Largest allowed value (default none). */
+  max?: number;
 }
 
 /** Attributes each type accepts; every one is a finite number >= its minimum. */
@@ -146,6 +168,7 @@ const ATTRIBUTES: Record<ToxicType, Record<string, AttributeRule>> = {
   half_open: {},
   reset_peer: { timeout: { default: 0 } },
   slow_close: { delay: {} },
+  drop: { probability: { default: 1, max: 1 }, after: { default: 0 }, duration: { default: 0 } },
 };
 
 const COMMON_KEYS = new Set(['type', 'direction', 'toxicity', 'name']);
@@ -202,14 +225,21 @@ export function resolveToxic(definition: ToxicDefinition, id: string): Toxic {
     const value = input[key] ?? rule.default;
     if (value === undefined) throw new TypeError(`${type}: attribute ${key} is required`);
     const min = rule.min ?? 0;
+    const max = rule.max ?? Number.POSITIVE_INFINITY;
     const ok =
       typeof value === 'number' &&
       Number.isFinite(value) &&
       value >= min &&
+      value <= max &&
       (!rule.integer || Number.isInteger(value));
     if (!ok) {
       const what = rule.integer ? 'an integer' : 'a finite number';
-      const range = min === Number.MIN_VALUE ? '> 0' : `>= ${min}`;
+      const range =
+        rule.max !== undefined
+          ? `from ${min} to ${max}`
+          : min === Number.MIN_VALUE
+            ? '> 0'
+            : `>= ${min}`;
       throw new TypeError(`${type}: ${key} must be ${what} ${range}, got ${String(value)}`);
     }
     resolved[key] = value;

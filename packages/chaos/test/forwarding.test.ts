@@ -20,6 +20,7 @@ describe('forwarding', () => {
       connections: 1,
       active: 1,
       bytes: { upstream: MiB, downstream: MiB },
+      dropped: { upstream: 0, downstream: 0 },
     });
     expect(proxy.links[0]?.bytes).toEqual({ upstream: MiB, downstream: MiB });
   });

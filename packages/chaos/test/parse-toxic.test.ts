@@ -33,6 +33,14 @@ describe('parseToxic', () => {
       type: 'reset_peer',
       direction: 'upstream',
     });
+    expect(parseToxic('drop:both')).toEqual({ type: 'drop', direction: 'both' });
+    expect(parseToxic('drop:downstream:probability=0.2,after=5000,duration=1000')).toEqual({
+      type: 'drop',
+      direction: 'downstream',
+      probability: 0.2,
+      after: 5000,
+      duration: 1000,
+    });
   });
 
   it('parseToxic - rejects garbage with a TypeError', () => {
@@ -60,12 +68,20 @@ describe('parseToxic', () => {
       'half_open:both',
       'blackhole:both:timeout=1',
       'latency:both:type=blackhole,latency=1',
+      'drop:both:probability=1.5',
+      'drop:both:probability=-0.1',
+      'drop:upstream:duration=-1',
+      'drop:upstream:after=abc',
+      'drop:upstream:bytes=10',
     ];
     for (const spec of bad) {
       expect(() => parseToxic(spec), spec).toThrow(TypeError);
     }
     expect(() => parseToxic('latency:both:jiter=2,latency=1')).toThrow(/unknown attribute jiter/);
     expect(() => parseToxic('nonsense:both')).toThrow(/toxic type must be one of latency/);
+    expect(() => parseToxic('drop:both:probability=2')).toThrow(
+      /probability must be a finite number from 0 to 1, got 2/,
+    );
   });
 
   it('addToxic - validates like parseToxic and rejects duplicate names', () => {
@@ -87,6 +103,16 @@ describe('parseToxic', () => {
       direction: 'upstream',
       toxicity: 1,
       timeout: 0,
+    });
+    expect(proxy.addToxic({ type: 'drop', direction: 'both' })).toBe('drop-3');
+    expect(proxy.toxics[2]).toEqual({
+      id: 'drop-3',
+      type: 'drop',
+      direction: 'both',
+      toxicity: 1,
+      probability: 1,
+      after: 0,
+      duration: 0,
     });
   });
 });

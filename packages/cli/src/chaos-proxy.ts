@@ -26,6 +26,7 @@ toxicity=0..1 and name=...):
   half_open   (upstream or downstream only)
   reset_peer  [timeout=ms]
   slow_close  delay=ms
+  drop        [probability=0..1] [after=ms] [duration=ms]   (drops reads, keeps the link open)
 
 Examples:
   tether chaos-proxy -l 7071 -t 127.0.0.1:7070 -x latency:both:latency=100,jitter=20
