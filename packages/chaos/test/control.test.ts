@@ -138,9 +138,19 @@ describe('control', () => {
     peer.socket.pause();
     const data = pattern(16 * 1024 * 1024, 11);
     client.socket.write(data);
-    await sleep(300);
+    // Wait until the proxy stops forwarding: the peer's kernel buffers are full.
+    let forwarded = -1;
+    for (let i = 0; i < 50 && proxy.stats().bytes.upstream !== forwarded; i++) {
+      forwarded = proxy.stats().bytes.upstream;
+      await sleep(100);
+    }
+    expect(proxy.stats().bytes.upstream).toBe(forwarded);
+    expect(forwarded).toBeLessThan(data.length);
+    // The proxy stopped reading because the write to the target did not drain: it holds that
+    // queued write (at least a socket's write high-water mark, 16 KiB or more) and no more than
+    // about twice its own mark; the rest waits in the sender.
     const held = proxy.links[0]?.held.upstream ?? -1;
-    expect(held).toBeGreaterThanOrEqual(0);
+    expect(held).toBeGreaterThanOrEqual(16 * 1024);
     expect(held).toBeLessThanOrEqual(256 * 1024);
     expect(client.socket.writableLength).toBeGreaterThan(0);
     proxy.removeToxic(id);

@@ -114,7 +114,12 @@ describe('toxics', () => {
     expect(id).toBe('blackhole-1');
     client.socket.write('lost-up|');
     peer.socket.write('lost-down|');
-    await sleep(100);
+    // Read and thrown away, not held: a black hole that only delayed would still hold them.
+    await until(() => {
+      const dropped = proxy.links[0]?.dropped;
+      return dropped?.upstream === 8 && dropped.downstream === 10;
+    });
+    expect(proxy.links[0]?.held).toEqual({ upstream: 0, downstream: 0 });
     expect(peer.received().toString()).toBe('before|');
     expect(client.received().length).toBe(0);
     expect(client.socket.destroyed || peer.socket.destroyed).toBe(false);
@@ -122,9 +127,10 @@ describe('toxics', () => {
 
     expect(proxy.removeToxic(id)).toBe(true);
     expect(proxy.removeToxic(id)).toBe(false);
-    client.socket.write('after');
-    peer.socket.write('back');
-    await until(() => peer.received().length === 12 && client.received().length === 4);
+    // The FIN after the new data proves nothing else is still on its way.
+    client.socket.end('after');
+    peer.socket.end('back');
+    await Promise.all([peer.ended, client.ended]);
     expect(peer.received().toString()).toBe('before|after');
     expect(client.received().toString()).toBe('back');
   });
