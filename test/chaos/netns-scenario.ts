@@ -7,30 +7,14 @@
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { FileDirs, FileTransfers } from './files.js';
-import { History, now } from './history.js';
-import { ServerMirror, type ServerSide } from './mirror.js';
+import type { ServerMirror, ServerSide } from './mirror.js';
 import { NETNS_FAULTS, NetnsFaults, NetnsLink, spawnIn } from './netns.js';
 import type { ServerCommand } from './ns-server.js';
-import {
-  clientSettings,
-  closeWithin,
-  drawKnobs,
-  handlesLeft,
-  type RunResult,
-  result,
-  runWorkload,
-  Suite,
-  Timing,
-} from './run-result.js';
-import {
-  liveHandles,
-  type QuietStats,
-  type ServerReport,
-  type ServerSettings,
-} from './server-host.js';
+import { closeWithin, type RunResult, runWorkload, Suite } from './run-result.js';
+import { endRun, newClient, serverSettings, setUpRun, workloadEnv } from './run-setup.js';
+import type { QuietStats, ServerReport, ServerSettings } from './server-host.js';
 import { tsxArgs } from './tsx-args.js';
-import { ClientDriver, describePlan, makePlan } from './workload.js';
+import { type ClientDriver, describePlan, makePlan } from './workload.js';
 
 const SERVER_PORT = 7070;
 const START_TIMEOUT_MS = 15_000;
@@ -205,45 +189,20 @@ export class RemoteServer implements ServerSide {
 }
 
 export async function runNetnsScenario(seed: number): Promise<RunResult> {
-  const startedAt = now();
-  const baseline = liveHandles();
-  const knobs = drawKnobs(seed, { min: 800, max: 2000 });
-  const history = new History();
-  const dirs = new FileDirs(seed);
-  const mirror = new ServerMirror(history);
-  const plan = makePlan(seed, NETNS_FAULTS, { budgetMs: knobs.budgetMs, files: true });
+  const setup = setUpRun(seed, { min: 800, max: 2000 });
+  const { history } = setup;
+  const plan = makePlan(seed, NETNS_FAULTS, { budgetMs: setup.knobs.budgetMs, files: true });
   let link: NetnsLink | undefined;
   let server: RemoteServer | undefined;
   let client: ClientDriver | undefined;
   let error: unknown;
   try {
     link = await NetnsLink.create();
-    server = new RemoteServer(mirror, link, {
-      host: link.nsIp,
-      port: SERVER_PORT,
-      pingIntervalMs: Timing.pingIntervalMs,
-      evictAfterMs: Timing.evictAfterMs,
-      sessionTtlMs: Timing.sessionTtlMs,
-      helloTimeoutMs: Timing.helloTimeoutMs,
-      retryAfterMs: Timing.retryAfterMs,
-      uploadDir: dirs.uploads,
-    });
+    server = new RemoteServer(setup.mirror, link, serverSettings(setup, link.nsIp, SERVER_PORT));
     await server.start();
-    client = new ClientDriver(
-      history,
-      clientSettings(link.nsIp, SERVER_PORT, `chaos-ns-${seed}`, knobs, dirs.downloads),
-      seed,
-    );
+    client = newClient(setup, link.nsIp, SERVER_PORT, `chaos-ns-${seed}`);
     await client.start(true);
-    const env = {
-      seed,
-      history,
-      client,
-      server,
-      faults: new NetnsFaults(link),
-      files: new FileTransfers(history, dirs, client, server),
-    };
-    await runWorkload(env, plan);
+    await runWorkload(workloadEnv(setup, client, server, new NetnsFaults(link)), plan);
   } catch (caught) {
     error = caught;
   } finally {
@@ -251,12 +210,9 @@ export async function runNetnsScenario(seed: number): Promise<RunResult> {
     await closeWithin(history, 'server.close() in the namespace', async () => server?.close());
     history.mark('teardown: namespace');
     await link?.remove();
-    dirs.remove();
   }
-  const leaked = { ...(await handlesLeft(baseline)), ...(server?.childHandles ?? {}) };
-  if (history.final !== undefined) {
-    history.final.leakedHandles = leaked;
-    if (server?.childExit !== undefined) history.final.childExit = server.childExit;
-  }
-  return result(Suite.NETNS, seed, history, knobs, error, startedAt, describePlan(plan));
+  return endRun(setup, Suite.NETNS, error, describePlan(plan), {
+    handles: server?.childHandles ?? {},
+    ...(server?.childExit === undefined ? {} : { childExit: server.childExit }),
+  });
 }

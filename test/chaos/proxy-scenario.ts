@@ -8,23 +8,20 @@
 
 import { Socket } from 'node:net';
 import { ChaosProxy, deriveSeed, type Random } from '@tether/chaos';
-import { FileDirs, FileTransfers } from './files.js';
-import { Direction, History, now } from './history.js';
-import { LocalServer, ServerMirror } from './mirror.js';
+import { Direction } from './history.js';
+import { LocalServer } from './mirror.js';
+import { closeWithin, type RunResult, runWorkload, Suite } from './run-result.js';
 import {
-  clientSettings,
-  closeWithin,
-  drawKnobs,
-  handlesLeft,
-  type RunResult,
-  result,
-  runWorkload,
-  Suite,
-  Timing,
-} from './run-result.js';
-import { liveHandles, ServerHost } from './server-host.js';
+  endRun,
+  newClient,
+  type RunSetup,
+  serverSettings,
+  setUpRun,
+  workloadEnv,
+} from './run-setup.js';
+import { ServerHost } from './server-host.js';
 import {
-  ClientDriver,
+  type ClientDriver,
   describePlan,
   type FaultInjector,
   type FaultKind,
@@ -151,31 +148,29 @@ function openSockets(): string {
     .join(', ');
 }
 
-export async function runProxyScenario(
-  seed: number,
-  options: ProxyRunOptions = {},
-): Promise<RunResult> {
-  const startedAt = now();
-  const baseline = liveHandles();
-  const knobs = drawKnobs(seed, options.budget ?? { min: 500, max: 1800 });
-  const history = new History();
-  const dirs = new FileDirs(seed);
-  const mirror = new ServerMirror(history);
-  const host = new ServerHost(
-    {
-      host: '127.0.0.1',
-      port: 0,
-      pingIntervalMs: Timing.pingIntervalMs,
-      evictAfterMs: Timing.evictAfterMs,
-      sessionTtlMs: Timing.sessionTtlMs,
-      helloTimeoutMs: Timing.helloTimeoutMs,
-      retryAfterMs: Timing.retryAfterMs,
-      uploadDir: dirs.uploads,
-    },
-    (report) => mirror.apply(report),
+/** What a run through the proxy works with. */
+export interface ProxyRig {
+  server: LocalServer;
+  proxy: ChaosProxy;
+  /** Connected to the server through the proxy. */
+  client: ClientDriver;
+}
+
+/**
+ * A server in this process, a ChaosProxy in front of it (seeded from the run) and the run's
+ * client connected through it; runs `body`, then closes client, server and proxy, each within
+ * the close timeout. Resolves with what `body` (or the setup) threw, if anything.
+ */
+export async function withProxyRig(
+  setup: RunSetup,
+  clientId: string,
+  body: (rig: ProxyRig) => Promise<void>,
+): Promise<unknown> {
+  const { history } = setup;
+  const host = new ServerHost(serverSettings(setup, '127.0.0.1', 0), (report) =>
+    setup.mirror.apply(report),
   );
-  const server = new LocalServer(mirror, host);
-  const plan = makePlan(seed, PROXY_FAULTS, { budgetMs: knobs.budgetMs, files: true });
+  const server = new LocalServer(setup.mirror, host);
   let proxy: ChaosProxy | undefined;
   let client: ClientDriver | undefined;
   let error: unknown;
@@ -183,25 +178,13 @@ export async function runProxyScenario(
     await server.start();
     proxy = new ChaosProxy({
       target: { host: '127.0.0.1', port: server.port },
-      seed: deriveSeed(seed, Stream.PROXY),
+      seed: deriveSeed(setup.seed, Stream.PROXY),
     });
     proxy.on('error', () => {});
     await proxy.start();
-    client = new ClientDriver(
-      history,
-      clientSettings('127.0.0.1', proxy.port, `chaos-${seed}`, knobs, dirs.downloads),
-      seed,
-    );
+    client = newClient(setup, '127.0.0.1', proxy.port, clientId);
     await client.start(true);
-    const env = {
-      seed,
-      history,
-      client,
-      server,
-      faults: new ProxyFaults(proxy),
-      files: new FileTransfers(history, dirs, client, server),
-    };
-    await runWorkload(env, plan);
+    await body({ server, proxy, client });
   } catch (caught) {
     error = caught;
   } finally {
@@ -214,9 +197,18 @@ export async function runProxyScenario(
       async () => stopping?.stop(),
       () => `links still open: ${JSON.stringify(stopping?.links)}; sockets: ${openSockets()}`,
     );
-    dirs.remove();
   }
-  const leaked = await handlesLeft(baseline);
-  if (history.final !== undefined) history.final.leakedHandles = leaked;
-  return result(Suite.PROXY, seed, history, knobs, error, startedAt, describePlan(plan));
+  return error;
+}
+
+export async function runProxyScenario(
+  seed: number,
+  options: ProxyRunOptions = {},
+): Promise<RunResult> {
+  const setup = setUpRun(seed, options.budget ?? { min: 500, max: 1800 });
+  const plan = makePlan(seed, PROXY_FAULTS, { budgetMs: setup.knobs.budgetMs, files: true });
+  const error = await withProxyRig(setup, `chaos-${seed}`, ({ server, proxy, client }) =>
+    runWorkload(workloadEnv(setup, client, server, new ProxyFaults(proxy)), plan),
+  );
+  return endRun(setup, Suite.PROXY, error, describePlan(plan));
 }
