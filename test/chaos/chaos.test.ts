@@ -1,7 +1,8 @@
 /**
- * The short slice of `pnpm chaos` that `pnpm test` runs: 20 proxy runs and 3 netns runs from a
- * fixed base seed (override with CHAOS_BASE=n), on two worker processes. Replay the whole slice
- * with `pnpm chaos --base <base> --runs 23`, or one run with the seed printed on failure.
+ * The short slice of `pnpm chaos` that `pnpm test` runs: 20 proxy runs, 3 netns runs and 5 loss
+ * runs from a fixed base seed (override with CHAOS_BASE=n), on two worker processes. Run i of a
+ * suite has the same seed as in `pnpm chaos --base <base>`, so `pnpm chaos --base <base> --suite
+ * loss --runs 5` replays the loss part; a failure prints each run's seed and replay command.
  */
 import { deriveSeed } from '@tether/chaos';
 import { describe, expect, it } from 'vitest';
@@ -14,6 +15,7 @@ import { formatFailure, formatTable } from './summary.js';
 const BASE = Number(process.env.CHAOS_BASE ?? 20_250_601);
 const PROXY_RUNS = 20;
 const NETNS_RUNS = 3;
+const LOSS_RUNS = 5;
 const JOBS = 2;
 
 const inCi = process.env.CI !== undefined && process.env.CI !== 'false' && process.env.CI !== '0';
@@ -56,5 +58,29 @@ describe('chaos - seeded runs through the proxy and across network namespaces', 
     ).toEqual([]);
     // In CI the kernel-level suite must run: a skip there is a failure.
     if (inCi) expect(capability).toEqual({ ok: true });
+  });
+});
+
+describe('chaos - byte loss on a live link', () => {
+  // A transfer that stalls fails its run with `file-late` (and `not-quiescent`) once its bound
+  // has passed, instead of hanging the test; the pool kills a run that hangs anyway after 60 s.
+  it(`${LOSS_RUNS} loss runs: messages and an upload survive drops shorter than the deadline (base seed ${BASE})`, {
+    timeout: 180_000,
+  }, async () => {
+    const tasks: Task[] = Array.from({ length: LOSS_RUNS }, (_, i) => ({
+      suite: Suite.LOSS,
+      seed: deriveSeed(BASE, 3, i),
+    }));
+    removeStaleFileDirs();
+    const results: RunResult[] = [];
+    await runPool(tasks, JOBS, (result) => results.push(result));
+    console.log(formatTable(results, [Suite.LOSS]));
+    const failed = results.filter((r) => !r.ok);
+    for (const r of failed) console.error(formatFailure(r));
+    expect(
+      failed.map(
+        (r) => `${r.suite} seed ${r.seed}: ${r.violations.map((v) => v.check).join(', ')}`,
+      ),
+    ).toEqual([]);
   });
 });

@@ -370,6 +370,53 @@ describe('chaos checker - detection, files and the ending', () => {
     expect(checks(h)).toEqual(['file-duplicated', 'file-failed']);
   });
 
+  it('flags a file not complete at both ends by its deadline as late', () => {
+    const h = clean();
+    const op = {
+      dir: Direction.C2S,
+      name: 'f',
+      size: 3,
+      sha256: 'ff',
+      incarnation: 1,
+      invokedAt: 1,
+      status: OpStatus.OK,
+      completedAt: 10,
+      dueBy: 10,
+      due: 'after the fault healed',
+    };
+    const arrived = (name: string, at: number, sha256 = 'ff') =>
+      h.fileDeliveries.push({ dir: Direction.C2S, name, size: 3, sha256, session: 'S1', at });
+    h.files.push(op);
+    arrived('f', 10);
+    expect(checks(h)).toEqual([]);
+    h.files.push({ ...op, name: 'g' });
+    arrived('g', 11);
+    h.files.push({ ...op, name: 'h', status: OpStatus.FAIL, code: 'CLOSED', committed: 1 });
+    h.files.push({ ...op, name: 'i', status: OpStatus.PENDING });
+    arrived('i', 9);
+    h.files.push({ ...op, name: 'j', completedAt: 12 });
+    arrived('j', 9);
+    const late = check(h, limits).violations.filter((v) => v.check === 'file-late');
+    expect(late.map((v) => v.detail)).toEqual([
+      'c2s: g (3 B) received 1 ms late; due after the fault healed (4 in all)',
+      "c2s: h (3 B) never received intact, the sender's transfer failed (CLOSED); due after the fault healed; receiver had committed 1 B",
+      "c2s: i (3 B) the sender's transfer never resolved; due after the fault healed",
+      "c2s: j (3 B) the sender's transfer resolved 2 ms late; due after the fault healed",
+    ]);
+    // A corrupt copy on time does not count as received.
+    const corrupt = clean();
+    corrupt.files.push({ ...op, name: 'k' });
+    corrupt.fileDeliveries.push({
+      dir: Direction.C2S,
+      name: 'k',
+      size: 3,
+      sha256: 'bad',
+      session: 'S1',
+      at: 5,
+    });
+    expect(checks(corrupt)).toEqual(['file-corrupt', 'file-late']);
+  });
+
   it('flags a client that closed unasked or ended disconnected', () => {
     const h = clean();
     h.clientStates.push({

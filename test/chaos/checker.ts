@@ -361,8 +361,32 @@ function checkFiles(history: History, stats: RunStats, violate: Violate): void {
       violate('file-duplicated', `${file.dir}: ${file.name} received ${earlier.length + 1} times`);
   }
   for (const op of history.files) {
-    if (op.status === OpStatus.OK && !received.has(`${op.dir}:${op.name}`))
+    const copies = received.get(`${op.dir}:${op.name}`) ?? [];
+    if (op.status === OpStatus.OK && copies.length === 0)
       violate('file-lost', `${op.dir}: ${op.name} acknowledged, never received`);
+    if (op.dueBy !== undefined) {
+      // Complete means both ends know: the receiver stored it intact and the sender's transfer
+      // resolved, each by the deadline.
+      const dueBy = op.dueBy;
+      const intact = copies.find((c) => c.sha256 === op.sha256 && c.size === op.size);
+      const late = (at: number): string => `${(at - dueBy).toFixed(0)} ms late`;
+      const problems: string[] = [];
+      if (intact === undefined) problems.push('never received intact');
+      else if (intact.at > dueBy) problems.push(`received ${late(intact.at)}`);
+      if (op.status === OpStatus.PENDING) problems.push("the sender's transfer never resolved");
+      else if (op.status === OpStatus.FAIL)
+        problems.push(`the sender's transfer failed (${op.code})`);
+      else if ((op.completedAt ?? 0) > dueBy)
+        problems.push(`the sender's transfer resolved ${late(op.completedAt ?? 0)}`);
+      if (problems.length > 0) {
+        const committed =
+          op.committed === undefined ? '' : `; receiver had committed ${op.committed} B`;
+        violate(
+          'file-late',
+          `${op.dir}: ${op.name} (${op.size} B) ${problems.join(', ')}; due ${op.due ?? 'by a deadline'}${committed}`,
+        );
+      }
+    }
     if (op.status === OpStatus.PENDING)
       violate('never-settled', `${op.dir}: file ${op.name} still pending after everything closed`);
     if (op.status === OpStatus.FAIL) {

@@ -95,6 +95,14 @@ export interface FileOp {
   status: OpStatus;
   code?: string | undefined;
   completedAt?: number;
+  /**
+   * Set by a scenario that bounds recovery (the loss suite): the file must have been received,
+   * byte-identical, by this time, or the run fails with `file-late`. `due` says how it was set.
+   */
+  dueBy?: number;
+  due?: string;
+  /** The receiver's committed offset as the sender last heard it (for a transfer that stalled). */
+  committed?: number;
 }
 
 /** A file the receiver reported complete. */

@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { removeStaleFileDirs } from './files.js';
+import { runLossScenario } from './loss-scenario.js';
 import { removeLeftovers } from './netns.js';
 import { runNetnsScenario } from './netns-scenario.js';
 import { runProxyScenario } from './proxy-scenario.js';
@@ -19,7 +20,14 @@ export interface Task {
 }
 
 export function runOne(task: Task): Promise<RunResult> {
-  return task.suite === Suite.PROXY ? runProxyScenario(task.seed) : runNetnsScenario(task.seed);
+  switch (task.suite) {
+    case Suite.PROXY:
+      return runProxyScenario(task.seed);
+    case Suite.NETNS:
+      return runNetnsScenario(task.seed);
+    case Suite.LOSS:
+      return runLossScenario(task.seed);
+  }
 }
 
 /** A run taking longer than this is killed and failed (a run normally takes 1-5 s). */

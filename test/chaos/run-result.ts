@@ -15,7 +15,7 @@ import {
   type WorkloadEnv,
 } from './workload.js';
 
-export const Suite = { PROXY: 'proxy', NETNS: 'netns' } as const;
+export const Suite = { PROXY: 'proxy', NETNS: 'netns', LOSS: 'loss' } as const;
 export type Suite = (typeof Suite)[keyof typeof Suite];
 
 export interface RunResult {
@@ -29,11 +29,22 @@ export interface RunResult {
   durationMs: number;
   plan: string;
   settings: string;
-  /** A failing run's timeline, written to a temp file. */
+  /** A failing run's timeline (every run's with CHAOS_TIMELINE=1), written to a temp file. */
   timeline?: string;
+  /**
+   * Loss suite: the drop that hit the upload, the messages beside it, whether the upload was late,
+   * and when it was received after the drop healed, against its bound.
+   */
+  loss?: {
+    uploadDrop: string;
+    traffic: string;
+    late: boolean;
+    receivedAfterHealMs?: number;
+    boundMs?: number;
+  };
 }
 
-/** Timings shared by both suites (short, so 200 runs fit in a few minutes). */
+/** Timings shared by all suites (short, so 200 runs fit in a few minutes). */
 export const Timing = {
   pingIntervalMs: 50,
   /** Client's dead-link deadline and the server's eviction deadline: equal on purpose, so a
@@ -190,7 +201,9 @@ export function result(
     plan,
     settings: describeKnobs(knobs),
   };
-  if (!verdict.ok) run.timeline = writeTimeline(history, startedAt, suite, seed);
+  // CHAOS_TIMELINE=1 writes every run's timeline, to compare a failing run with passing ones.
+  if (!verdict.ok || process.env.CHAOS_TIMELINE === '1')
+    run.timeline = writeTimeline(history, startedAt, suite, seed);
   return run;
 }
 

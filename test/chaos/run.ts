@@ -2,8 +2,8 @@
  * `pnpm chaos`: seeded chaos runs across both suites, a summary table, the seed and replay
  * command of every failing run, and a non-zero exit code on any violation.
  *
- *   pnpm chaos                              170 proxy + 30 netns runs from a fresh base seed
- *   pnpm chaos --runs 50 --suite proxy      50 proxy runs
+ *   pnpm chaos                              150 proxy + 30 netns + 20 loss runs, fresh base seed
+ *   pnpm chaos --runs 50 --suite proxy      50 proxy runs (proxy, netns, loss or all)
  *   pnpm chaos --suite netns --seed 1234    replays one run
  *   pnpm chaos --base 42                    the same 200 seeds as another `--base 42` run
  *   pnpm chaos --verbose                    one line per run
@@ -62,8 +62,8 @@ function parseArgs(argv: readonly string[]): Args {
     else if (arg === '--verbose' || arg === '-v') args.verbose = true;
     else if (arg === '--suite') {
       const v = value();
-      if (v !== 'proxy' && v !== 'netns' && v !== 'all')
-        throw new TypeError('--suite must be proxy, netns or all');
+      if (v !== 'proxy' && v !== 'netns' && v !== 'loss' && v !== 'all')
+        throw new TypeError('--suite must be proxy, netns, loss or all');
       args.suite = v;
     } else if (arg === '--') {
     } else throw new TypeError(`unknown argument ${arg} (see test/chaos/run.ts)`);
@@ -71,8 +71,9 @@ function parseArgs(argv: readonly string[]): Args {
   return args;
 }
 
-/** Share of netns runs in a mixed batch: they are slower (a child process per run). */
+/** Shares of a mixed batch: netns runs are slower (a child process per run), loss runs move tens of MiB. */
 const NETNS_SHARE = 30 / 200;
+const LOSS_SHARE = 20 / 200;
 const DEFAULT_RUNS = 200;
 
 async function main(): Promise<number> {
@@ -84,11 +85,15 @@ async function main(): Promise<number> {
     plan.push({ suite, seed: args.seed });
   } else {
     const runs = args.runs ?? DEFAULT_RUNS;
-    const netns =
-      args.suite === 'netns' ? runs : args.suite === 'proxy' ? 0 : Math.round(runs * NETNS_SHARE);
-    for (let i = 0; i < runs - netns; i++)
-      plan.push({ suite: Suite.PROXY, seed: deriveSeed(base, 1, i) });
+    const share = (suite: Suite, fraction: number): number =>
+      args.suite === suite ? runs : args.suite === 'all' ? Math.round(runs * fraction) : 0;
+    const netns = share(Suite.NETNS, NETNS_SHARE);
+    const loss = share(Suite.LOSS, LOSS_SHARE);
+    const proxy = args.suite === 'all' || args.suite === Suite.PROXY ? runs - netns - loss : 0;
+    // Seeds by suite: run i of suite k is deriveSeed(base, k, i), whatever the mix.
+    for (let i = 0; i < proxy; i++) plan.push({ suite: Suite.PROXY, seed: deriveSeed(base, 1, i) });
     for (let i = 0; i < netns; i++) plan.push({ suite: Suite.NETNS, seed: deriveSeed(base, 2, i) });
+    for (let i = 0; i < loss; i++) plan.push({ suite: Suite.LOSS, seed: deriveSeed(base, 3, i) });
   }
   const suites = [...new Set(plan.map((p) => p.suite))];
 
@@ -102,7 +107,7 @@ async function main(): Promise<number> {
   console.log(
     args.seed !== undefined
       ? `Tether chaos: replaying ${plan[0]?.suite} seed ${args.seed}`
-      : `Tether chaos: ${plan.length} runs (${plan.filter((p) => p.suite === Suite.PROXY).length} proxy, ${plan.filter((p) => p.suite === Suite.NETNS).length} netns), base seed ${base} (replay all with --base ${base})`,
+      : `Tether chaos: ${plan.length} runs (${suites.map((suite) => `${plan.filter((p) => p.suite === suite).length} ${suite}`).join(', ')}), base seed ${base} (replay all with --base ${base})`,
   );
   removeStaleFileDirs();
   const startedAt = performance.now();

@@ -129,6 +129,7 @@ export function formatTable(results: readonly RunResult[], suites: readonly Suit
     ...rows.slice(1).map(line),
     '',
     `faults by kind: ${faults || 'none'}`,
+    ...lossLine(results),
     `worst detection by the side that only lost its outbound direction of a one-way cut: ${ms(all.worstIndirectDetectionMs)} (bound: both deadlines + 10% + allowance)`,
     `session losses (server restarts, TTL): ${all.sessionLosses}`,
     '* redelivered: second deliveries after a session loss (at-least-once, deduped by message id; not a violation)',
@@ -146,4 +147,37 @@ export function formatFailure(r: RunResult): string {
   if (r.timeline !== undefined) lines.push(`  timeline: ${r.timeline}`);
   lines.push(`  plan: ${r.plan.length > 1500 ? `${r.plan.slice(0, 1500)} ...` : r.plan}`);
   return lines.join('\n');
+}
+
+/** Loss suite: how many uploads were late, by the drop that hit them and by the traffic beside. */
+function lossLine(results: readonly RunResult[]): string[] {
+  const runs = results.filter((r) => r.loss !== undefined);
+  if (runs.length === 0) return [];
+  const count = (keyOf: (loss: NonNullable<RunResult['loss']>) => string): string => {
+    const by = new Map<string, { late: number; runs: number }>();
+    for (const r of runs) {
+      const loss = r.loss as NonNullable<RunResult['loss']>;
+      const entry = by.get(keyOf(loss)) ?? { late: 0, runs: 0 };
+      entry.runs++;
+      if (loss.late) entry.late++;
+      by.set(keyOf(loss), entry);
+    }
+    return [...by]
+      .sort((a, b) => a[0].localeCompare(b[0]))
+      .map(([key, e]) => `${key} ${e.late}/${e.runs}`)
+      .join(', ');
+  };
+  // The tightest margin among uploads that made it: how close the bound came to failing them.
+  let tightest: NonNullable<RunResult['loss']> | undefined;
+  const share = (l: NonNullable<RunResult['loss']>): number =>
+    (l.receivedAfterHealMs ?? 0) / (l.boundMs ?? 1);
+  for (const r of runs) {
+    const loss = r.loss as NonNullable<RunResult['loss']>;
+    if (loss.receivedAfterHealMs === undefined || loss.boundMs === undefined) continue;
+    if (tightest === undefined || share(loss) > share(tightest)) tightest = loss;
+  }
+  return [
+    `loss: uploads late after a drop during them, by drop: ${count((l) => l.uploadDrop)}; by traffic beside: ${count((l) => l.traffic)}`,
+    `loss: closest to its bound, an upload received ${ms(tightest?.receivedAfterHealMs)} after its drop healed (bound ${ms(tightest?.boundMs)})`,
+  ];
 }

@@ -10,7 +10,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { deriveSeed, mulberry32, type Random } from '@tether/chaos';
-import { ClientState, type OverflowPolicy, TetherClient } from '@tether/client';
+import { ClientState, type OverflowPolicy, TetherClient, type Transfer } from '@tether/client';
 import { requestExcused } from './checker.js';
 import {
   complete,
@@ -347,8 +347,16 @@ export class ClientDriver {
     this.#sample(client, op.incarnation);
   }
 
-  /** Sends the file at `path` as `name`; `size` and `sha256` are what was written there. */
-  sendFile(name: string, path: string, size: number, sha256: string): void {
+  /**
+   * Sends the file at `path` as `name`; `size` and `sha256` are what was written there. Returns
+   * the operation recorded in the history and the client's transfer (for its progress).
+   */
+  sendFile(
+    name: string,
+    path: string,
+    size: number,
+    sha256: string,
+  ): { op: FileOp; transfer: Transfer } {
     const op: FileOp = {
       dir: Direction.C2S,
       name,
@@ -359,13 +367,15 @@ export class ClientDriver {
       status: OpStatus.PENDING,
     };
     this.#history.files.push(op);
-    this.client.sendFile(path, { name }).done.then(
+    const transfer = this.client.sendFile(path, { name });
+    transfer.done.then(
       () => {
         op.status = OpStatus.OK;
         op.completedAt = now();
       },
       (error: unknown) => fail(op, error),
     );
+    return { op, transfer };
   }
 
   /** Closes this incarnation (its pending sends fail with CLOSED) and starts the next one. */
