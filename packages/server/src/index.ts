@@ -20,3 +20,5 @@ export type { PeerSendReceipt, PeerStats } from './peer.js';
 export { Peer } from './peer.js';
 export type { DisconnectInfo, ServerCloseOptions, ServerEvents, ServerStats } from './server.js';
 export { TetherServer } from './server.js';
+export type { TransferUpdate } from './transfer-watch.js';
+export { TransferDirection, TransferState } from './transfer-watch.js';

@@ -25,6 +25,8 @@ export interface SessionHost {
   queued(session: PeerSession): void;
   /** The client acknowledged `count` messages. */
   acked(session: PeerSession, count: number): void;
+  /** A PONG gave a new RTT sample. */
+  rtt(session: PeerSession, stats: RttStats): void;
   /** The application ended the session. */
   close(session: PeerSession, error: TetherError): void;
   /** Drops the connection, keeping the session for a resume. */
@@ -98,7 +100,9 @@ export class PeerSession extends Session<PeerPendingSend> {
     this.#host.acked(this, entries.length);
   }
 
-  override rtt(_stats: RttStats): void {}
+  override rtt(stats: RttStats): void {
+    this.#host.rtt(this, stats);
+  }
 
   protected override makeFiles(): TransferEngine {
     return this.#host.transferEngine(this);

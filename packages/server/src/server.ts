@@ -7,7 +7,7 @@ import {
   type Scheduler,
   type Transport,
 } from '@tether/core';
-import { ReceiveDirectory, type ReceivedFile, TransferEngine } from '@tether/files';
+import { ReceiveDirectory, type ReceivedFile, type TransferEngine } from '@tether/files';
 import {
   DataFlag,
   type DataFrame,
@@ -16,6 +16,7 @@ import {
   FrameType,
   Message,
   type Payload,
+  type RttStats,
   TetherError,
   toBuffer,
 } from '@tether/protocol';
@@ -32,6 +33,7 @@ import type { Peer } from './peer.js';
 import { type PeerPendingSend, PeerSession, type SessionHost } from './peer-session.js';
 import { ServerHandshake } from './server-handshake.js';
 import { MemorySessionStore, type SessionEnd } from './session-store.js';
+import { type TransferUpdate, WatchedTransferEngine } from './transfer-watch.js';
 
 /** Payload of `disconnect` and `evict`. */
 export interface DisconnectInfo {
@@ -56,6 +58,14 @@ export interface ServerEvents {
   file: (file: ReceivedFile, peer: Peer) => void;
   /** A message from a client, exactly once and in order per session. */
   message: (message: Message, peer: Peer) => void;
+  /** A PONG from the client gave a new RTT sample (`rtt.last`); about one per ping interval. */
+  rtt: (peer: Peer, rtt: RttStats) => void;
+  /**
+   * A file transfer of the session, either way, moved a step: accepted (`started`, again after
+   * a reconnect), committed more bytes (`progress`), or ended (`completed`, `failed`,
+   * `cancelled`). Steps come per committed advance the receiver reports, not per chunk.
+   */
+  transfer: (peer: Peer, update: TransferUpdate) => void;
   /** A connection failed with a protocol or handshake error (the server goes on). */
   error: (error: TetherError, info: { remoteAddress: string }) => void;
   close: () => void;
@@ -210,6 +220,14 @@ export class TetherServer extends EventEmitter<ServerEvents> {
     return Array.from(this.#store.values(), (session) => session.peer);
   }
 
+  /**
+   * True from the start of `close()`: the server takes no new connections and is draining the
+   * ones it has (a readiness check should fail).
+   */
+  get draining(): boolean {
+    return this.#closing;
+  }
+
   /** Counters and gauges. */
   stats(): ServerStats {
     return {
@@ -321,6 +339,8 @@ export class TetherServer extends EventEmitter<ServerEvents> {
         this.#messagesOut += count;
         if (this.#drainWaiter !== undefined && this.#pendingOutbound() === 0) this.#drainWaiter();
       },
+      rtt: (session, stats) =>
+        this.#emitGuarded(session, () => this.emit('rtt', session.peer, stats)),
       close: (session, error) => this.#endSession(session, error),
       disconnect: (session, error) => session.connection?.destroy(error),
       transferEngine: (session) => this.#transferEngine(session),
@@ -387,6 +407,16 @@ export class TetherServer extends EventEmitter<ServerEvents> {
       const error = new TetherError(ErrorCode.HANDLER_FAILED, 'a message listener threw', {
         cause,
       });
+      this.emit('error', error, { remoteAddress: session.remoteAddress });
+    }
+  }
+
+  // Events emitted from inside frame handling: a listener's bug must not cost the connection.
+  #emitGuarded(session: PeerSession, emit: () => void): void {
+    try {
+      emit();
+    } catch (cause) {
+      const error = new TetherError(ErrorCode.HANDLER_FAILED, 'an event listener threw', { cause });
       this.emit('error', error, { remoteAddress: session.remoteAddress });
     }
   }
@@ -472,20 +502,25 @@ export class TetherServer extends EventEmitter<ServerEvents> {
     const { acceptFile, maxFileSize, maxIncomingTransfersPerPeer, now } = this.#options;
     const peer = session.peer;
     const uploads = this.#uploads;
-    const engine = new TransferEngine({
-      owner: session.identity,
-      now,
-      ...(uploads === undefined
-        ? {}
-        : {
-            receive: {
-              directory: uploads,
-              maxFileSize,
-              maxTransfers: maxIncomingTransfersPerPeer,
-              ...(acceptFile === undefined ? {} : { decide: (offer) => acceptFile(offer, peer) }),
-            },
-          }),
-    });
+    const report = (update: TransferUpdate): void =>
+      this.#emitGuarded(session, () => this.emit('transfer', peer, update));
+    const engine = new WatchedTransferEngine(
+      {
+        owner: session.identity,
+        now,
+        ...(uploads === undefined
+          ? {}
+          : {
+              receive: {
+                directory: uploads,
+                maxFileSize,
+                maxTransfers: maxIncomingTransfersPerPeer,
+                ...(acceptFile === undefined ? {} : { decide: (offer) => acceptFile(offer, peer) }),
+              },
+            }),
+      },
+      report,
+    );
     engine.on('file', (file) => this.emit('file', file, peer));
     engine.on('error', (error) =>
       this.emit('error', error, { remoteAddress: session.remoteAddress }),
