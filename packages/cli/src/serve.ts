@@ -7,6 +7,7 @@ import {
   flag,
   integer,
   parse,
+  parseEndpoint,
   parsePort,
   readOptionFile,
   secret,
@@ -36,6 +37,11 @@ Options:
   --evict-after <d>       evict a client silent this long (default 15s)
   --session-ttl <d>       keep a disconnected session for resume this long (default 2m)
   --max-file-size <n>     refuse uploads larger than this many bytes
+  --dashboard <addr>      serve the live dashboard, /metrics, /healthz and /readyz over HTTP
+                          on host:port (or a port on 127.0.0.1); an address other than
+                          loopback needs a token
+  --dashboard-token <t>   require this token (16+ characters) on the dashboard (or env
+                          TETHER_DASHBOARD_TOKEN): open http://host:port/#token=<t>
   -q, --quiet             no line per message (peers, files and the table stay)
   -h, --help              this help
 
@@ -55,6 +61,8 @@ const OPTIONS = {
   'evict-after': { type: 'string' },
   'session-ttl': { type: 'string' },
   'max-file-size': { type: 'string' },
+  dashboard: { type: 'string' },
+  'dashboard-token': { type: 'string' },
   quiet: { type: 'boolean', short: 'q' },
 } as const;
 
@@ -118,6 +126,14 @@ function serverOptions(parsed: ReturnType<typeof parse>): ServerOptions {
   options.sessionTtlMs = duration(parsed, 'session-ttl', 120_000);
   const maxFileSize = integer(parsed, 'max-file-size', 0, 1);
   if (maxFileSize > 0) options.maxFileSize = maxFileSize;
+  const dashboard = str(parsed, 'dashboard');
+  const token = str(parsed, 'dashboard-token') ?? process.env.TETHER_DASHBOARD_TOKEN;
+  if (dashboard !== undefined) {
+    const { host, port } = parseEndpoint('serve: --dashboard', dashboard);
+    options.dashboard = { host, port, ...(token === undefined || token === '' ? {} : { token }) };
+  } else if (str(parsed, 'dashboard-token') !== undefined) {
+    throw new UsageError('serve: --dashboard-token needs --dashboard');
+  }
   return options;
 }
 
@@ -154,7 +170,14 @@ export async function serve(argv: string[], out: Output = createOutput()): Promi
   }
   const options = serverOptions(parsed);
   const quiet = flag(parsed, 'quiet');
-  const server = new TetherServer(options);
+  let server: TetherServer;
+  try {
+    server = new TetherServer(options);
+  } catch (error) {
+    // A bad combination of options (a dashboard off loopback without a token ...).
+    if (error instanceof TypeError) throw new UsageError(`serve: ${error.message}`);
+    throw error;
+  }
   // Client ids, file names, reasons and error messages come from peers: printed escaped.
   const who = (peer: Peer): string =>
     `${peer.id.slice(0, 8)} ${field(peer.clientId)} ${peer.remoteAddress}`;
@@ -194,14 +217,26 @@ export async function serve(argv: string[], out: Output = createOutput()): Promi
   try {
     address = await server.listen();
   } catch (error) {
-    const e = error as NodeJS.ErrnoException;
-    out.line(`serve: cannot listen on ${options.host}:${options.port}: ${e.code ?? e.message}`);
+    // The error names the address that failed: the server's, or the dashboard's.
+    const e = error as NodeJS.ErrnoException & { address?: string; port?: number };
+    const where = `${e.address ?? options.host}:${e.port ?? options.port}`;
+    out.line(`serve: cannot listen on ${where}: ${e.code ?? e.message}`);
     errorLines.close();
     return ExitCode.FAILED;
   }
   const scheme = options.tls === undefined ? 'tcp' : 'tls';
   out.line(`listening on ${scheme}://${address.address}:${address.port}`);
   if (options.uploadDir !== undefined) out.line(`upload directory ${options.uploadDir}`);
+  const dashboard = server.dashboardAddress;
+  if (dashboard !== undefined) {
+    const host = dashboard.family === 'IPv6' ? `[${dashboard.address}]` : dashboard.address;
+    const url = `http://${host}:${dashboard.port}/`;
+    out.line(
+      options.dashboard?.token === undefined
+        ? `dashboard on ${url} (metrics ${url}metrics)`
+        : `dashboard on ${url} (token required: open ${url}#token=<token>; send Authorization: Bearer <token> to ${url}metrics)`,
+    );
+  }
   const timer = out.live
     ? setInterval(() => {
         const s = server.stats();

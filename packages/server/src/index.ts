@@ -9,6 +9,7 @@ export type {
 export { Transfer } from '@tether/files';
 export type { Payload, RttStats } from '@tether/protocol';
 export { ErrorCode, Message, ProtocolError, TetherError } from '@tether/protocol';
+export type { DashboardOptions } from './dashboard/options.js';
 export type {
   AuthContext,
   Authenticate,

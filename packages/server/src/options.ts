@@ -8,6 +8,11 @@ import {
   type HelloBody,
   type Payload,
 } from '@tether/protocol';
+import {
+  type DashboardOptions,
+  type ResolvedDashboardOptions,
+  resolveDashboardOptions,
+} from './dashboard/options.js';
 import type { Peer } from './peer.js';
 
 /** What the TLS layer verified about the client (mutual TLS). */
@@ -152,6 +157,12 @@ export interface ServerOptions {
    * FILE_NO_SPACE (retryable). Default 5000.
    */
   fileIdleMs?: number;
+  /**
+   * Serve a live dashboard, Prometheus `/metrics`, `/healthz` and `/readyz` on a second HTTP
+   * listener (loopback by default; a token for anything else). Started by `listen()`, stopped
+   * at the end of `close()`. Default: none.
+   */
+  dashboard?: DashboardOptions;
   /** Monotonic clock in ms; injected by tests. Default `performance.now()`. */
   now?: () => number;
   /**
@@ -162,8 +173,12 @@ export interface ServerOptions {
 }
 
 export type ResolvedServerOptions = Required<
-  Omit<ServerOptions, 'tls' | 'onRequest' | 'secret' | 'authenticate' | 'uploadDir' | 'acceptFile'>
+  Omit<
+    ServerOptions,
+    'tls' | 'onRequest' | 'secret' | 'authenticate' | 'uploadDir' | 'acceptFile' | 'dashboard'
+  >
 > & {
+  dashboard: ResolvedDashboardOptions | undefined;
   uploadDir: string | undefined;
   acceptFile: ServerOptions['acceptFile'];
   tls: TlsOptions | undefined;
@@ -272,6 +287,8 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
       'maxInboundBufferedBytes',
       options.maxInboundBufferedBytes ?? 64 * 1024 * 1024,
     ),
+    dashboard:
+      options.dashboard === undefined ? undefined : resolveDashboardOptions(options.dashboard),
     now,
     scheduler: options.scheduler ?? schedulerWithClock(now),
   };

@@ -21,6 +21,7 @@ import {
   toBuffer,
 } from '@tether/protocol';
 import { EventEmitter } from 'eventemitter3';
+import type { Dashboard } from './dashboard/dashboard.js';
 import { InboundBudget } from './inbound-budget.js';
 import { Listener } from './listener.js';
 import {
@@ -129,6 +130,7 @@ export class TetherServer extends EventEmitter<ServerEvents> {
   /** File engines of ended sessions still closing their files. */
   readonly #filesClosing = new Set<Promise<void>>();
   #closing = false;
+  #dashboard: Dashboard | undefined;
   #drainWaiter: (() => void) | undefined;
   #messagesIn = 0;
   #messagesOut = 0;
@@ -195,8 +197,39 @@ export class TetherServer extends EventEmitter<ServerEvents> {
     });
   }
 
-  /** Starts listening; resolves with the bound address (port 0 picks a free port). */
-  listen(): Promise<net.AddressInfo> {
+  /**
+   * Starts listening; resolves with the bound address (port 0 picks a free port). With the
+   * `dashboard` option its listener starts first (when it cannot, neither does the server).
+   */
+  async listen(): Promise<net.AddressInfo> {
+    const dashboard = this.#options.dashboard;
+    if (dashboard !== undefined && this.#dashboard === undefined) {
+      // Loaded on demand: a server without a dashboard does not load prom-client.
+      const { Dashboard } = await import('./dashboard/dashboard.js');
+      const started = new Dashboard(this, dashboard);
+      try {
+        await started.listen();
+      } catch (error) {
+        await started.close();
+        throw error;
+      }
+      this.#dashboard = started;
+    }
+    try {
+      return await this.#listenTcp();
+    } catch (error) {
+      await this.#dashboard?.close();
+      this.#dashboard = undefined;
+      throw error;
+    }
+  }
+
+  /** The dashboard's bound address, while it listens (see the `dashboard` option). */
+  get dashboardAddress(): net.AddressInfo | undefined {
+    return this.#dashboard?.address;
+  }
+
+  #listenTcp(): Promise<net.AddressInfo> {
     const listener = this.#listener.server;
     return new Promise((resolve, reject) => {
       const onError = (error: Error): void => reject(error);
@@ -276,6 +309,8 @@ export class TetherServer extends EventEmitter<ServerEvents> {
     }
     await Promise.all([...this.#filesClosing]);
     await listenerClosed;
+    // Last: /readyz answers "draining" through the whole drain.
+    await this.#dashboard?.close();
     this.emit('close');
   }
 

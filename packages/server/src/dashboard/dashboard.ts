@@ -1,0 +1,218 @@
+import { readFile } from 'node:fs/promises';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { TetherServer } from '../server.js';
+import { Access, Refusal } from './access.js';
+import { LiveStreams } from './live-stream.js';
+import { Metrics } from './metrics.js';
+import { Monitor } from './monitor.js';
+import type { ResolvedDashboardOptions } from './options.js';
+import { parsePeerQuery } from './peer-view.js';
+
+// The page: plain HTML, CSS and JavaScript shipped with the package (static/), no build step.
+const PAGE_FILES = {
+  '/': { file: 'dashboard.html', type: 'text/html; charset=utf-8' },
+  '/dashboard.js': { file: 'dashboard.js', type: 'text/javascript; charset=utf-8' },
+  '/dashboard.css': { file: 'dashboard.css', type: 'text/css; charset=utf-8' },
+} as const;
+type PagePath = keyof typeof PAGE_FILES;
+
+/** Everything else needs the token (or, without one, a loopback Host). */
+const DATA_PATHS = new Set(['/healthz', '/readyz', '/metrics', '/events', '/api/snapshot']);
+
+// Same path from src/dashboard/ (sources) and dist/dashboard/ (built).
+const STATIC_DIR = new URL('../../static/', import.meta.url);
+
+/**
+ * No inline script or style, nothing from elsewhere: a peer string that slipped into markup
+ * could run nothing. The page only talks to its own origin.
+ */
+const CONTENT_SECURITY_POLICY = [
+  "default-src 'none'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "img-src 'self'",
+  "connect-src 'self'",
+  "base-uri 'none'",
+  "form-action 'none'",
+  "frame-ancestors 'none'",
+].join('; ');
+
+const COMMON_HEADERS = {
+  'Content-Security-Policy': CONTENT_SECURITY_POLICY,
+  'X-Content-Type-Options': 'nosniff',
+  'X-Frame-Options': 'DENY',
+  'Referrer-Policy': 'no-referrer',
+  'Cross-Origin-Resource-Policy': 'same-origin',
+  'Cache-Control': 'no-store',
+} as const;
+
+/**
+ * The dashboard's HTTP listener: the live page, `/events` (its Server-Sent Events), `/api/snapshot`,
+ * `/metrics`, `/healthz` and `/readyz`. Built on the server's public API only (events, `stats()`,
+ * `peers`, `draining`). Nothing it serves holds a resume token or a secret.
+ */
+export class Dashboard {
+  readonly #server: TetherServer;
+  readonly #options: ResolvedDashboardOptions;
+  readonly #http: http.Server;
+  readonly #access: Access;
+  readonly #monitor: Monitor;
+  readonly #metrics: Metrics;
+  readonly #streams: LiveStreams;
+  readonly #page = new Map<PagePath, Buffer>();
+
+  constructor(server: TetherServer, options: ResolvedDashboardOptions) {
+    this.#server = server;
+    this.#options = options;
+    this.#access = new Access(options.token);
+    let metrics: Metrics | undefined;
+    this.#monitor = new Monitor(server, {
+      logSize: options.logSize,
+      rttHistory: options.rttHistory,
+      rttSample: (ms) => metrics?.observeRtt(ms),
+    });
+    metrics = new Metrics(server, this.#monitor, options);
+    this.#metrics = metrics;
+    this.#streams = new LiveStreams(server, this.#monitor, options);
+    this.#http = http.createServer(
+      { headersTimeout: 10_000, requestTimeout: 10_000, maxHeaderSize: 8192 },
+      (request, response) => this.#handle(request, response),
+    );
+    // Browsers keep a few connections each; more than this is not a person looking.
+    this.#http.maxConnections = options.maxStreams * 4 + 16;
+  }
+
+  /** Loads the page and starts listening. */
+  async listen(): Promise<AddressInfo> {
+    for (const [path, { file }] of Object.entries(PAGE_FILES)) {
+      this.#page.set(path as PagePath, await readFile(new URL(file, STATIC_DIR)));
+    }
+    const { host, port } = this.#options;
+    await new Promise<void>((resolve, reject) => {
+      this.#http.once('error', reject);
+      this.#http.listen(port, host, () => {
+        this.#http.off('error', reject);
+        resolve();
+      });
+    });
+    return this.#http.address() as AddressInfo;
+  }
+
+  /** The bound address, once listening. */
+  get address(): AddressInfo | undefined {
+    return (this.#http.address() as AddressInfo | null) ?? undefined;
+  }
+
+  /** Ends the live streams, stops listening and detaches from the server. */
+  async close(): Promise<void> {
+    this.#streams.close();
+    this.#monitor.close();
+    this.#metrics.close();
+    if (!this.#http.listening) return;
+    const closed = new Promise<void>((resolve) => this.#http.close(() => resolve()));
+    this.#http.closeAllConnections();
+    await closed;
+  }
+
+  #handle(request: http.IncomingMessage, response: http.ServerResponse): void {
+    const url = new URL(request.url ?? '/', 'http://dashboard.invalid');
+    const path = url.pathname;
+    if (request.method !== 'GET' && request.method !== 'HEAD') {
+      this.#reply(response, 405, 'method not allowed\n', { Allow: 'GET, HEAD' });
+      return;
+    }
+    if (path === '/favicon.ico') {
+      this.#reply(response, 204, '');
+      return;
+    }
+    const page = this.#page.get(path as PagePath);
+    if (page !== undefined) {
+      if (!this.#allowed(response, this.#access.checkPage(request))) return;
+      this.#reply(response, 200, page, { 'Content-Type': PAGE_FILES[path as PagePath].type });
+      return;
+    }
+    if (!DATA_PATHS.has(path)) {
+      this.#reply(response, 404, 'not found\n');
+      return;
+    }
+    if (!this.#allowed(response, this.#access.check(request, url))) return;
+    switch (path) {
+      case '/healthz':
+        this.#reply(response, 200, 'ok\n');
+        return;
+      case '/readyz':
+        this.#readyz(response);
+        return;
+      case '/metrics':
+        this.#sendMetrics(response);
+        return;
+      case '/events':
+        this.#events(response, url);
+        return;
+      case '/api/snapshot':
+        this.#snapshot(response, url);
+        return;
+    }
+  }
+
+  #allowed(response: http.ServerResponse, refusal: Refusal | undefined): boolean {
+    if (refusal === undefined) return true;
+    if (refusal === Refusal.TOKEN) {
+      this.#reply(response, 401, 'token required\n', {
+        'WWW-Authenticate': 'Bearer realm="tether"',
+      });
+    } else {
+      // 421: this server does not answer for that name.
+      this.#reply(response, 421, 'this dashboard answers to loopback names only\n');
+    }
+    return false;
+  }
+
+  #reply(
+    response: http.ServerResponse,
+    status: number,
+    body: string | Buffer,
+    headers: Record<string, string> = {},
+  ): void {
+    response.writeHead(status, {
+      ...COMMON_HEADERS,
+      'Content-Type': 'text/plain; charset=utf-8',
+      'Content-Length': Buffer.byteLength(body),
+      ...headers,
+    });
+    response.end(response.req.method === 'HEAD' ? undefined : body);
+  }
+
+  /** `/readyz`: listening and not draining. */
+  #readyz(response: http.ServerResponse): void {
+    const server = this.#server;
+    if (server.draining) this.#reply(response, 503, 'draining\n');
+    else if (server.address === undefined) this.#reply(response, 503, 'not listening\n');
+    else this.#reply(response, 200, 'ready\n');
+  }
+
+  /** `/metrics`: Prometheus text format. */
+  #sendMetrics(response: http.ServerResponse): void {
+    this.#metrics.text().then(
+      (text) => this.#reply(response, 200, text, { 'Content-Type': this.#metrics.contentType }),
+      (error: unknown) => this.#reply(response, 500, `metrics failed: ${String(error)}\n`),
+    );
+  }
+
+  /** `/events`: the live page's stream. */
+  #events(response: http.ServerResponse, url: URL): void {
+    for (const [name, value] of Object.entries(COMMON_HEADERS)) response.setHeader(name, value);
+    if (!this.#streams.open(response, parsePeerQuery(url.searchParams))) {
+      this.#reply(response, 503, 'too many live pages open\n', { 'Retry-After': '5' });
+    }
+  }
+
+  /** `/api/snapshot`: one update as JSON, for scripts. */
+  #snapshot(response: http.ServerResponse, url: URL): void {
+    const update = this.#streams.once(parsePeerQuery(url.searchParams));
+    this.#reply(response, 200, JSON.stringify(update), {
+      'Content-Type': 'application/json; charset=utf-8',
+    });
+  }
+}

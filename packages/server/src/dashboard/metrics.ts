@@ -1,0 +1,280 @@
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { TetherServer } from '../server.js';
+import type { Monitor } from './monitor.js';
+
+/** RTT buckets in seconds: loopback (sub-millisecond) to a satellite link under load. */
+export const RTT_BUCKETS_SECONDS: readonly number[] = [
+  0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
+];
+
+// A scrape reads every metric's collect in turn; the sums over all sessions are taken once and
+// shared by the collects of one scrape (and of scrapes closer than this).
+const SAMPLE_REUSE_MS = 250;
+
+interface SessionSums {
+  bytesIn: number;
+  bytesOut: number;
+  outboxMessages: number;
+  outboxBytes: number;
+  connected: number;
+}
+
+/**
+ * Tether's metrics in a prom-client registry, named by Prometheus conventions (`tether_`
+ * prefix, base units, `_total` for counters). Counters and gauges are read from the server's
+ * stats and the monitor when scraped; RTT samples are observed as they come.
+ */
+export class Metrics {
+  readonly registry: Registry;
+  readonly #rtt: Histogram;
+  readonly #server: TetherServer;
+  readonly #monitor: Monitor;
+  /** Names of the metrics this made, to remove them from an application's registry. */
+  readonly #names: string[];
+  #sums: SessionSums | undefined;
+  #sumsAt = Number.NEGATIVE_INFINITY;
+
+  constructor(
+    server: TetherServer,
+    monitor: Monitor,
+    options: { registry: Registry | undefined; processMetrics: boolean },
+  ) {
+    this.#server = server;
+    this.#monitor = monitor;
+    const registry = options.registry ?? new Registry();
+    this.registry = registry;
+    const names: string[] = [];
+    this.#names = names;
+    const registers: Target = { registers: [registry], names };
+    const stats = () => server.stats();
+    const sums = () => this.#sessionSums();
+
+    gauge(
+      registers,
+      'tether_connections',
+      'Open client connections, handshakes included.',
+      () => stats().connections,
+    );
+    gauge(
+      registers,
+      'tether_sessions',
+      'Live sessions, connected or awaiting a resume.',
+      () => stats().sessions,
+    );
+    gauge(
+      registers,
+      'tether_sessions_connected',
+      'Sessions with a connection up.',
+      () => sums().connected,
+    );
+    gauge(registers, 'tether_draining', '1 while the server drains (close() in progress).', () =>
+      server.draining ? 1 : 0,
+    );
+    counter(
+      registers,
+      'tether_sessions_opened_total',
+      'New sessions opened.',
+      () => monitor.opened,
+    );
+    counter(
+      registers,
+      'tether_session_resumes_total',
+      'Sessions taken up again by their client on a new connection.',
+      () => monitor.resumed,
+    );
+    counter(
+      registers,
+      'tether_sessions_expired_total',
+      'Sessions ended for good (TTL passed, closed, replaced, server closed).',
+      () => monitor.expired,
+    );
+    counter(
+      registers,
+      'tether_handshake_failures_total',
+      'Connections that failed before their session opened.',
+      () => stats().handshakeFailures,
+    );
+    counter(
+      registers,
+      'tether_refused_connections_total',
+      'Connections refused at the connection limits.',
+      () => stats().refusedConnections,
+    );
+    counter(
+      registers,
+      'tether_evictions_total',
+      'Connections of silent peers evicted.',
+      () => stats().evictions,
+    );
+    labelledCounter(
+      registers,
+      'tether_messages_total',
+      'Messages delivered to the application (in) and acknowledged by clients (out).',
+      ['direction'],
+      () => {
+        const s = stats();
+        return [
+          [{ direction: 'in' }, s.messagesIn],
+          [{ direction: 'out' }, s.messagesOut],
+        ];
+      },
+    );
+    labelledCounter(
+      registers,
+      'tether_bytes_total',
+      'Bytes read from (in) and written to (out) the connections of sessions.',
+      ['direction'],
+      () => {
+        const s = sums();
+        return [
+          [{ direction: 'in' }, s.bytesIn],
+          [{ direction: 'out' }, s.bytesOut],
+        ];
+      },
+    );
+    labelledCounter(
+      registers,
+      'tether_connection_closes_total',
+      'Connections of sessions that ended, by error code (EVICTED, CONNECTION_LOST ...).',
+      ['code'],
+      () => [...monitor.closes].map(([code, n]) => [{ code }, n]),
+    );
+    labelledCounter(
+      registers,
+      'tether_file_bytes_total',
+      'File bytes committed by the receiver: uploads (in) and downloads (out).',
+      ['direction'],
+      () => [
+        [{ direction: 'in' }, monitor.fileBytesIn],
+        [{ direction: 'out' }, monitor.fileBytesOut],
+      ],
+    );
+    labelledCounter(
+      registers,
+      'tether_transfers_total',
+      'File transfers ended, by direction and outcome (completed, failed, cancelled).',
+      ['direction', 'outcome'],
+      () =>
+        [...monitor.transfersEnded].map(([key, n]) => {
+          const [direction = '', outcome = ''] = key.split(' ');
+          return [{ direction, outcome }, n];
+        }),
+    );
+    gauge(registers, 'tether_transfers_active', 'File transfers accepted and not finished.', () =>
+      monitor.activeTransfers(),
+    );
+    gauge(
+      registers,
+      'tether_outbox_messages',
+      'Messages to clients not yet acknowledged, all sessions.',
+      () => sums().outboxMessages,
+    );
+    gauge(
+      registers,
+      'tether_outbox_bytes',
+      'Payload bytes of messages to clients not yet acknowledged, all sessions.',
+      () => sums().outboxBytes,
+    );
+    gauge(
+      registers,
+      'tether_inbound_buffered_bytes',
+      'Bytes held in incomplete frames across all connections.',
+      () => stats().inboundBufferedBytes,
+    );
+    this.#rtt = new Histogram({
+      name: 'tether_rtt_seconds',
+      help: 'Round-trip times measured by PING/PONG, one per sample.',
+      buckets: [...RTT_BUCKETS_SECONDS],
+      registers: [registry],
+    });
+    names.push('tether_rtt_seconds');
+    if (options.processMetrics) collectDefaultMetrics({ register: registry });
+  }
+
+  /** An RTT sample in milliseconds. */
+  observeRtt(ms: number): void {
+    this.#rtt.observe(ms / 1000);
+  }
+
+  /** The text exposition of the registry. */
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  /** Removes Tether's metrics from the registry (an application's own registry stays usable). */
+  close(): void {
+    for (const name of this.#names) this.registry.removeSingleMetric(name);
+  }
+
+  #sessionSums(): SessionSums {
+    const now = performance.now();
+    if (this.#sums !== undefined && now - this.#sumsAt < SAMPLE_REUSE_MS) return this.#sums;
+    const { bytesIn, bytesOut } = this.#monitor.retiredBytes();
+    const sums: SessionSums = {
+      bytesIn,
+      bytesOut,
+      outboxMessages: 0,
+      outboxBytes: 0,
+      connected: 0,
+    };
+    for (const peer of this.#server.peers) {
+      const s = peer.stats();
+      sums.bytesIn += s.bytesIn;
+      sums.bytesOut += s.bytesOut;
+      sums.outboxMessages += s.queueDepth;
+      sums.outboxBytes += s.queueBytes;
+      if (s.connected) sums.connected++;
+    }
+    this.#sums = sums;
+    this.#sumsAt = now;
+    return sums;
+  }
+}
+
+/** Where a metric goes, and the list of names made. */
+interface Target {
+  registers: Registry[];
+  names: string[];
+}
+type Labels = Record<string, string>;
+
+function gauge(target: Target, name: string, help: string, read: () => number): void {
+  target.names.push(name);
+  new Gauge({
+    name,
+    help,
+    registers: target.registers,
+    collect() {
+      this.set(read());
+    },
+  });
+}
+
+function counter(target: Target, name: string, help: string, read: () => number): void {
+  labelledCounter(target, name, help, [], () => [[{}, read()]]);
+}
+
+// prom-client counters only go up by inc(): each scrape sets them to the server's own totals.
+function labelledCounter(
+  target: Target,
+  name: string,
+  help: string,
+  labelNames: string[],
+  read: () => [Labels, number][],
+): void {
+  target.names.push(name);
+  new Counter({
+    name,
+    help,
+    labelNames,
+    registers: target.registers,
+    collect() {
+      this.reset();
+      for (const [labels, value] of read()) this.inc(labels, value);
+    },
+  });
+}

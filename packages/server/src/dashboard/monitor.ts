@@ -1,0 +1,270 @@
+import type { RttStats } from '@tether/protocol';
+import type { Peer } from '../peer.js';
+import type { DisconnectInfo, TetherServer } from '../server.js';
+import type { TransferUpdate } from '../transfer-watch.js';
+
+/** Kinds of {@link LogEntry}. */
+export const LogKind = {
+  CONNECT: 'connect',
+  RESUME: 'resume',
+  DISCONNECT: 'disconnect',
+  EVICT: 'evict',
+  EXPIRE: 'expire',
+  TRANSFER: 'transfer',
+} as const;
+export type LogKind = (typeof LogKind)[keyof typeof LogKind];
+
+/** One line of the dashboard's event log. Strings from peers are as they came: escape them. */
+export interface LogEntry {
+  /** Increases by one per entry: a stream asks for what came after the last it saw. */
+  seq: number;
+  /** Wall-clock time, ms since epoch. */
+  time: number;
+  kind: LogKind;
+  /** Session id. */
+  peer: string;
+  clientId: string;
+  address: string;
+  /** Error code (disconnects, evictions, failed transfers) or the transfer state. */
+  code: string;
+  /** Reason, file name, or what a resume followed; cut to DETAIL_CHARS. */
+  detail: string;
+}
+
+/** A transfer in progress as the page shows it. */
+export interface TransferView {
+  id: string;
+  direction: string;
+  name: string;
+  size: number;
+  bytes: number;
+}
+
+/** Settings of {@link Monitor}. */
+export interface MonitorOptions {
+  /** Log entries kept. */
+  logSize: number;
+  /** RTT samples kept per session for its graph. */
+  rttHistory: number;
+  /** Called per RTT sample (ms), for the metrics. */
+  rttSample?(ms: number): void;
+}
+
+// A reason can be a peer's whole ERROR message (up to the control-frame cap): the log keeps
+// this much of it.
+const DETAIL_CHARS = 200;
+
+function cut(text: string): string {
+  return text.length > DETAIL_CHARS ? `${text.slice(0, DETAIL_CHARS)}…` : text;
+}
+
+/** A ring of the last samples of one session, oldest first when read. */
+class SampleRing {
+  readonly #values: Float32Array;
+  #next = 0;
+  #count = 0;
+
+  constructor(size: number) {
+    this.#values = new Float32Array(size);
+  }
+
+  push(value: number): void {
+    this.#values[this.#next] = value;
+    this.#next = (this.#next + 1) % this.#values.length;
+    if (this.#count < this.#values.length) this.#count++;
+  }
+
+  toArray(): number[] {
+    const out: number[] = [];
+    const size = this.#values.length;
+    for (let i = this.#count; i > 0; i--) {
+      out.push(Math.round((this.#values[(this.#next - i + size) % size] as number) * 100) / 100);
+    }
+    return out;
+  }
+}
+
+/**
+ * What the dashboard remembers beyond the server's own stats, from the server's public events
+ * only: totals that outlive sessions, the event log, each session's recent RTT samples and its
+ * transfers in progress. Memory is bounded by the log size and, per live session, one sample
+ * ring and its transfers; everything of a session goes when it expires.
+ */
+export class Monitor {
+  readonly #options: MonitorOptions;
+  readonly #log: LogEntry[] = [];
+  #seq = 0;
+  readonly #rtt = new Map<string, SampleRing>();
+  readonly #transfers = new Map<string, Map<string, TransferView>>();
+  /** Why each session's last connection ended, for the line of its resume. */
+  readonly #lastDrop = new Map<string, string>();
+  /** Counters over the server's life. */
+  opened = 0;
+  resumed = 0;
+  expired = 0;
+  /** Connection closes by error code (evictions included, as EVICTED). */
+  readonly closes = new Map<string, number>();
+  /** Transfers ended, by `${direction} ${state}`. */
+  readonly transfersEnded = new Map<string, number>();
+  /** Committed file bytes by direction. */
+  fileBytesIn = 0;
+  fileBytesOut = 0;
+  /** Bytes of sessions that expired (live ones are summed from their stats). */
+  retiredBytesIn = 0;
+  retiredBytesOut = 0;
+  readonly #unsubscribe: () => void;
+
+  constructor(server: TetherServer, options: MonitorOptions) {
+    this.#options = options;
+    const onConnection = (peer: Peer, info: { resumed: boolean }): void =>
+      this.#connected(peer, info);
+    const onDisconnect = (peer: Peer, info: DisconnectInfo): void => this.#disconnected(peer, info);
+    const onEvict = (peer: Peer, info: DisconnectInfo): void => {
+      this.#add(LogKind.EVICT, peer, info.code, `silent for ${Math.round(info.silentMs ?? 0)} ms`);
+    };
+    const onExpire = (peer: Peer, reason: string): void => this.#expired(peer, reason);
+    const onRtt = (peer: Peer, rtt: RttStats): void => this.#rttSample(peer, rtt);
+    const onTransfer = (peer: Peer, update: TransferUpdate): void => this.#transfer(peer, update);
+    server.on('connection', onConnection);
+    server.on('disconnect', onDisconnect);
+    server.on('evict', onEvict);
+    server.on('expire', onExpire);
+    server.on('rtt', onRtt);
+    server.on('transfer', onTransfer);
+    this.#unsubscribe = () => {
+      server.off('connection', onConnection);
+      server.off('disconnect', onDisconnect);
+      server.off('evict', onEvict);
+      server.off('expire', onExpire);
+      server.off('rtt', onRtt);
+      server.off('transfer', onTransfer);
+    };
+  }
+
+  /** Stops listening to the server. */
+  close(): void {
+    this.#unsubscribe();
+  }
+
+  /** Log entries after `seq`, oldest first (at most the log's size). */
+  logSince(seq: number): LogEntry[] {
+    const log = this.#log;
+    let start = log.length;
+    while (start > 0 && (log[start - 1] as LogEntry).seq > seq) start--;
+    return log.slice(start);
+  }
+
+  /** Sequence number of the newest entry (0 before any). */
+  get lastSeq(): number {
+    return this.#seq;
+  }
+
+  /** Recent RTT samples of a session, oldest first. */
+  rttHistory(peerId: string): number[] {
+    return this.#rtt.get(peerId)?.toArray() ?? [];
+  }
+
+  /** Transfers in progress of a session. */
+  transfers(peerId: string): TransferView[] {
+    const own = this.#transfers.get(peerId);
+    return own === undefined ? [] : [...own.values()];
+  }
+
+  /** Bytes in and out of sessions that expired (add the live sessions' own for totals). */
+  retiredBytes(): { bytesIn: number; bytesOut: number } {
+    return { bytesIn: this.retiredBytesIn, bytesOut: this.retiredBytesOut };
+  }
+
+  /** File transfers accepted and not finished, all sessions. */
+  activeTransfers(): number {
+    let count = 0;
+    for (const own of this.#transfers.values()) count += own.size;
+    return count;
+  }
+
+  #connected(peer: Peer, info: { resumed: boolean }): void {
+    if (info.resumed) {
+      this.resumed++;
+      const after = this.#lastDrop.get(peer.id);
+      this.#lastDrop.delete(peer.id);
+      this.#add(LogKind.RESUME, peer, '', after === undefined ? '' : `after ${after}`);
+    } else {
+      this.opened++;
+      this.#add(LogKind.CONNECT, peer, '', '');
+    }
+  }
+
+  #disconnected(peer: Peer, info: DisconnectInfo): void {
+    this.closes.set(info.code, (this.closes.get(info.code) ?? 0) + 1);
+    this.#lastDrop.set(peer.id, cut(`${info.code}: ${info.reason}`));
+    // An eviction has its own line.
+    if (info.code !== 'EVICTED') this.#add(LogKind.DISCONNECT, peer, info.code, info.reason);
+  }
+
+  #expired(peer: Peer, reason: string): void {
+    this.expired++;
+    const stats = peer.stats();
+    this.retiredBytesIn += stats.bytesIn;
+    this.retiredBytesOut += stats.bytesOut;
+    this.#rtt.delete(peer.id);
+    this.#transfers.delete(peer.id);
+    this.#lastDrop.delete(peer.id);
+    this.#add(LogKind.EXPIRE, peer, '', reason);
+  }
+
+  #rttSample(peer: Peer, rtt: RttStats): void {
+    let ring = this.#rtt.get(peer.id);
+    // A session that already expired (a late PONG) gets no ring that nothing would free.
+    if (ring === undefined) {
+      if (peer.closed) return;
+      ring = new SampleRing(this.#options.rttHistory);
+      this.#rtt.set(peer.id, ring);
+    }
+    ring.push(rtt.last);
+    this.#options.rttSample?.(rtt.last);
+  }
+
+  #transfer(peer: Peer, update: TransferUpdate): void {
+    let own = this.#transfers.get(peer.id);
+    const known = own?.get(update.id);
+    const delta = update.bytes - (known?.bytes ?? update.bytes);
+    if (delta > 0) {
+      if (update.direction === 'in') this.fileBytesIn += delta;
+      else this.fileBytesOut += delta;
+    }
+    if (update.state === 'started' || update.state === 'progress') {
+      if (own === undefined) {
+        if (peer.closed) return;
+        own = new Map();
+        this.#transfers.set(peer.id, own);
+      }
+      const { id, direction, name, size, bytes } = update;
+      own.set(id, { id, direction, name, size, bytes });
+      if (update.state === 'started' && known === undefined) {
+        this.#add(LogKind.TRANSFER, peer, update.state, `${direction} ${name}`);
+      }
+      return;
+    }
+    own?.delete(update.id);
+    if (own?.size === 0) this.#transfers.delete(peer.id);
+    const key = `${update.direction} ${update.state}`;
+    this.transfersEnded.set(key, (this.transfersEnded.get(key) ?? 0) + 1);
+    const code = update.code === undefined ? update.state : `${update.state} ${update.code}`;
+    this.#add(LogKind.TRANSFER, peer, code, `${update.direction} ${update.name}`);
+  }
+
+  #add(kind: LogKind, peer: Peer, code: string, detail: string): void {
+    const entry: LogEntry = {
+      seq: ++this.#seq,
+      time: Date.now(),
+      kind,
+      peer: peer.id,
+      clientId: peer.clientId,
+      address: peer.remoteAddress,
+      code,
+      detail: cut(detail),
+    };
+    this.#log.push(entry);
+    if (this.#log.length > this.#options.logSize) this.#log.shift();
+  }
+}
