@@ -161,8 +161,8 @@ describe('dashboard - in a real browser', { timeout: 60_000 }, () => {
     // No raw control or bidi character anywhere in the page's text.
     const text = await page.evaluate(
       () =>
-        (globalThis as unknown as { document: { body: { innerText: string } } }).document.body
-          .innerText,
+        (globalThis as unknown as { document: { body: { textContent: string } } }).document.body
+          .textContent,
     );
     // biome-ignore lint/suspicious/noControlCharactersInRegex: that is what must not appear.
     expect(text).not.toMatch(/[\u0007\u202e\u200b]/);
