@@ -92,18 +92,34 @@ function renderTotals(update) {
   }
   for (const node of document.querySelectorAll('[data-rate]')) {
     const key = node.dataset.rate;
-    if (previous === undefined || update.time <= previous.time) {
-      node.textContent = '';
+    // Byte totals come from a pass over all sessions, taken less often with many of them: their
+    // rate is over the passes' own times, and kept until the next pass.
+    const sampled = key.startsWith('bytes');
+    const now = sampled ? totals.sampledAt : update.time;
+    const then =
+      previous === undefined ? undefined : sampled ? previous.totals.sampledAt : previous.time;
+    if (then === undefined || now <= then) {
+      if (!sampled || previous === undefined) node.textContent = '';
       continue;
     }
-    const perSecond = ((totals[key] - previous.totals[key]) * 1000) / (update.time - previous.time);
-    node.textContent = key.startsWith('bytes')
-      ? `${bytes(perSecond)}/s`
-      : `${count(Math.round(perSecond))}/s`;
+    const perSecond = ((totals[key] - previous.totals[key]) * 1000) / (now - then);
+    node.textContent = sampled ? `${bytes(perSecond)}/s` : `${count(Math.round(perSecond))}/s`;
   }
   const state = totals.draining ? 'draining' : totals.listening ? 'ready' : 'not listening';
   document.getElementById('server-state').textContent = state;
-  previous = update;
+  // Keep the last pass's figures for byte rates until a new pass comes.
+  previous =
+    previous !== undefined && totals.sampledAt === previous.totals.sampledAt
+      ? {
+          time: update.time,
+          totals: {
+            ...totals,
+            bytesIn: previous.totals.bytesIn,
+            bytesOut: previous.totals.bytesOut,
+            sampledAt: previous.totals.sampledAt,
+          },
+        }
+      : update;
 }
 
 function sparkline(samples) {

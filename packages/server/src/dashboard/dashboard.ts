@@ -8,6 +8,7 @@ import { Metrics } from './metrics.js';
 import { Monitor } from './monitor.js';
 import type { ResolvedDashboardOptions } from './options.js';
 import { parsePeerQuery } from './peer-view.js';
+import { Surveyor } from './survey.js';
 
 // The page: plain HTML, CSS and JavaScript shipped with the package (static/), no build step.
 const PAGE_FILES = {
@@ -72,9 +73,10 @@ export class Dashboard {
       rttHistory: options.rttHistory,
       rttSample: (ms) => metrics?.observeRtt(ms),
     });
-    metrics = new Metrics(server, this.#monitor, options);
+    const surveyor = new Surveyor(server, this.#monitor);
+    metrics = new Metrics(server, this.#monitor, surveyor, options);
     this.#metrics = metrics;
-    this.#streams = new LiveStreams(server, this.#monitor, options);
+    this.#streams = new LiveStreams(server, this.#monitor, surveyor, options);
     this.#http = http.createServer(
       { headersTimeout: 10_000, requestTimeout: 10_000, maxHeaderSize: 8192 },
       (request, response) => this.#handle(request, response),

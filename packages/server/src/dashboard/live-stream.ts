@@ -1,8 +1,15 @@
 import type { ServerResponse } from 'node:http';
-import type { PeerStats } from '../peer.js';
 import type { TetherServer } from '../server.js';
 import type { LogEntry, Monitor } from './monitor.js';
-import { type PeerPage, type PeerQuery, peerPage, queryKey } from './peer-view.js';
+import {
+  type PageOrder,
+  type PeerPage,
+  type PeerQuery,
+  pageOrder,
+  peerPage,
+  queryKey,
+} from './peer-view.js';
+import type { Survey, Surveyor } from './survey.js';
 
 /** The server's figures at one moment, as the page's header shows them. */
 export interface Totals {
@@ -22,6 +29,11 @@ export interface Totals {
   refusedConnections: number;
   transfersActive: number;
   outboxMessages: number;
+  /**
+   * Wall-clock ms of the pass over all sessions that `connected`, `bytesIn`, `bytesOut` and
+   * `outboxMessages` come from (with many sessions it is taken less often than updates are sent).
+   */
+  sampledAt: number;
   /** The server is listening for clients. */
   listening: boolean;
   draining: boolean;
@@ -37,50 +49,29 @@ export interface Update {
   log: LogEntry[];
 }
 
-/** Everything one update needs of the server, taken once for every viewer. */
-export interface Snapshot {
-  time: number;
-  stats: PeerStats[];
-  totals: Totals;
-}
-
-/** Takes the server's figures once: every viewer's page is cut from the same snapshot. */
-export function takeSnapshot(server: TetherServer, monitor: Monitor): Snapshot {
-  const serverStats = server.stats();
-  const stats = server.peers.map((peer) => peer.stats());
-  const retired = monitor.retiredBytes();
-  let bytesIn = retired.bytesIn;
-  let bytesOut = retired.bytesOut;
-  let connected = 0;
-  let outboxMessages = 0;
-  for (const s of stats) {
-    bytesIn += s.bytesIn;
-    bytesOut += s.bytesOut;
-    outboxMessages += s.queueDepth;
-    if (s.connected) connected++;
-  }
+/** The totals: counters from the server and the monitor now, sums from the survey. */
+function totals(server: TetherServer, monitor: Monitor, survey: Survey): Totals {
+  const stats = server.stats();
+  const { sums } = survey;
   return {
-    time: Date.now(),
-    stats,
-    totals: {
-      connections: serverStats.connections,
-      sessions: serverStats.sessions,
-      connected,
-      messagesIn: serverStats.messagesIn,
-      messagesOut: serverStats.messagesOut,
-      bytesIn,
-      bytesOut,
-      evictions: serverStats.evictions,
-      opened: monitor.opened,
-      resumed: monitor.resumed,
-      expired: monitor.expired,
-      handshakeFailures: serverStats.handshakeFailures,
-      refusedConnections: serverStats.refusedConnections,
-      transfersActive: monitor.activeTransfers(),
-      outboxMessages,
-      listening: server.address !== undefined,
-      draining: server.draining,
-    },
+    connections: stats.connections,
+    sessions: stats.sessions,
+    connected: sums.connected,
+    messagesIn: stats.messagesIn,
+    messagesOut: stats.messagesOut,
+    bytesIn: sums.bytesIn,
+    bytesOut: sums.bytesOut,
+    evictions: stats.evictions,
+    opened: monitor.opened,
+    resumed: monitor.resumed,
+    expired: monitor.expired,
+    handshakeFailures: stats.handshakeFailures,
+    refusedConnections: stats.refusedConnections,
+    transfersActive: monitor.activeTransfers(),
+    outboxMessages: sums.outboxMessages,
+    sampledAt: Date.now() - (performance.now() - survey.at),
+    listening: server.address !== undefined,
+    draining: server.draining,
   };
 }
 
@@ -104,18 +95,25 @@ interface Stream {
 export class LiveStreams {
   readonly #server: TetherServer;
   readonly #monitor: Monitor;
+  readonly #surveyor: Surveyor;
   readonly #intervalMs: number;
   readonly #maxStreams: number;
   readonly #streams = new Set<Stream>();
   #timer: NodeJS.Timeout | undefined;
 
+  /** The survey the pages were cut from, and each page asked for, by query. */
+  #ordered: Survey | undefined;
+  readonly #orders = new Map<string, PageOrder>();
+
   constructor(
     server: TetherServer,
     monitor: Monitor,
+    surveyor: Surveyor,
     options: { intervalMs: number; maxStreams: number },
   ) {
     this.#server = server;
     this.#monitor = monitor;
+    this.#surveyor = surveyor;
     this.#intervalMs = options.intervalMs;
     this.#maxStreams = options.maxStreams;
   }
@@ -142,7 +140,7 @@ export class LiveStreams {
       'Content-Type': 'text/event-stream; charset=utf-8',
       'X-Accel-Buffering': 'no',
     });
-    this.#send(stream, takeSnapshot(this.#server, this.#monitor), new Map());
+    this.#send(stream, this.#surveyor.take(this.#intervalMs), new Map());
     if (this.#timer === undefined) {
       this.#timer = setInterval(() => this.#tick(), this.#intervalMs);
       this.#timer.unref();
@@ -152,13 +150,9 @@ export class LiveStreams {
 
   /** One update for a single request (`/api/snapshot`). */
   once(query: PeerQuery): Update {
-    const snapshot = takeSnapshot(this.#server, this.#monitor);
-    return this.#update(
-      snapshot,
-      query,
-      new Map(),
-      Math.max(0, this.#monitor.lastSeq - FIRST_LOG_ENTRIES),
-    );
+    const survey = this.#surveyor.take(this.#intervalMs);
+    const since = Math.max(0, this.#monitor.lastSeq - FIRST_LOG_ENTRIES);
+    return this.#update(survey, query, new Map(), since);
   }
 
   /** Ends every stream. */
@@ -169,38 +163,50 @@ export class LiveStreams {
   }
 
   #tick(): void {
-    const snapshot = takeSnapshot(this.#server, this.#monitor);
+    const survey = this.#surveyor.take(this.#intervalMs);
     const pages = new Map<string, PeerPage>();
-    for (const stream of this.#streams) this.#send(stream, snapshot, pages);
+    for (const stream of this.#streams) this.#send(stream, survey, pages);
   }
 
-  #send(stream: Stream, snapshot: Snapshot, pages: Map<string, PeerPage>): void {
+  #send(stream: Stream, survey: Survey, pages: Map<string, PeerPage>): void {
     const response = stream.response;
     if (response.writableLength > MAX_STREAM_BACKLOG || response.destroyed) return;
-    const update = this.#update(snapshot, stream.query, pages, stream.since);
+    const update = this.#update(survey, stream.query, pages, stream.since);
     const last = update.log.at(-1);
     if (last !== undefined) stream.since = last.seq;
     response.write(`data: ${JSON.stringify(update)}\n\n`);
   }
 
-  #update(
-    snapshot: Snapshot,
-    query: PeerQuery,
-    pages: Map<string, PeerPage>,
-    since: number,
-  ): Update {
+  // Pages share one update per query; their order is cut once per survey, their rows are
+  // read now.
+  #update(survey: Survey, query: PeerQuery, pages: Map<string, PeerPage>, since: number): Update {
     const key = queryKey(query);
     let page = pages.get(key);
     if (page === undefined) {
-      page = peerPage(snapshot.stats, query, this.#monitor);
+      page = peerPage(this.#order(survey, query, key), this.#monitor);
       pages.set(key, page);
     }
     return {
-      time: snapshot.time,
-      totals: snapshot.totals,
+      time: Date.now(),
+      totals: totals(this.#server, this.#monitor, survey),
       peers: page,
       log: this.#monitor.logSince(since),
     };
+  }
+
+  #order(survey: Survey, query: PeerQuery, key: string): PageOrder {
+    if (this.#ordered !== survey) {
+      this.#ordered = survey;
+      this.#orders.clear();
+    }
+    let order = this.#orders.get(key);
+    if (order === undefined) {
+      const started = performance.now();
+      order = pageOrder(survey.entries, query);
+      this.#surveyor.charge(performance.now() - started);
+      this.#orders.set(key, order);
+    }
+    return order;
   }
 
   #stop(): void {

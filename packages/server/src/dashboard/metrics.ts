@@ -1,23 +1,16 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { TetherServer } from '../server.js';
 import type { Monitor } from './monitor.js';
+import type { SessionSums, Surveyor } from './survey.js';
 
 /** RTT buckets in seconds: loopback (sub-millisecond) to a satellite link under load. */
 export const RTT_BUCKETS_SECONDS: readonly number[] = [
   0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
 ];
 
-// A scrape reads every metric's collect in turn; the sums over all sessions are taken once and
-// shared by the collects of one scrape (and of scrapes closer than this).
-const SAMPLE_REUSE_MS = 250;
-
-interface SessionSums {
-  bytesIn: number;
-  bytesOut: number;
-  outboxMessages: number;
-  outboxBytes: number;
-  connected: number;
-}
+// A scrape reads every metric's collect in turn: the sums over all sessions are taken once for
+// all of them (and shared with scrapes closer than this, and with the live page).
+const SUMS_MAX_AGE_MS = 250;
 
 /**
  * Tether's metrics in a prom-client registry, named by Prometheus conventions (`tether_`
@@ -27,27 +20,22 @@ interface SessionSums {
 export class Metrics {
   readonly registry: Registry;
   readonly #rtt: Histogram;
-  readonly #server: TetherServer;
-  readonly #monitor: Monitor;
   /** Names of the metrics this made, to remove them from an application's registry. */
   readonly #names: string[];
-  #sums: SessionSums | undefined;
-  #sumsAt = Number.NEGATIVE_INFINITY;
 
   constructor(
     server: TetherServer,
     monitor: Monitor,
+    surveyor: Surveyor,
     options: { registry: Registry | undefined; processMetrics: boolean },
   ) {
-    this.#server = server;
-    this.#monitor = monitor;
     const registry = options.registry ?? new Registry();
     this.registry = registry;
     const names: string[] = [];
     this.#names = names;
     const registers: Target = { registers: [registry], names };
     const stats = () => server.stats();
-    const sums = () => this.#sessionSums();
+    const sums = (): SessionSums => surveyor.take(SUMS_MAX_AGE_MS).sums;
 
     gauge(
       registers,
@@ -208,30 +196,6 @@ export class Metrics {
   /** Removes Tether's metrics from the registry (an application's own registry stays usable). */
   close(): void {
     for (const name of this.#names) this.registry.removeSingleMetric(name);
-  }
-
-  #sessionSums(): SessionSums {
-    const now = performance.now();
-    if (this.#sums !== undefined && now - this.#sumsAt < SAMPLE_REUSE_MS) return this.#sums;
-    const { bytesIn, bytesOut } = this.#monitor.retiredBytes();
-    const sums: SessionSums = {
-      bytesIn,
-      bytesOut,
-      outboxMessages: 0,
-      outboxBytes: 0,
-      connected: 0,
-    };
-    for (const peer of this.#server.peers) {
-      const s = peer.stats();
-      sums.bytesIn += s.bytesIn;
-      sums.bytesOut += s.bytesOut;
-      sums.outboxMessages += s.queueDepth;
-      sums.outboxBytes += s.queueBytes;
-      if (s.connected) sums.connected++;
-    }
-    this.#sums = sums;
-    this.#sumsAt = now;
-    return sums;
   }
 }
 

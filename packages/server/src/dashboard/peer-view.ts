@@ -1,5 +1,6 @@
-import type { PeerStats } from '../peer.js';
+import type { Peer, PeerStats } from '../peer.js';
 import type { TransferView } from './monitor.js';
+import type { SurveyEntry } from './survey.js';
 
 /** Columns the peer table sorts by. */
 export const SortKey = {
@@ -83,8 +84,8 @@ export interface PeerRow {
   lastSeen: number;
 }
 
-/** One page of the peer table. */
-export interface PeerPage {
+/** Which sessions one page shows, in order, as of the survey it was cut from. */
+export interface PageOrder {
   /** Sessions in all. */
   total: number;
   /** Sessions the filter matched. */
@@ -95,8 +96,11 @@ export interface PeerPage {
   sort: SortKey;
   desc: boolean;
   filter: string;
-  rows: PeerRow[];
+  peers: Peer[];
 }
+
+/** One page of the peer table. */
+export type PeerPage = Omit<PageOrder, 'peers'> & { rows: PeerRow[] };
 
 /** What a row adds from the monitor. */
 export interface RowDetails {
@@ -134,7 +138,7 @@ const COMPARE: Record<SortKey, Compare> = {
   lastSeen: byNumber((s) => s.lastSeen),
 };
 
-function matches(stats: PeerStats, filter: string): boolean {
+function matches({ stats }: SurveyEntry, filter: string): boolean {
   return (
     stats.clientId.toLowerCase().includes(filter) ||
     stats.remoteAddress.toLowerCase().includes(filter) ||
@@ -143,37 +147,20 @@ function matches(stats: PeerStats, filter: string): boolean {
 }
 
 /**
- * The page `query` asks for: filtered, sorted (ties by session id, so a page is stable between
- * updates), cut to the page. Only the page's rows carry RTT history and transfers.
+ * The sessions of the page `query` asks for: filtered, sorted (ties by session id, so a page is
+ * stable between updates), cut to the page.
  */
-export function peerPage(
-  all: readonly PeerStats[],
-  query: PeerQuery,
-  details: RowDetails,
-): PeerPage {
-  const matching = query.filter === '' ? [...all] : all.filter((s) => matches(s, query.filter));
+export function pageOrder(all: readonly SurveyEntry[], query: PeerQuery): PageOrder {
+  const matching = query.filter === '' ? [...all] : all.filter((e) => matches(e, query.filter));
   const compare = COMPARE[query.sort];
   const sign = query.desc ? -1 : 1;
-  matching.sort((a, b) => sign * compare(a, b) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  matching.sort(
+    (a, b) =>
+      sign * compare(a.stats, b.stats) ||
+      (a.stats.id < b.stats.id ? -1 : a.stats.id > b.stats.id ? 1 : 0),
+  );
   const pages = Math.max(1, Math.ceil(matching.length / query.size));
   const page = Math.min(query.page, pages - 1);
-  const rows = matching.slice(page * query.size, (page + 1) * query.size).map((s) => ({
-    id: s.id,
-    clientId: s.clientId,
-    address: s.remoteAddress,
-    connected: s.connected,
-    srtt: s.rtt === undefined ? null : round(s.rtt.srtt),
-    rttvar: s.rtt === undefined ? null : round(s.rtt.rttvar),
-    rtt: details.rttHistory(s.id),
-    messagesIn: s.messagesIn,
-    messagesOut: s.messagesOut,
-    bytesIn: s.bytesIn,
-    bytesOut: s.bytesOut,
-    queueDepth: s.queueDepth,
-    queueBytes: s.queueBytes,
-    transfers: details.transfers(s.id),
-    lastSeen: s.lastSeen,
-  }));
   return {
     total: all.length,
     matched: matching.length,
@@ -183,8 +170,39 @@ export function peerPage(
     sort: query.sort,
     desc: query.desc,
     filter: query.filter,
-    rows,
+    peers: matching.slice(page * query.size, (page + 1) * query.size).map((e) => e.peer),
   };
+}
+
+/**
+ * The page's rows from each session's stats now (sessions that ended since the order was taken
+ * are left out). Only these rows carry RTT history and transfers.
+ */
+export function peerPage(order: PageOrder, details: RowDetails): PeerPage {
+  const { peers, ...meta } = order;
+  const rows: PeerRow[] = [];
+  for (const peer of peers) {
+    if (peer.closed) continue;
+    const s = peer.stats();
+    rows.push({
+      id: s.id,
+      clientId: s.clientId,
+      address: s.remoteAddress,
+      connected: s.connected,
+      srtt: s.rtt === undefined ? null : round(s.rtt.srtt),
+      rttvar: s.rtt === undefined ? null : round(s.rtt.rttvar),
+      rtt: details.rttHistory(s.id),
+      messagesIn: s.messagesIn,
+      messagesOut: s.messagesOut,
+      bytesIn: s.bytesIn,
+      bytesOut: s.bytesOut,
+      queueDepth: s.queueDepth,
+      queueBytes: s.queueBytes,
+      transfers: details.transfers(s.id),
+      lastSeen: s.lastSeen,
+    });
+  }
+  return { ...meta, rows };
 }
 
 function round(ms: number): number {
