@@ -103,9 +103,9 @@ export class Monitor {
   resumed = 0;
   expired = 0;
   /** Connection closes by error code (evictions included, as EVICTED). */
-  readonly closes = new Map<string, number>();
+  readonly closes: Map<string, number> = new Map();
   /** Transfers ended, by `${direction} ${state}`. */
-  readonly transfersEnded = new Map<string, number>();
+  readonly transfersEnded: Map<string, number> = new Map();
   /** Committed file bytes by direction. */
   fileBytesIn = 0;
   fileBytesOut = 0;
