@@ -269,9 +269,21 @@ describe('dashboard - /metrics', () => {
     });
     const families = parseMetrics(await (await fetch(`${dashboard}/metrics`)).text());
     expect(families.get('process_cpu_seconds_total')?.type).toBe('COUNTER');
+    expect(families.has('nodejs_eventloop_lag_seconds')).toBe(true);
+    // Not those that walk every socket at each scrape.
+    expect(families.has('nodejs_active_handles')).toBe(false);
+    expect(families.has('process_open_fds')).toBe(false);
     expect(families.has('tether_sessions')).toBe(true);
     expect(registry.getSingleMetric('tether_sessions')).toBeDefined();
     expect(await registry.metrics()).toContain('# TYPE tether_sessions gauge');
+    // A later server takes the same registry up again (a restart in the same process).
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+    expect(registry.getSingleMetric('tether_sessions')).toBeUndefined();
+    const again = await startServer({
+      dashboard: { processMetrics: true, registry: registry as never },
+    });
+    const text = await (await fetch(`${again.dashboard}/metrics`)).text();
+    expect(parseMetrics(text).has('tether_sessions')).toBe(true);
   });
 
   it('the parser checks fail on what a scraper would reject', () => {
