@@ -4,7 +4,12 @@ import {
   type TransferEngineOptions,
   type TransferLink,
 } from '@tether/files';
-import { FRAME_HEADER_SIZE, FrameType, type TetherError } from '@tether/protocol';
+import {
+  FRAME_HEADER_SIZE,
+  FrameType,
+  type ProtocolError,
+  type TetherError,
+} from '@tether/protocol';
 
 /** Which way a file moves: `in` from the client (an upload), `out` to it (`peer.sendFile`). */
 export const TransferDirection = { IN: 'in', OUT: 'out' } as const;
@@ -85,8 +90,14 @@ export class WatchedTransferEngine extends TransferEngine {
     this.#pendingIn = 0;
   }
 
-  override handle(frame: FileFrame): void {
-    super.handle(frame);
+  override handle(frame: FileFrame): ProtocolError | undefined {
+    const refused = super.handle(frame);
+    if (refused !== undefined) return refused;
+    this.#watch(frame);
+    return undefined;
+  }
+
+  #watch(frame: FileFrame): void {
     const { IN, OUT } = TransferDirection;
     switch (frame.type) {
       case FrameType.FILE_OFFER:
