@@ -6,11 +6,18 @@ export class Message {
   readonly seq: number;
   /** The payload bytes. */
   readonly data: Buffer;
+  /**
+   * True when this message may have reached the application before: its receiver crashed (or a
+   * server instance died) while handling it, before its delivery was recorded. Same id, same seq:
+   * an application that must act once dedupes on `id`. False on every first delivery.
+   */
+  readonly redelivered: boolean;
 
-  constructor(id: string, seq: number, data: Buffer) {
+  constructor(id: string, seq: number, data: Buffer, redelivered = false) {
     this.id = id;
     this.seq = seq;
     this.data = data;
+    this.redelivered = redelivered;
   }
 
   /** The payload as UTF-8 text. */
