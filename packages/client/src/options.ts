@@ -1,5 +1,11 @@
 import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
-import { type Scheduler, schedulerWithClock, type Transport } from '@tether/core';
+import {
+  port as checkPort,
+  positive,
+  type Scheduler,
+  schedulerWithClock,
+  type Transport,
+} from '@tether/core';
 import type { FileOfferInfo } from '@tether/files';
 import {
   type BackoffOptions,
@@ -108,12 +114,6 @@ export type ResolvedClientOptions = Required<
   backoff: Required<BackoffOptions>;
 };
 
-function positive(name: string, value: number, allowInfinity = false): number {
-  const ok = value > 0 && (allowInfinity || Number.isFinite(value));
-  if (!ok) throw new TypeError(`${name} must be a positive number, got ${value}`);
-  return value;
-}
-
 // What the server accepts as HELLO.clientId (PROTOCOL.md section 5): refused here, not by BAD_HELLO.
 function clientId(value: string | undefined): string | undefined {
   if (value === undefined) return undefined;
@@ -134,9 +134,7 @@ const defaultNow = (): number => performance.now();
 
 /** Fills in defaults and validates; a bad option throws a TypeError naming it. */
 export function resolveClientOptions(options: ClientOptions): ResolvedClientOptions {
-  if (!Number.isInteger(options.port) || options.port < 0 || options.port > 65535) {
-    throw new TypeError(`port must be an integer from 0 to 65535, got ${options.port}`);
-  }
+  checkPort('port', options.port);
   const overflow = options.overflow ?? OverflowPolicy.REJECT;
   if (!Object.values(OverflowPolicy).includes(overflow)) {
     throw new TypeError(

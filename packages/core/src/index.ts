@@ -7,3 +7,4 @@ export type { Scheduler, TimerHandle } from './scheduler.js';
 export { schedulerWithClock, systemScheduler, VirtualScheduler } from './scheduler.js';
 export { Session } from './session.js';
 export type { Transport } from './transport.js';
+export { atLeast, port, positive, positiveInteger } from './validate.js';

@@ -1,5 +1,12 @@
 import type { TlsOptions } from 'node:tls';
-import { type Scheduler, schedulerWithClock } from '@tether/core';
+import {
+  atLeast,
+  port as checkPort,
+  positive,
+  positiveInteger,
+  type Scheduler,
+  schedulerWithClock,
+} from '@tether/core';
 import type { FileOfferInfo } from '@tether/files';
 import {
   checkFrameLimit,
@@ -187,42 +194,11 @@ export type ResolvedServerOptions = Required<
   authenticate: Authenticate | undefined;
 };
 
-function positive(name: string, value: number): number {
-  if (!(value > 0 && Number.isFinite(value))) {
-    throw new TypeError(`${name} must be a positive finite number, got ${value}`);
-  }
-  return value;
-}
-
-function positiveInteger(name: string, value: number): number {
-  if (!(Number.isSafeInteger(value) && value > 0)) {
-    throw new TypeError(`${name} must be a positive integer, got ${value}`);
-  }
-  return value;
-}
-
-function nonNegative(name: string, value: number): number {
-  if (!(value >= 0 && Number.isFinite(value))) {
-    throw new TypeError(`${name} must be a finite number >= 0, got ${value}`);
-  }
-  return value;
-}
-
-function atLeast(name: string, value: number, minimum: number): number {
-  if (!(value >= minimum && Number.isFinite(value))) {
-    throw new TypeError(`${name} must be a finite number >= ${minimum}, got ${value}`);
-  }
-  return value;
-}
-
 const defaultNow = (): number => performance.now();
 
 /** Fills in defaults and validates; a bad option throws a TypeError naming it. */
 export function resolveServerOptions(options: ServerOptions): ResolvedServerOptions {
-  const port = options.port ?? 0;
-  if (!Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new TypeError(`port must be an integer from 0 to 65535, got ${port}`);
-  }
+  const port = checkPort('port', options.port ?? 0);
   const pingIntervalMs = positive('pingIntervalMs', options.pingIntervalMs ?? 5000);
   const evictAfterMs = positive('evictAfterMs', options.evictAfterMs ?? 15_000);
   if (evictAfterMs <= pingIntervalMs) {
@@ -260,9 +236,9 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
     uploadDir: options.uploadDir,
     acceptFile: options.acceptFile,
     maxFileSize: options.maxFileSize ?? Number.POSITIVE_INFINITY,
-    minFreeBytes: nonNegative('minFreeBytes', options.minFreeBytes ?? 0),
-    partialTtlMs: nonNegative('partialTtlMs', options.partialTtlMs ?? 24 * 60 * 60 * 1000),
-    emptyPartialTtlMs: nonNegative('emptyPartialTtlMs', options.emptyPartialTtlMs ?? 300_000),
+    minFreeBytes: atLeast('minFreeBytes', options.minFreeBytes ?? 0),
+    partialTtlMs: atLeast('partialTtlMs', options.partialTtlMs ?? 24 * 60 * 60 * 1000),
+    emptyPartialTtlMs: atLeast('emptyPartialTtlMs', options.emptyPartialTtlMs ?? 300_000),
     maxIncomingTransfersPerPeer: positiveInteger(
       'maxIncomingTransfersPerPeer',
       options.maxIncomingTransfersPerPeer ?? 8,
@@ -276,7 +252,7 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
     tlsHandshakeTimeoutMs: positive('tlsHandshakeTimeoutMs', options.tlsHandshakeTimeoutMs ?? 5000),
     secret: options.secret,
     authenticate: options.authenticate,
-    authFailureDelayMs: nonNegative('authFailureDelayMs', options.authFailureDelayMs ?? 250),
+    authFailureDelayMs: atLeast('authFailureDelayMs', options.authFailureDelayMs ?? 250),
     maxConnections: positive('maxConnections', options.maxConnections ?? 10_000),
     maxConnectionsPerAddress: positive(
       'maxConnectionsPerAddress',
