@@ -91,11 +91,19 @@ const PauseReason = {
   INBOUND_BUDGET: 1,
   /** The peer does not read what it is sent. */
   OUTBOUND_BACKLOG: 2,
+  /** This connection read its share of the current event-loop turn. */
+  TURN_BUDGET: 4,
 } as const;
 type PauseReason = (typeof PauseReason)[keyof typeof PauseReason];
 
 // A peer that never reads must not hold a closed connection's transport open.
 const LINGER_MS = 1000;
+
+// Bytes one connection may take in one turn of the event loop; past it, it waits for the next
+// turn. A transport may hand over up to 2 MiB in one turn (32 reads of 64 KiB), and a peer that
+// floods tiny frames (messages, PONGs) would otherwise hold the loop while every other
+// connection waits; a bulk transfer only pauses for a turn now and then.
+const TURN_BUDGET_BYTES = 256 * 1024;
 
 // The transport's listeners are shared by every connection (each finds its own on the
 // transport): an idle connection should cost as little memory as possible, and each closure
@@ -151,6 +159,8 @@ export class Connection<E extends OutboundEntry> implements Scheduled {
   #pausedFor = 0;
   /** Bytes held for an incomplete frame (decoder and unread transport data). */
   #buffered = 0;
+  /** Bytes read in the current event-loop turn (reset by a deferred callback). */
+  #turnBytes = 0;
   /** Frames decoded so far: tells the frame deadline that a frame completed. */
   #frames = 0;
   #handshakeAt: number;
@@ -300,6 +310,7 @@ export class Connection<E extends OutboundEntry> implements Scheduled {
       session.bytesIn += chunk.length;
       session.lastSeen = Date.now();
     }
+    this.#spendTurn(chunk.length);
     this.#link?.heartbeat.inbound(now);
     const framesBefore = this.#frames;
     // Every frame of one read counts as received at the read's time.
@@ -491,6 +502,18 @@ export class Connection<E extends OutboundEntry> implements Scheduled {
       this.#pause(PauseReason.OUTBOUND_BACKLOG);
     }
   }
+
+  // Counts bytes read this turn; past the budget, reading waits for the next turn.
+  #spendTurn(bytes: number): void {
+    if (this.#turnBytes === 0) this.#options.scheduler.defer(this.#nextTurn);
+    this.#turnBytes += bytes;
+    if (this.#turnBytes >= TURN_BUDGET_BYTES) this.#pause(PauseReason.TURN_BUDGET);
+  }
+
+  #nextTurn = (): void => {
+    this.#turnBytes = 0;
+    this.#resume(PauseReason.TURN_BUDGET);
+  };
 
   #pause(reason: PauseReason): void {
     if (this.#phase === Phase.CLOSED || this.#pausedFor & reason) return;

@@ -90,10 +90,14 @@ export class VirtualScheduler implements Scheduler {
     return this.#timers.filter((t) => !t.cancelled).length;
   }
 
-  /** Runs deferred callbacks (and those they defer) until none is left. */
-  runDeferred(): void {
-    for (let rounds = 0; this.#deferred.length > 0; rounds++) {
-      if (rounds > 10_000) throw new Error('deferred callbacks keep deferring');
+  /**
+   * Runs deferred callbacks, `turns` event-loop turns of them: each turn runs the callbacks
+   * deferred before it began (as Node runs, in one check phase, the immediates queued before
+   * it), those deferred meanwhile wait for the next. By default, until none is left.
+   */
+  runDeferred(turns = Number.POSITIVE_INFINITY): void {
+    for (let round = 0; round < turns && this.#deferred.length > 0; round++) {
+      if (round > 10_000) throw new Error('deferred callbacks keep deferring');
       for (const callback of this.#deferred.splice(0)) callback();
     }
   }

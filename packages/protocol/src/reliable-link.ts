@@ -45,6 +45,8 @@ export interface LinkOptions {
 
 // PING stamps are microseconds of the sender's monotonic clock; only the sender reads them.
 const STAMP_PER_MS = 1000;
+// PINGs whose PONG may still come (more than one only on a link slower than the ping interval).
+const PINGS_REMEMBERED = 4;
 
 /**
  * One established connection of a session, without I/O: the part of the protocol both sides run
@@ -63,6 +65,8 @@ export class ReliableLink<Entry extends OutboundEntry = OutboundEntry> {
   readonly #events: LinkEvents<Entry>;
   readonly #output: LinkOutput;
   readonly #maxInFlightBytes: number;
+  /** Stamps of our PINGs not answered yet, oldest first: only their PONGs are RTT samples. */
+  #pings: number[] = [];
   /** Writes waiting for the log's commit, in order (only with a durable log). */
   #committing: Promise<void> | undefined;
   #closed = false;
@@ -146,6 +150,11 @@ export class ReliableLink<Entry extends OutboundEntry = OutboundEntry> {
         this.write(encodePong(frame.stamp));
         return true;
       case FrameType.PONG: {
+        // A PONG that answers no PING of ours (a hostile flood, or a stale one) is no sample: it
+        // costs a comparison, not an RTT update and an event each.
+        const index = this.#pings.indexOf(frame.stamp);
+        if (index < 0) return true;
+        this.#pings.splice(0, index + 1);
         const stats = this.#rtt.sample(now - frame.stamp / STAMP_PER_MS);
         if (stats !== undefined) this.#events.rtt({ ...stats });
         return true;
@@ -169,14 +178,21 @@ export class ReliableLink<Entry extends OutboundEntry = OutboundEntry> {
   /** Runs the heartbeat at `now` (`dueAt`: when the timer was meant to fire); PINGs if needed. */
   check(now: number, dueAt: number): HeartbeatDecision {
     const decision = this.heartbeat.check(now, dueAt);
-    if (decision.ping) this.write(encodePing(Math.round(now * STAMP_PER_MS)));
+    if (decision.ping) this.#sendPing(now);
     return decision;
   }
 
   /** Sends a PING now, outside the heartbeat schedule (a probe the owner wants on demand). */
   ping(now: number): void {
     this.heartbeat.pinged(now);
-    this.write(encodePing(Math.round(now * STAMP_PER_MS)));
+    this.#sendPing(now);
+  }
+
+  #sendPing(now: number): void {
+    const stamp = Math.round(now * STAMP_PER_MS);
+    if (this.#pings.length === PINGS_REMEMBERED) this.#pings.shift();
+    this.#pings.push(stamp);
+    this.write(encodePing(stamp));
   }
 
   #writeData(entry: Entry): void {

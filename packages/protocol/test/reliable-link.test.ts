@@ -324,16 +324,26 @@ describe('reliable-link', () => {
     expect(a.rtts[0]).toEqual({ last: 42, min: 42, srtt: 42, rttvar: 21, samples: 1 });
   });
 
-  it('reliable-link - a PONG that gives no valid sample (stamp in the future) emits no rtt event', () => {
+  it('reliable-link - only a PONG that answers one of our PINGs is an RTT sample', () => {
     const a = makeSide('a', 0);
+    // Unsolicited PONGs (a flood, or a stale answer): no sample, no event, still handled.
     expect(a.link.handle({ type: FrameType.PONG, stamp: 5_000_000 }, 1000)).toBe(true);
+    expect(a.link.handle({ type: FrameType.PONG, stamp: 990_000 }, 1000)).toBe(true);
     expect(a.rtts).toEqual([]);
+    a.link.ping(990);
     a.link.handle({ type: FrameType.PONG, stamp: 990_000 }, 1000);
     expect(a.rtts).toEqual([{ last: 10, min: 10, srtt: 10, rttvar: 5, samples: 1 }]);
-    // RttEstimator ignores the negative sample; LinkEvents.rtt is "a PONG gave a new RTT sample".
-    a.link.handle({ type: FrameType.PONG, stamp: 5_000_000 }, 1000);
+    // Each PING is answered once: the same PONG again is no second sample.
+    a.link.handle({ type: FrameType.PONG, stamp: 990_000 }, 1020);
     expect(a.rtts).toHaveLength(1);
-    expect(a.rtt.stats?.samples).toBe(1);
+    // On a link slower than the ping interval, the answer to an earlier PING still counts.
+    a.link.ping(2000);
+    a.link.ping(2500);
+    a.link.handle({ type: FrameType.PONG, stamp: 2_000_000 }, 2600);
+    expect(a.rtts.at(-1)?.last).toBe(600);
+    a.link.handle({ type: FrameType.PONG, stamp: 2_500_000 }, 2610);
+    expect(a.rtts.at(-1)?.last).toBe(110);
+    expect(a.rtt.stats?.samples).toBe(3);
   });
 
   it('reliable-link - check() writes a PING when the heartbeat asks, and only then', () => {

@@ -1,0 +1,160 @@
+import {
+  ErrorCode,
+  encodeData,
+  encodeHello,
+  encodePing,
+  type Frame,
+  FrameType,
+  type OutboundEntry,
+  PREFACE,
+  PROTOCOL_VERSION,
+  ReliableOutbound,
+  type TetherError,
+} from '@tether/protocol';
+import { describe, expect, it } from 'vitest';
+import { Connection, type ConnectionOwner, type OpenOptions } from '../src/connection.js';
+import { Deadlines } from '../src/deadlines.js';
+import { type MemoryTransport, memoryTransportPair } from '../src/memory-transport.js';
+import { VirtualScheduler } from '../src/scheduler.js';
+import { Session } from '../src/session.js';
+
+/** A session that records what its link hands it. */
+class RecordingSession extends Session<OutboundEntry> {
+  readonly delivered: number[] = [];
+  constructor() {
+    super(new ReliableOutbound<OutboundEntry>());
+  }
+  override data(frame: { seq: number }): void {
+    this.delivered.push(frame.seq);
+  }
+  override acked(): void {}
+  override rtt(): void {}
+  protected override makeFiles(): never {
+    throw new Error('no files in these tests');
+  }
+}
+
+const OPEN: OpenOptions = {
+  heartbeat: { pingIntervalMs: 100, deadAfterMs: 400 },
+  maxInFlightBytes: 1 << 20,
+  maxFrame: 1 << 20,
+  peerMaxFrame: 1 << 20,
+  deadCode: ErrorCode.EVICTED,
+};
+
+/**
+ * A connection whose handshake opens the session at the first HELLO; `peer` is the other end of
+ * its transport, driven by hand.
+ */
+function harness(options: { frameTimeoutMs?: number; replyBacklogLimit?: number } = {}) {
+  const scheduler = new VirtualScheduler();
+  const [mine, peer] = memoryTransportPair(scheduler);
+  const closed: { code: string; silentMs: number | undefined }[] = [];
+  const session = new RecordingSession();
+  const owner: ConnectionOwner<OutboundEntry> = {
+    handshakeFrame: (connection, frame: Frame) => {
+      if (frame.type === FrameType.HELLO) connection.open(session, OPEN, []);
+    },
+    handshakeExpired: (connection) => connection.fail(new Error('late') as unknown as TetherError),
+    control: () => false,
+    closed: (_connection, error, silentMs) => closed.push({ code: error.code, silentMs }),
+  };
+  const deadlines = new Deadlines<Connection<OutboundEntry>>(scheduler, (c, at) => c.deadline(at));
+  const connection = new Connection(mine, owner, {
+    scheduler,
+    deadlines,
+    maxFrame: 1 << 20,
+    replyBacklogLimit: options.replyBacklogLimit ?? 1 << 20,
+    remoteAddress: 'memory',
+    ...(options.frameTimeoutMs === undefined ? {} : { frameTimeoutMs: options.frameTimeoutMs }),
+  });
+  const hello = (): void => {
+    peer.write(PREFACE);
+    peer.write(
+      encodeHello({
+        versions: [PROTOCOL_VERSION],
+        clientId: 'c',
+        delivered: 0,
+        acked: 0,
+        maxFrame: 1 << 20,
+      }),
+    );
+    scheduler.runDeferred();
+  };
+  return { scheduler, connection, peer, closed, session, hello };
+}
+
+function count(peer: MemoryTransport): { bytes: number } {
+  const seen = { bytes: 0 };
+  peer.on('data', (chunk: Uint8Array) => {
+    seen.bytes += chunk.length;
+  });
+  return seen;
+}
+
+describe('connection', () => {
+  it('connection - a peer flooding frames gets 256 KiB per event-loop turn, then waits for the next', () => {
+    const { scheduler, connection, peer, session, hello } = harness();
+    hello();
+    expect(connection.established).toBe(true);
+    // 1 MiB of tiny messages arrives at once.
+    const frames: Buffer[] = [];
+    for (let seq = 1; frames.length * 26 < 1 << 20; seq++)
+      frames.push(encodeData(seq, Buffer.alloc(8)));
+    for (let i = 0; i < frames.length; i += 2048)
+      peer.write(Buffer.concat(frames.slice(i, i + 2048)));
+    // One turn: the connection stops after its budget (its reads are 53 KiB each here).
+    scheduler.runDeferred(1);
+    const afterOneTurn = session.delivered.length;
+    expect(afterOneTurn * 26).toBeGreaterThanOrEqual(256 * 1024);
+    expect(afterOneTurn * 26).toBeLessThan(256 * 1024 + 2048 * 26 * 2);
+    // The next turn resumes it (the memory pipe delivers in the turn after): it reads again.
+    scheduler.runDeferred(2);
+    expect(session.delivered.length).toBeGreaterThan(afterOneTurn);
+    scheduler.runDeferred();
+    expect(session.delivered).toEqual(frames.map((_, i) => i + 1));
+  });
+
+  it('connection - a frame not complete within frameTimeoutMs of its first byte ends the connection', () => {
+    const { scheduler, peer, closed, hello } = harness({ frameTimeoutMs: 300 });
+    hello();
+    const frame = encodeData(1, Buffer.alloc(100));
+    peer.write(frame.subarray(0, 50));
+    scheduler.advance(299);
+    expect(closed).toEqual([]);
+    scheduler.advance(1);
+    expect(closed.map((c) => c.code)).toEqual([ErrorCode.FRAME_TIMEOUT]);
+  });
+
+  it('connection - a peer that does not read its replies stops being read, and is cut as a slow consumer at the deadline', () => {
+    const { scheduler, connection, peer, closed, hello } = harness({ replyBacklogLimit: 1024 });
+    hello();
+    peer.pause(); // never reads what the connection writes
+    const seen = count(peer);
+    // PINGs ask for PONGs: 100 of them per write, until the connection stops taking more.
+    for (let i = 0; i < 200; i++) {
+      peer.write(Buffer.concat(Array.from({ length: 100 }, (_, n) => encodePing(i * 100 + n))));
+      scheduler.runDeferred();
+    }
+    expect(connection.backlogBytes).toBeGreaterThan(1024);
+    // Its PINGs wait unread on its own side: the connection holds a bounded backlog.
+    expect(connection.backlogBytes).toBeLessThan(1024 + 64 * 1024);
+    expect(peer.writableLength).toBeGreaterThan(0);
+    expect(seen.bytes).toBe(0);
+    scheduler.advance(400);
+    expect(closed.map((c) => c.code)).toEqual([ErrorCode.SLOW_CONSUMER]);
+  });
+
+  it('connection - a closed connection destroys its transport after a second even if the peer never reads', () => {
+    const { scheduler, connection, peer, hello } = harness();
+    hello();
+    peer.pause();
+    connection.fail({ code: ErrorCode.CLOSED, message: 'bye' } as TetherError);
+    expect(connection.closed).toBe(true);
+    expect(connection.transport.destroyed).toBe(false);
+    scheduler.advance(999);
+    expect(connection.transport.destroyed).toBe(false);
+    scheduler.advance(1);
+    expect(connection.transport.destroyed).toBe(true);
+  });
+});
