@@ -296,7 +296,7 @@ describe('dashboard - /metrics', () => {
     ).toThrow(/_total/);
     expect(() => parseMetrics('u 1\n')).toThrow();
     const histogram = (second: number) =>
-      `# HELP h x\n# TYPE h histogram\nh_bucket{le="1"} 3\nh_bucket{le="2"} ${second}\nh_bucket{le="+Inf"} 3\nh_sum 1\nh_count 3\n`;
+      `# HELP tether_h x\n# TYPE tether_h histogram\ntether_h_bucket{le="1"} 3\ntether_h_bucket{le="2"} ${second}\ntether_h_bucket{le="+Inf"} 3\ntether_h_sum 1\ntether_h_count 3\n`;
     expect(() => parseMetrics(histogram(3))).not.toThrow();
     expect(() => parseMetrics(histogram(2))).toThrow(/cumulative/);
   });

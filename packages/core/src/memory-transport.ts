@@ -25,7 +25,7 @@ export class MemoryTransport extends EventEmitter implements Transport {
   readonly #scheduler: Scheduler;
   readonly highWaterMark: number;
 
-  constructor(scheduler: Scheduler, highWaterMark = 64 * 1024) {
+  constructor(scheduler: Scheduler, highWaterMark: number = 64 * 1024) {
     super();
     this.#scheduler = scheduler;
     this.highWaterMark = highWaterMark;

@@ -95,7 +95,7 @@ export class VirtualScheduler implements Scheduler {
    * deferred before it began (as Node runs, in one check phase, the immediates queued before
    * it), those deferred meanwhile wait for the next. By default, until none is left.
    */
-  runDeferred(turns = Number.POSITIVE_INFINITY): void {
+  runDeferred(turns: number = Number.POSITIVE_INFINITY): void {
     for (let round = 0; round < turns && this.#deferred.length > 0; round++) {
       if (round > 10_000) throw new Error('deferred callbacks keep deferring');
       for (const callback of this.#deferred.splice(0)) callback();
