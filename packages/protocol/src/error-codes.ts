@@ -48,6 +48,10 @@ export const ErrorCode = {
   CLOSED: 'CLOSED',
   RETRIES_EXHAUSTED: 'RETRIES_EXHAUSTED',
   INVALID_OPTION: 'INVALID_OPTION',
+  // The client's store on disk (the `store` option).
+  STORE_LOCKED: 'STORE_LOCKED',
+  STORE_DAMAGED: 'STORE_DAMAGED',
+  STORE_FAILED: 'STORE_FAILED',
   // File transfer: FILE_FAILED codes (receiver) and local sender failures.
   FILE_NAME_INVALID: 'FILE_NAME_INVALID',
   FILE_TOO_LARGE: 'FILE_TOO_LARGE',
