@@ -6,6 +6,7 @@ import {
   ReliableInbound,
   type ReliableOutbound,
   type RttStats,
+  type SessionLog,
   type WelcomeBody,
 } from '@tether/protocol';
 import type { PendingSend } from './outbox.js';
@@ -37,9 +38,22 @@ export interface Adopted {
 export class ClientSession extends Session<PendingSend> {
   readonly #host: ClientSessionHost;
 
-  constructor(outbound: ReliableOutbound<PendingSend>, host: ClientSessionHost) {
-    super(outbound);
+  /**
+   * Without `restored`, the session lives in memory. With it, it is a session restored from the
+   * client's store (id and token, '' for none; the position in the server's stream), recorded
+   * through `log`.
+   */
+  constructor(
+    outbound: ReliableOutbound<PendingSend>,
+    host: ClientSessionHost,
+    restored?: { sessionId: string; resumeToken: string; delivered: number; log: SessionLog },
+  ) {
+    super(outbound, new ReliableInbound(restored?.delivered ?? 0), restored?.log);
     this.#host = host;
+    if (restored !== undefined) {
+      this.id = restored.sessionId;
+      this.resumeToken = restored.resumeToken;
+    }
   }
 
   override data(frame: DataFrame): void {

@@ -29,9 +29,20 @@ import { ClientHandshake, type CloseInfo } from './client-handshake.js';
 import { ClientSession } from './client-session.js';
 import { type ClientEvents, ClientState } from './events.js';
 import { openSocket, sleep } from './open-socket.js';
-import { type ClientOptions, type ResolvedClientOptions, resolveClientOptions } from './options.js';
+import {
+  type ClientOptions,
+  type ResolvedClientOptions,
+  resolveClientOptions,
+  StoreSync,
+} from './options.js';
 import { Outbox, type PendingSend, type SendReceipt } from './outbox.js';
 import { PendingRequests } from './pending-requests.js';
+import {
+  ClientStore,
+  type RestoredMessage,
+  type StoreDamage,
+  type StoreStats,
+} from './store/client-store.js';
 
 export type { SendReceipt } from './outbox.js';
 
@@ -72,6 +83,8 @@ export interface ClientStats {
   messagesOut: number;
   /** Silence measured when the last dead link was detected, in ms. */
   lastDeadLinkSilenceMs: number | undefined;
+  /** The store's journal (the `store` option); undefined without one. */
+  store: StoreStats | undefined;
 }
 
 // Errors after which retrying cannot help: the server refuses us.
@@ -80,6 +93,8 @@ const FATAL: ReadonlySet<string> = new Set([
   ErrorCode.TLS_FAILED,
   ErrorCode.BAD_HELLO,
   ErrorCode.UNSUPPORTED_VERSION,
+  ErrorCode.STORE_DAMAGED,
+  ErrorCode.STORE_FAILED,
 ]);
 
 // The endpoint is not a Tether server. Fatal at the first connect (a wrong address); once a
@@ -115,6 +130,8 @@ export class TetherClient extends EventEmitter<ClientEvents> {
   readonly #outbox: Outbox;
   readonly #session: ClientSession;
   readonly #requests: PendingRequests;
+  readonly #store: ClientStore | undefined;
+  #storeClosed: Promise<void> = Promise.resolve();
   /** The heartbeat of the one connection at a time. */
   readonly #deadlines: Deadlines<Connection<PendingSend>>;
   #pumpQueued = false;
@@ -137,9 +154,16 @@ export class TetherClient extends EventEmitter<ClientEvents> {
     super();
     this.#options = resolveClientOptions(options);
     this.#scheduler = this.#options.scheduler;
-    this.#clientId = this.#options.clientId ?? randomUUID();
+    const store = this.#openStore();
+    this.#store = store;
+    this.#clientId = store?.clientId ?? this.#options.clientId ?? randomUUID();
     this.#peerMaxFrame = this.#options.maxFrame;
-    this.#requests = new PendingRequests(this.#scheduler);
+    this.#requests =
+      store === undefined
+        ? new PendingRequests(this.#scheduler)
+        : new PendingRequests(this.#scheduler, store.firstRequestId, (id) =>
+            store.useRequestId(id),
+          );
     this.#deadlines = new Deadlines(this.#scheduler, (connection, dueAt) =>
       connection.deadline(dueAt),
     );
@@ -153,13 +177,21 @@ export class TetherClient extends EventEmitter<ClientEvents> {
       this.#scheduler,
       this.#schedulePump,
       (entry) => this.emit('drop', { payload: entry.payload, reason: 'overflow' }),
+      store?.outbound,
     );
-    this.#session = new ClientSession(this.#outbox.stream, {
-      data: (frame) => this.#onData(frame),
-      acked: (entries) => this.#onAcked(entries),
-      rtt: (stats) => this.emit('heartbeat', stats),
-      transferEngine: () => this.#transferEngine(),
-    });
+    this.#session = new ClientSession(
+      this.#outbox.stream,
+      {
+        data: (frame) => this.#onData(frame),
+        acked: (entries) => this.#onAcked(entries),
+        rtt: (stats) => this.emit('heartbeat', stats),
+        transferEngine: () => this.#transferEngine(),
+      },
+      store === undefined ? undefined : { ...store.session, log: store },
+    );
+    const damage = store?.damage ?? [];
+    // After the constructor returns, so that listeners added right after it hear of it.
+    if (damage.length > 0) queueMicrotask(() => this.#reportDamage(damage));
   }
 
   /** Current state. */
@@ -170,6 +202,24 @@ export class TetherClient extends EventEmitter<ClientEvents> {
   /** This client's stable id. */
   get clientId(): string {
     return this.#clientId;
+  }
+
+  /**
+   * With a store: the messages sent before the restart (by an earlier client on the store) and
+   * not yet acknowledged, restored from the journal in send order. Each `receipt` settles as
+   * the original `send()` would have. Empty without a store, or when nothing was pending.
+   */
+  get restored(): readonly RestoredMessage[] {
+    return this.#store?.restored ?? [];
+  }
+
+  /**
+   * Resolves once every message accepted by `send()` so far is journaled: safe from a crash of
+   * the process, and under `sync: 'batch'` of the machine. At once without a store (nothing is
+   * kept) or when nothing is pending.
+   */
+  journaled(): Promise<void> {
+    return this.#store?.journaled() ?? Promise.resolve();
   }
 
   /**
@@ -239,6 +289,7 @@ export class TetherClient extends EventEmitter<ClientEvents> {
       this.#shutdown('close() called', undefined);
     }
     await this.#filesClosed;
+    await this.#storeClosed;
   }
 
   /**
@@ -271,6 +322,7 @@ export class TetherClient extends EventEmitter<ClientEvents> {
       messagesIn: this.#messagesIn,
       messagesOut: this.#messagesOut,
       lastDeadLinkSilenceMs: this.#lastDeadLinkSilenceMs,
+      store: this.#store?.stats(),
     };
   }
 
@@ -291,7 +343,7 @@ export class TetherClient extends EventEmitter<ClientEvents> {
     const ttl = options.ttlMs;
     const expiresAt = ttl === undefined ? Number.POSITIVE_INFINITY : this.#scheduler.now() + ttl;
     this.#outbox.submit(
-      { payload, flags, requestId, seq: 0, resolve, reject, expiresAt },
+      { payload, flags, requestId, seq: 0, resolve, reject, expiresAt, journalId: 0 },
       options.signal,
     );
   }
@@ -359,6 +411,10 @@ export class TetherClient extends EventEmitter<ClientEvents> {
       const info: CloseInfo = await attempt.handshake.ended;
       this.#connection = undefined;
       if (signal.aborted) return;
+      if (this.#store !== undefined && info.error.code === ErrorCode.SEQUENCE_GAP) {
+        this.#diverged(`the server's stream skipped past the store's position`, info.error);
+        return;
+      }
       if (this.#scheduler.now() - openedAt >= this.#options.healthyAfterMs) this.#retry = 0;
       if (info.silentMs !== undefined) this.#lastDeadLinkSilenceMs = info.silentMs;
       reason = info.error.message;
@@ -466,8 +522,28 @@ export class TetherClient extends EventEmitter<ClientEvents> {
 
   // WELCOME: take up the session (resumed or new) and open it on the connection.
   #welcome(connection: Connection<PendingSend>, body: WelcomeBody): void {
+    const store = this.#store;
+    const sent = this.#outbox.stream.sent;
+    if (store !== undefined && body.resumed && body.sessionId === this.#session.id) {
+      if (body.delivered > sent) {
+        // Only a store that lost durable records can be behind the server: fatal (the error
+        // ends the attempt, then the client), and the next open of the store starts over.
+        store.diverged();
+        throw new TetherError(
+          ErrorCode.STORE_DAMAGED,
+          `the server delivered up to seq ${body.delivered} of this client's stream, the store knows of ${sent}: it lost records; open it again to start over`,
+        );
+      }
+    }
     const adopted = this.#session.adopt(body);
     if (adopted instanceof ProtocolError) throw adopted;
+    if (store !== undefined) {
+      try {
+        store.adoptSession(body.sessionId, body.resumeToken, adopted.resumed);
+      } catch (error) {
+        throw storeFailed(error);
+      }
+    }
     this.#adoptPeerMaxFrame(body.maxFrame);
     this.emit('session', {
       sessionId: body.sessionId,
@@ -523,7 +599,22 @@ export class TetherClient extends EventEmitter<ClientEvents> {
       this.#submit(body, DataFlag.RESPONSE | DataFlag.ERROR, frame.requestId, {}, () => {});
       return;
     }
-    const message = new Message(`${this.#session.id}:${frame.seq}`, frame.seq, frame.payload);
+    let redelivered = false;
+    if (this.#store !== undefined) {
+      try {
+        redelivered = this.#store.handing(frame.seq);
+      } catch (error) {
+        // Not recorded, not handed: the next client on the store gets it.
+        this.#storeFailed(storeFailed(error));
+        return;
+      }
+    }
+    const message = new Message(
+      `${this.#session.id}:${frame.seq}`,
+      frame.seq,
+      frame.payload,
+      redelivered,
+    );
     try {
       this.emit('message', message);
     } catch (cause) {
@@ -572,6 +663,44 @@ export class TetherClient extends EventEmitter<ClientEvents> {
     );
   }
 
+  // Opens the store of the `store` option, if any (synchronously: it restores the outbox).
+  #openStore(): ClientStore | undefined {
+    const options = this.#options.store;
+    if (options === undefined) return undefined;
+    return ClientStore.open(
+      {
+        dir: options.dir,
+        sync: options.sync === StoreSync.BATCH,
+        clientId: this.#options.clientId,
+        scheduler: this.#scheduler,
+      },
+      (error) => this.#storeFailed(error),
+    );
+  }
+
+  #reportDamage(damage: readonly StoreDamage[]): void {
+    for (const info of damage) this.emit('damage', info);
+  }
+
+  // The store cannot write: nothing it promised holds any more, so the client stops.
+  #storeFailed(error: TetherError): void {
+    if (this.#state === ClientState.CLOSED) return;
+    this.emit('error', error);
+    this.#shutdown(error.message, error);
+  }
+
+  // The store is behind the server (it lost records): recorded, so the next open starts over.
+  #diverged(why: string, cause: TetherError): void {
+    this.#store?.diverged();
+    const error = new TetherError(
+      ErrorCode.STORE_DAMAGED,
+      `${why}: the store lost records; open it again to start over`,
+      { cause },
+    );
+    this.emit('error', error);
+    this.#shutdown(error.message, error);
+  }
+
   #shutdown(reason: string, error: TetherError | undefined): void {
     if (this.#state === ClientState.CLOSED) return;
     this.#abort.abort();
@@ -581,6 +710,7 @@ export class TetherClient extends EventEmitter<ClientEvents> {
     this.#outbox.failAll(closed);
     this.#requests.failAll(closed);
     this.#filesClosed = this.#session.filesIfStarted?.close(closed) ?? Promise.resolve();
+    this.#storeClosed = this.#store?.close() ?? Promise.resolve();
     this.#setState(ClientState.CLOSED, reason, error);
     this.#settleConnected?.(closed);
     this.emit('close', reason);
@@ -601,6 +731,15 @@ function tooLarge(bytes: number, maxFrame: number): TetherError {
   return new TetherError(
     ErrorCode.MESSAGE_TOO_LARGE,
     `message of ${bytes} bytes does not fit the server's frame limit of ${maxFrame}`,
+  );
+}
+
+function storeFailed(error: unknown): TetherError {
+  if (error instanceof TetherError) return error;
+  return new TetherError(
+    ErrorCode.STORE_FAILED,
+    `the client's store failed: ${(error as Error).message}`,
+    { cause: error },
   );
 }
 

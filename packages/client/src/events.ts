@@ -1,5 +1,6 @@
 import type { ReceivedFile } from '@tether/files';
 import type { Message, RttStats, TetherError } from '@tether/protocol';
+import type { StoreDamage } from './store/client-store.js';
 
 /** States of a client; one `state` event per change. */
 export const ClientState = {
@@ -61,6 +62,11 @@ export interface ClientEvents {
   drop: (info: DropInfo) => void;
   /** A file from the server was received, verified by SHA-256 and stored in `downloadDir`. */
   file: (file: ReceivedFile) => void;
+  /**
+   * Opening the store (the `store` option) found damage and cut it away: fired once per damaged
+   * file, right after the constructor returns.
+   */
+  damage: (info: StoreDamage) => void;
   close: (reason: string) => void;
   error: (error: TetherError) => void;
 }

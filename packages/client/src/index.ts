@@ -19,5 +19,7 @@ export type {
 export { TetherClient } from './client.js';
 export type { ClientEvents, DropInfo, ReconnectInfo, SessionInfo, StateChange } from './events.js';
 export { ClientState } from './events.js';
-export type { ClientOptions } from './options.js';
-export { OverflowPolicy } from './options.js';
+export type { ClientOptions, StoreOptions } from './options.js';
+export { OverflowPolicy, StoreSync } from './options.js';
+export type { RestoredMessage, StoreDamage, StoreStats } from './store/client-store.js';
+export { DamageReason } from './store/client-store.js';

@@ -26,6 +26,29 @@ export const OverflowPolicy = {
 } as const;
 export type OverflowPolicy = (typeof OverflowPolicy)[keyof typeof OverflowPolicy];
 
+/** When the client's store makes a batch of records durable. */
+export const StoreSync = {
+  /**
+   * fsync every batch (default): a journaled message survives a crash of the process and of the
+   * machine. Sends in one batch share one fsync (group commit).
+   */
+  BATCH: 'batch',
+  /**
+   * Never fsync: records are handed to the OS, so they survive a crash of the process but not of
+   * the OS or a power loss. For tests and throwaway data.
+   */
+  NEVER: 'never',
+} as const;
+export type StoreSync = (typeof StoreSync)[keyof typeof StoreSync];
+
+/** The client's store on disk: its outbox and session survive a restart of the process. */
+export interface StoreOptions {
+  /** Directory of the store (created if missing). One client at a time may use it. */
+  dir: string;
+  /** When records are made durable. Default 'batch'. */
+  sync?: StoreSync;
+}
+
 /** Options of {@link TetherClient}. Times are in milliseconds. */
 export interface ClientOptions {
   host?: string;
@@ -89,6 +112,12 @@ export interface ClientOptions {
   scheduler?: Scheduler;
   /** Random source in [0, 1) for backoff jitter; injected by tests. */
   random?: () => number;
+  /**
+   * Keep the outbox and the session in a store on disk, so that they survive a crash or restart
+   * of the process: messages not yet acknowledged are sent after the restart, the session is
+   * resumed. The client id is kept in the store too. Default: in memory only.
+   */
+  store?: StoreOptions;
 }
 
 export type ResolvedClientOptions = Required<
@@ -102,8 +131,10 @@ export type ResolvedClientOptions = Required<
     | 'downloadDir'
     | 'acceptFile'
     | 'transport'
+    | 'store'
   >
 > & {
+  store: Required<StoreOptions> | undefined;
   transport: ClientOptions['transport'];
   downloadDir: string | undefined;
   acceptFile: ClientOptions['acceptFile'];
@@ -128,6 +159,23 @@ function clientId(value: string | undefined): string | undefined {
     );
   }
   return value;
+}
+
+function store(value: StoreOptions | undefined): Required<StoreOptions> | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'object' || value === null) {
+    throw new TypeError(`store must be an object with a dir, got ${value}`);
+  }
+  if (typeof value.dir !== 'string' || value.dir === '') {
+    throw new TypeError(`store.dir must be a directory path, got ${JSON.stringify(value.dir)}`);
+  }
+  const sync = value.sync ?? StoreSync.BATCH;
+  if (!Object.values(StoreSync).includes(sync)) {
+    throw new TypeError(
+      `store.sync must be one of ${Object.values(StoreSync).join(', ')}, got ${sync}`,
+    );
+  }
+  return { dir: value.dir, sync };
 }
 
 const defaultNow = (): number => performance.now();
@@ -178,5 +226,6 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
     now,
     scheduler: options.scheduler ?? schedulerWithClock(now),
     random: options.random ?? Math.random,
+    store: store(options.store),
   };
 }

@@ -21,6 +21,8 @@ export interface PendingSend extends OutboundEntry {
   reject(error: Error): void;
   /** Monotonic time after which a message not yet transmitted is rejected; Infinity for none. */
   readonly expiresAt: number;
+  /** The store's id of the message (the `store` option); 0 without a store. */
+  journalId: number;
 }
 
 /** Outbox limits. */
@@ -42,7 +44,7 @@ interface Waiter {
  * Sequence state lives in the wrapped {@link ReliableOutbound}, which the session's links use.
  */
 export class Outbox {
-  readonly stream: ReliableOutbound<PendingSend> = new ReliableOutbound<PendingSend>();
+  readonly stream: ReliableOutbound<PendingSend>;
   readonly #clientId: string;
   readonly #limits: OutboxLimits;
   readonly #scheduler: Scheduler;
@@ -60,12 +62,20 @@ export class Outbox {
     scheduler: Scheduler,
     onEnqueued: () => void,
     onDrop: (entry: PendingSend) => void,
+    stream: ReliableOutbound<PendingSend> = new ReliableOutbound<PendingSend>(),
   ) {
     this.#clientId = clientId;
     this.#limits = limits;
     this.#scheduler = scheduler;
     this.#onEnqueued = onEnqueued;
     this.#onDrop = onDrop;
+    this.stream = stream;
+    // A stream restored from a store may hold queued messages with a TTL.
+    for (const entry of stream.queued()) {
+      if (entry.expiresAt === Number.POSITIVE_INFINITY) continue;
+      this.#withTtl++;
+      this.#armTtl(entry.expiresAt);
+    }
   }
 
   /** Messages not yet acknowledged. */

@@ -14,11 +14,18 @@ interface Pending {
  */
 export class PendingRequests {
   readonly #scheduler: Scheduler;
+  readonly #useId: ((id: number) => void) | undefined;
   #pending = new Map<number, Pending>();
-  #nextId = 1;
+  #nextId: number;
 
-  constructor(scheduler: Scheduler = systemScheduler) {
+  /**
+   * Request ids start at `firstId`; `useId` hears of each before it is used (a store reserves
+   * them, so that a restart never reuses an id whose response may still come).
+   */
+  constructor(scheduler: Scheduler = systemScheduler, firstId = 1, useId?: (id: number) => void) {
     this.#scheduler = scheduler;
+    this.#nextId = firstId;
+    this.#useId = useId;
   }
 
   get size(): number {
@@ -35,6 +42,7 @@ export class PendingRequests {
     onGiveUp: (id: number) => void,
   ): { id: number; reply: Promise<Buffer> } {
     const id = this.#nextId++;
+    this.#useId?.(id);
     const reply = new Promise<Buffer>((resolve, reject) => {
       if (signal?.aborted) {
         reject(new TetherError(ErrorCode.ABORTED, 'request aborted', { cause: signal.reason }));

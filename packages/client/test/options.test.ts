@@ -141,4 +141,17 @@ describe('options', () => {
     expect(resolve({ clientId: 'x'.repeat(128) }).clientId).toBe('x'.repeat(128));
     expect(resolve({ clientId: 'é'.repeat(64) }).clientId).toBe('é'.repeat(64));
   });
+
+  it('options - store: sync defaults to batch; a missing dir or an unknown sync policy throws a TypeError', () => {
+    expect(resolveClientOptions({ port: 7070 }).store).toBeUndefined();
+    expect(resolve({ store: { dir: 'x' } }).store).toEqual({ dir: 'x', sync: 'batch' });
+    expect(resolve({ store: { dir: 'x', sync: 'never' } }).store).toEqual({
+      dir: 'x',
+      sync: 'never',
+    });
+    expect(() => resolve({ store: { dir: '' } })).toThrow(TypeError);
+    expect(() => resolve({ store: {} as never })).toThrow(/store.dir/);
+    expect(() => resolve({ store: { dir: 'x', sync: 'always' as never } })).toThrow(/store.sync/);
+    expect(() => resolve({ store: 'dir' as never })).toThrow(TypeError);
+  });
 });

@@ -54,6 +54,7 @@ function harness(limits: Partial<OutboxLimits> = {}) {
           resolve,
           reject,
           expiresAt,
+          journalId: 0,
         },
         options.signal,
       );
