@@ -707,10 +707,11 @@ export class TetherClient extends EventEmitter<ClientEvents> {
     const closed = error ?? closedError();
     this.#connection?.end(closed);
     this.#connection = undefined;
+    // Before the outbox is failed: what it holds stays in the store for the next client.
+    this.#storeClosed = this.#store?.close() ?? Promise.resolve();
     this.#outbox.failAll(closed);
     this.#requests.failAll(closed);
     this.#filesClosed = this.#session.filesIfStarted?.close(closed) ?? Promise.resolve();
-    this.#storeClosed = this.#store?.close() ?? Promise.resolve();
     this.#setState(ClientState.CLOSED, reason, error);
     this.#settleConnected?.(closed);
     this.emit('close', reason);

@@ -198,6 +198,20 @@ describe('client store', () => {
     expect(again[0]?.id).toBe(`${second.stats().sessionId}:50`);
   });
 
+  it('client store - close() right after a send, with the journal past its compaction size: nothing is lost', async () => {
+    const dir = tempDir();
+    const first = createClient({ port: 9, maxQueuedMessages: 20_000, store: { dir } });
+    const payload = Buffer.alloc(128, 0x62);
+    for (let i = 0; i < 10_000; i++) first.send(payload).catch(() => {});
+    await first.journaled();
+    expect(first.stats().store?.journalBytes).toBeGreaterThan(1024 * 1024);
+    first.send('last').catch(() => {});
+    await first.close();
+    const second = createClient({ port: 9, store: { dir } });
+    expect(second.restored).toHaveLength(10_001);
+    expect(second.restored.at(-1)?.payload.toString()).toBe('last');
+  });
+
   it('client store - a second client on the same store is refused with STORE_LOCKED; once closed, the store opens', async () => {
     const dir = tempDir();
     const first = createClient({ port: 9, store: { dir } });

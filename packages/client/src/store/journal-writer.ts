@@ -92,6 +92,7 @@ export class JournalWriter {
   #scheduled = false;
   #failed: Error | undefined;
   #closed = false;
+  #closing = false;
   #stats: JournalWriterStats;
 
   /** `fd` is the journal, open for writing at its end (`fileBytes`). */
@@ -136,7 +137,10 @@ export class JournalWriter {
 
   /** Writes what is left, closes the journal. Never rejects (a failure was reported already). */
   async close(): Promise<void> {
-    if (this.#closed) return;
+    if (this.#closed || this.#closing) return;
+    // From here on the state may be taken apart (the client fails what it holds at close):
+    // what is left to write goes out as records, never as a snapshot of that state.
+    this.#closing = true;
     while (this.#failed === undefined) {
       if (this.#writing !== undefined) {
         await this.#writing.promise.catch(() => {});
@@ -203,6 +207,7 @@ export class JournalWriter {
   }
 
   #compactionDue(): boolean {
+    if (this.#closing) return false;
     const bytes = this.#stats.fileBytes;
     return bytes >= this.#options.compactMinBytes && bytes > COMPACT_RATIO * this.#host.liveBytes();
   }
