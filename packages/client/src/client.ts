@@ -499,6 +499,9 @@ export class TetherClient extends EventEmitter<ClientEvents> {
   async #hello(challenge: ChallengeBody): Promise<HelloBody> {
     const { secret, credentials } = this.#options;
     const session = this.#session;
+    // HELLO acknowledges what the application handled (and tells what the server acknowledged):
+    // with a store, only positions already durable.
+    await this.#store?.journaled();
     const hello: HelloBody = {
       versions: [PROTOCOL_VERSION],
       clientId: this.#clientId,

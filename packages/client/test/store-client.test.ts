@@ -15,6 +15,7 @@ import {
   type TetherError,
 } from '../src/index.js';
 import { SEQ_JUMP } from '../src/store/client-store.js';
+import { RecordArena } from '../src/store/record-codec.js';
 
 // A client with a store on disk, against a real server on 127.0.0.1 port 0. A crash is
 // simulated by copying the store's files at one instant (what a killed process leaves: the
@@ -210,6 +211,56 @@ describe('client store', () => {
     const second = createClient({ port: 9, store: { dir } });
     expect(second.restored).toHaveLength(10_001);
     expect(second.restored.at(-1)?.payload.toString()).toBe('last');
+  });
+
+  it('client store - a message transmitted before the restart keeps no TTL, even when the store starts over', async () => {
+    const { server, port } = await startServer();
+    // The client dies with the message on the wire; the server's application does not see it.
+    const dir = tempDir();
+    const first = createClient({ port, store: { dir } });
+    await first.connect();
+    let copy: string | undefined;
+    server.on('message', () => {
+      copy ??= crashCopy(dir);
+      void first.close();
+    });
+    first.send('in flight', { ttlMs: 1000 }).catch(() => {});
+    await waitFor(() => copy !== undefined);
+    // A previous run found the server ahead: this open starts over and queues it again.
+    const arena = new RecordArena();
+    arena.diverged();
+    fs.appendFileSync(join(copy as string, 'journal'), Buffer.concat(arena.take()));
+    const scheduler = new VirtualScheduler();
+    const second = createClient({ port: 9, scheduler, store: { dir: copy as string } });
+    const [restored] = second.restored;
+    expect(restored?.payload.toString()).toBe('in flight');
+    let outcome = 'pending';
+    restored?.receipt.catch((e: TetherError) => {
+      outcome = e.code;
+    });
+    scheduler.advance(60_000);
+    await new Promise((resolve) => setImmediate(resolve));
+    // Not MESSAGE_EXPIRED: the server may have it; it is sent again (at least once).
+    expect(outcome).toBe('pending');
+    expect(second.stats().outbox).toMatchObject({ depth: 1, queued: 1 });
+  });
+
+  it('client store - a session file that cannot be written closes the client with STORE_FAILED', async () => {
+    if (!fs.existsSync('/dev/full')) return;
+    const { port } = await startServer();
+    const dir = tempDir();
+    await createClient({ port: 9, store: { dir } }).close();
+    // Every write to /dev/full fails with ENOSPC; reads give zeros (no session).
+    fs.rmSync(join(dir, 'session'));
+    fs.symlinkSync('/dev/full', join(dir, 'session'));
+    const client = createClient({ port, store: { dir } });
+    const errors: TetherError[] = [];
+    client.on('error', (e) => errors.push(e));
+    const closed = new Promise((resolve) => client.once('close', resolve));
+    await expect(client.connect()).rejects.toMatchObject({ code: ErrorCode.STORE_FAILED });
+    await closed;
+    expect(errors.map((e) => e.code)).toEqual([ErrorCode.STORE_FAILED]);
+    expect(client.state).toBe('closed');
   });
 
   it('client store - a second client on the same store is refused with STORE_LOCKED; once closed, the store opens', async () => {

@@ -114,6 +114,8 @@ export class ClientStore implements SessionLog {
   #diverged = false;
   /** Messages of the restored session up to this seq may have reached the application. */
   #redeliverUpTo: number;
+  readonly #failed: (error: TetherError) => void;
+  #failure: TetherError | undefined;
   #closed: Promise<void> | undefined;
 
   private constructor(opened: Opened) {
@@ -125,6 +127,7 @@ export class ClientStore implements SessionLog {
     this.#lock = opened.lock;
     this.#cursor = opened.cursor;
     this.#requestIds = opened.requestIds;
+    this.#failed = opened.failed;
     this.firstRequestId = opened.requestIds + 1;
     const { delivered, handing } = opened.session;
     this.#redeliverUpTo = handing > delivered ? handing : 0;
@@ -178,10 +181,17 @@ export class ClientStore implements SessionLog {
 
   /** Every message up to `seq` was handled: recorded before the ACK that says so. */
   delivered(seq: number): void {
-    this.#cursor.handled(seq);
+    try {
+      this.#cursor.handled(seq);
+    } catch (error) {
+      // Not recorded: the ACK waiting for the commit must not go.
+      this.#failure = storeFailed(error);
+      this.#failed(this.#failure);
+    }
   }
 
   commit(): Promise<void> | undefined {
+    if (this.#failure !== undefined) return Promise.reject(this.#failure);
     return this.#writer.commit();
   }
 
@@ -221,7 +231,11 @@ export class ClientStore implements SessionLog {
 
   /** Resolves once everything recorded so far is durable (per the sync policy). */
   journaled(): Promise<void> {
-    return this.#writer.commit() ?? Promise.resolve();
+    const commit = this.commit();
+    if (commit === undefined) return Promise.resolve();
+    return commit.catch((error: unknown) => {
+      throw storeFailed(error);
+    });
   }
 
   stats(): StoreStats {
@@ -350,7 +364,11 @@ function openLocked(
     );
     const restored: RestoredMessage[] = [];
     const restore = (entry: JournalEntry, into: PendingSend[]): void => {
-      const expiresAt = entry.expiresAt === 0 ? Number.POSITIVE_INFINITY : entry.expiresAt + offset;
+      // A TTL bounds the wait before the first transmission: one transmitted has none left.
+      const expiresAt =
+        entry.expiresAt === 0 || entry.seq > 0
+          ? Number.POSITIVE_INFINITY
+          : entry.expiresAt + offset;
       const pending: PendingSend = {
         payload: entry.payload,
         flags: entry.flags,
