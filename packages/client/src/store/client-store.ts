@@ -83,7 +83,7 @@ export interface ClientStoreOptions {
 
 // After a journal lost data in its middle, seqs continue this far beyond the last one it knew,
 // so no message reuses an id the server may have seen on another message.
-export const SEQ_JUMP = 2 ** 32;
+export const SEQ_JUMP: number = 2 ** 32;
 // Request ids are reserved in the journal by blocks, so that a restart never reuses one whose
 // response may still come.
 const REQUEST_ID_BLOCK = 1024;

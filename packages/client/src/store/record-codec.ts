@@ -50,9 +50,9 @@ export const JOURNAL_VERSION = 1;
 /** Fixed part of a QUEUED body, before the payload. */
 export const QUEUED_FIXED = 25;
 /** Bytes a QUEUED record adds beyond its payload. */
-export const QUEUED_OVERHEAD = RECORD_HEADER_SIZE + QUEUED_FIXED;
+export const QUEUED_OVERHEAD: number = RECORD_HEADER_SIZE + QUEUED_FIXED;
 /** Largest body a reader accepts: a payload of the largest frame and its fields. */
-export const MAX_RECORD_BODY = ABSOLUTE_MAX_FRAME + 64;
+export const MAX_RECORD_BODY: number = ABSOLUTE_MAX_FRAME + 64;
 /** Ids per REMOVED record (a larger removal is written as several). */
 const REMOVED_PER_RECORD = 8192;
 
