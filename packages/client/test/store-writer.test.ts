@@ -215,4 +215,19 @@ describe('store writer', () => {
       'the first record is no header',
     );
   });
+
+  it('store writer - once closing, commit() settles with the close instead of waiting for ever', async () => {
+    const f = open({ compactMinBytes: 1000 });
+    for (let i = 1; i <= 100; i++) f.writer.arena.acked(i);
+    f.writer.touch();
+    await drive(f, f.writer.commit());
+    // 1700 bytes, a live state of 100: a flush now would compact, but a close never does.
+    f.writer.arena.acked(101);
+    f.writer.touch();
+    const closed = f.writer.close();
+    expect(f.writer.commit()).toBe(closed);
+    await closed;
+    expect(f.host.snapshots).toBe(0);
+    expect(types(fs.readFileSync(f.path))).toHaveLength(101);
+  });
 });

@@ -92,7 +92,9 @@ export class JournalWriter {
   #scheduled = false;
   #failed: Error | undefined;
   #closed = false;
-  #closing = false;
+  #closing: Promise<void> | undefined;
+  /** close() was called (set before its first write, so no compaction starts after). */
+  #ending = false;
   #stats: JournalWriterStats;
 
   /** `fd` is the journal, open for writing at its end (`fileBytes`). */
@@ -127,6 +129,8 @@ export class JournalWriter {
    */
   commit(): Promise<void> | undefined {
     if (this.#failed !== undefined) return Promise.reject(this.#failed);
+    // Closing: what was recorded goes out with the last writes.
+    if (this.#closing !== undefined) return this.#closing;
     if (this.arena.bytes > 0 || this.#cursorToSync()) {
       this.touch();
       this.#next ??= new Batch();
@@ -136,11 +140,17 @@ export class JournalWriter {
   }
 
   /** Writes what is left, closes the journal. Never rejects (a failure was reported already). */
-  async close(): Promise<void> {
-    if (this.#closed || this.#closing) return;
+  close(): Promise<void> {
+    if (this.#closing === undefined) {
+      this.#ending = true;
+      this.#closing = this.#close();
+    }
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
     // From here on the state may be taken apart (the client fails what it holds at close):
     // what is left to write goes out as records, never as a snapshot of that state.
-    this.#closing = true;
     while (this.#failed === undefined) {
       if (this.#writing !== undefined) {
         await this.#writing.promise.catch(() => {});
@@ -207,7 +217,7 @@ export class JournalWriter {
   }
 
   #compactionDue(): boolean {
-    if (this.#closing) return false;
+    if (this.#ending) return false;
     const bytes = this.#stats.fileBytes;
     return bytes >= this.#options.compactMinBytes && bytes > COMPACT_RATIO * this.#host.liveBytes();
   }
