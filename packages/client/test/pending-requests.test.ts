@@ -195,4 +195,14 @@ describe('pending requests', () => {
     expect(live.status).toBe('resolved');
     expect(vi.getTimerCount()).toBe(0);
   });
+
+  it('pending requests - ids start at firstId and each is announced before it is used', () => {
+    const used: number[] = [];
+    const requests = new PendingRequests(undefined, 1026, (id) => used.push(id));
+    const a = open(requests, Number.POSITIVE_INFINITY);
+    const b = open(requests, Number.POSITIVE_INFINITY);
+    expect([a.id, b.id]).toEqual([1026, 1027]);
+    expect(used).toEqual([1026, 1027]);
+    requests.failAll(new Error('done'));
+  });
 });

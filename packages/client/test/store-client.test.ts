@@ -14,7 +14,7 @@ import {
   TetherClient,
   type TetherError,
 } from '../src/index.js';
-import { SEQ_JUMP } from '../src/store/client-store.js';
+import { ClientStore, SEQ_JUMP } from '../src/store/client-store.js';
 import { RecordArena } from '../src/store/record-codec.js';
 
 // A client with a store on disk, against a real server on 127.0.0.1 port 0. A crash is
@@ -261,6 +261,27 @@ describe('client store', () => {
     await closed;
     expect(errors.map((e) => e.code)).toEqual([ErrorCode.STORE_FAILED]);
     expect(client.state).toBe('closed');
+  });
+
+  it('client store - request ids are reserved in the store: a restart never reuses one', async () => {
+    const dir = tempDir();
+    const failed = (): void => {};
+    const scheduler = new VirtualScheduler();
+    const first = ClientStore.open({ dir, sync: true, clientId: undefined, scheduler }, failed);
+    expect(first.firstRequestId).toBe(1);
+    for (let id = 1; id <= 3; id++) first.useRequestId(id);
+    const closed = first.close();
+    scheduler.runDeferred();
+    await closed;
+    const second = ClientStore.open({ dir, sync: true, clientId: undefined, scheduler }, failed);
+    cleanups.push(() => {
+      const closing = second.close();
+      scheduler.runDeferred();
+      return closing;
+    });
+    // The first id reserved a block; the restart starts after it.
+    expect(second.firstRequestId).toBeGreaterThan(3);
+    expect(second.firstRequestId).toBe(1 + 1024 + 1);
   });
 
   it('client store - a second client on the same store is refused with STORE_LOCKED; once closed, the store opens', async () => {
