@@ -1,13 +1,15 @@
-// One side of one benchmark cell, in its own process: `role: 'server'` starts a system's server
-// and reports its port; `role: 'client'` runs a scenario against it and reports result rows.
+// One side of one system, in its own process. `role: 'server'` starts the system's server and
+// reports its port, then answers CPU and memory samples. `role: 'client'` connects and then runs
+// the operations the runner asks for (one at a time), reporting each one's result: the runner
+// decides what runs when, so that the systems of a cell can take turns (bench/runner/).
 import {
   barrier,
-  cpuOf,
-  type Row,
-  rssOf,
+  type CpuByProcess,
+  type RunnerMessage,
   type WorkerArgs,
   type WorkerMessage,
 } from './lib/common.js';
+import { cpuOf, rssOf } from './lib/proc.js';
 import { system } from './systems/index.js';
 import { makeHandler } from './systems/types.js';
 
@@ -16,14 +18,23 @@ import { makeHandler } from './systems/types.js';
 const args = JSON.parse(process.argv[2] as string) as WorkerArgs;
 const send = (m: WorkerMessage) => process.send?.(m);
 process.on('unhandledRejection', () => {});
+// The runner is gone (it crashed or was killed): nothing will stop this worker but itself.
+process.on('disconnect', () => process.exit(1));
+
+/** The operations a client worker offers; each takes the runner's parameters. */
+type Ops = Record<string, (params: Record<string, unknown>) => Promise<unknown>>;
 
 async function server(): Promise<void> {
   let port: number;
   let memoryPid = process.pid;
+  let helpers: { name: string; pid: number }[] = [];
   let close: () => Promise<void>;
-  if (args.scenario === 'file' && args.system === 'raw-net') {
+  if (args.scenario === 'file' && (args.system === 'raw-net' || args.system === 'raw-tls')) {
     const { startRawFileServer } = await import('./scenarios/file.js');
-    const s = await startRawFileServer(args.uploadDir as string);
+    const s = await startRawFileServer(
+      args.uploadDir as string,
+      args.system === 'raw-tls' ? args.tls : undefined,
+    );
     port = s.port;
     close = s.close;
   } else {
@@ -34,51 +45,109 @@ async function server(): Promise<void> {
     });
     port = s.port;
     memoryPid = s.memoryPid;
+    helpers = s.helpers;
     close = s.close;
   }
-  process.on('message', async (m: { type: string }) => {
-    if (m.type === 'sample') {
+  const cpuByProcess = async (): Promise<CpuByProcess> => {
+    const byProcess: CpuByProcess = { server: await cpuOf(process.pid) };
+    for (const h of helpers) byProcess[h.name] = await cpuOf(h.pid);
+    return byProcess;
+  };
+  process.on('message', async (m: RunnerMessage) => {
+    if (m.type === 'cpu') {
+      send({ type: 'cpu', byProcess: await cpuByProcess() });
+    } else if (m.type === 'sample') {
       (globalThis as { gc?: () => void }).gc?.();
       const usage = process.memoryUsage();
+      const cpu = Object.values(await cpuByProcess()).reduce((a, b) => a + b, 0);
       send({
         type: 'sample',
         rssBytes: await rssOf(memoryPid),
         heapUsedBytes: memoryPid === process.pid ? usage.heapUsed : 0,
-        cpuUs: await cpuOf(memoryPid),
+        cpuUs: cpu,
       });
     } else if (m.type === 'stop') {
       await Promise.race([close(), new Promise((r) => setTimeout(r, 500))]);
       process.exit(0);
     }
   });
-  send({ type: 'ready', port, memoryPid });
+  send({ type: 'ready', port, helpers: helpers.map((h) => h.pid) });
+}
+
+/** The operations of this worker's scenario, connected and ready. */
+async function clientOps(): Promise<{ ops: Ops; close(): Promise<void> }> {
+  const port = args.port as number;
+  if (args.scenario === 'file') {
+    const { fileOps } = await import('./scenarios/file.js');
+    const f = await fileOps(args);
+    return { ops: { send: (p) => f.send(p as Parameters<typeof f.send>[0]) }, close: f.close };
+  }
+  if (args.scenario === 'recovery') {
+    const { recoveryRun } = await import('./scenarios/recovery.js');
+    return {
+      ops: { run: (p) => recoveryRun(args, p as { capMs: number; healCapMs: number }) },
+      close: async () => {},
+    };
+  }
+  if (args.scenario === 'idle-connections') {
+    const { idleOps } = await import('./scenarios/idle.js');
+    const idle = idleOps(args);
+    return {
+      ops: { connect: (p) => idle.connect(p as { connections: number }) },
+      close: idle.close,
+    };
+  }
+  // throughput and rtt share one connection: the runner switches the server to echo between them.
+  const c = await (await system(args.system)).connect({
+    port,
+    ...(args.tls ? { tls: { cert: args.tls.cert } } : {}),
+  });
+  // One listener for the connection; each operation routes the messages it expects to itself.
+  let route: ((data: Buffer) => void) | undefined;
+  c.onMessage((data) => route?.(data));
+  const listen = (cb: (data: Buffer) => void) => {
+    route = cb;
+  };
+  const ops: Ops = {
+    // 'MODE' + 1 switches the server's handler to echo, + 0 back to sink. The connection keeps
+    // order, so every message sent after it meets the new mode.
+    mode: async (p) => {
+      c.send(barrier('MODE', p.echo ? 1 : 0, 0))?.catch(() => {});
+    },
+  };
+  if (args.scenario === 'throughput') {
+    const t = (await import('./scenarios/throughput.js')).throughputOps(c, listen);
+    ops.calibrate = (p) => t.calibrate(p as { size: number; runMs: number });
+    ops.throughput = (p) => t.run(p as { size: number; count: number });
+  }
+  // rtt is loaded only when asked for (hdr-histogram-js), so a throughput-only pair stays lean.
+  let rtt: import('./scenarios/rtt.js').RttOps | undefined;
+  const rttOps = async () => {
+    rtt ??= (await import('./scenarios/rtt.js')).rttOps(c, listen);
+    return rtt;
+  };
+  ops.closed = async (p) => (await rttOps()).closed(p as { count: number });
+  ops.open = async (p) => (await rttOps()).open(p as { rate: number; seconds: number });
+  return { ops, close: () => c.close().catch(() => {}) };
 }
 
 async function client(): Promise<void> {
-  let rows: Row[] = [];
-  if (args.scenario === 'file') {
-    rows = await (await import('./scenarios/file.js')).fileClient(args);
-  } else if (args.scenario === 'recovery') {
-    rows = await (await import('./scenarios/recovery.js')).recoveryClient(args);
-  } else if (args.scenario === 'idle-connections') {
-    await (await import('./scenarios/idle.js')).idleClient(args);
-  } else {
-    const c = await (await system(args.system)).connect({
-      port: args.port as number,
-      ...(args.tls ? { tls: { cert: args.tls.cert } } : {}),
-    });
-    if (args.scenario === 'throughput') {
-      rows = await (await import('./scenarios/throughput.js')).throughputClient(c, args);
+  const { ops, close } = await clientOps();
+  process.on('message', async (m: RunnerMessage) => {
+    if (m.type === 'op') {
+      const op = ops[m.name];
+      try {
+        if (!op) throw new Error(`no operation ${m.name} for ${args.system}/${args.scenario}`);
+        send({ type: 'op-result', id: m.id, result: await op(m.params) });
+      } catch (error) {
+        send({ type: 'op-result', id: m.id, error: String((error as Error)?.message ?? error) });
+      }
+    } else if (m.type === 'stop') {
+      await Promise.race([close(), new Promise((r) => setTimeout(r, 2000))]);
+      process.exit(0);
     }
-    if (args.scenario === 'rtt' || args.params?.thenRtt) {
-      // Same processes, the server switched to echo (saves a pair of process start-ups).
-      if (args.scenario === 'throughput') c.send(barrier('MODE', 1, 0));
-      rows.push(...(await (await import('./scenarios/rtt.js')).rttClient(c, args)));
-    }
-    await c.close().catch(() => {});
-  }
-  send({ type: 'result', rows });
-  setTimeout(() => process.exit(0), 100);
+  });
+  send({ type: 'connected' });
 }
 
 (args.role === 'server' ? server() : client()).catch((error: Error) => {

@@ -1,10 +1,12 @@
-// Shared types and helpers of the benchmark runner (bench/index.ts) and its workers (bench/worker.ts).
+// Shared types and helpers of the benchmark runner (bench/index.ts, bench/runner/*) and its workers
+// (bench/worker.ts).
 
 /** Systems under test. */
 export const SYSTEMS = [
   'tether',
   'tether-tls',
   'raw-net',
+  'raw-tls',
   'ws',
   'socket.io',
   'mqtt-qos0',
@@ -15,6 +17,22 @@ export type SystemName = (typeof SYSTEMS)[number];
 
 export const SCENARIOS = ['throughput', 'rtt', 'file', 'recovery', 'idle-connections'] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
+
+/**
+ * CPU (user + system) a system's processes spent per unit of work, in the repetition with the
+ * median total (the lower middle one for an even count).
+ */
+export interface CpuFigure {
+  /** What one unit is: a delivered message (throughput), a round trip (rtt), a MB (file). */
+  per: 'message' | 'round trip' | 'MB';
+  /** All processes of the system together, µs per unit. */
+  us: number;
+  /** The lowest and highest total over the repetitions. */
+  min: number;
+  max: number;
+  /** µs per unit of each process in that repetition: `client`, `server`, `nats-server`. */
+  byProcess: Record<string, number>;
+}
 
 /** One row of bench/results/latest.json (schema in bench/README.md). */
 export interface Row {
@@ -28,12 +46,66 @@ export interface Row {
   p99Us: number | null;
   p999Us: number | null;
   runs: number;
-  /** min and max over the runs of the row's main metric (msgsPerSec, p50Us, mbPerSec, ms ...). */
+  /** min and max over the runs of the row's main metric (msgsPerSec, p50Us, mbPerSec). */
   min?: number | null;
   max?: number | null;
+  /** The main metric of each measured repetition, in the order they ran. */
+  values?: number[];
+  cpu?: CpuFigure | null;
   /** Scenario-specific figures (recovery times, memory per connection, ...). */
   extra?: Record<string, number | string | boolean | null>;
   note?: string;
+}
+
+/** One ratio of two systems of a cell, taken in every repetition (both ran in it). */
+export interface Ratio {
+  system: string;
+  /** Another system, or 'best peer' (the best of PEERS in that repetition). */
+  against: string;
+  perRepetition: number[];
+  median: number;
+}
+
+/** A cell whose runs disagree by more than 2x: a system's own runs, or one of Tether's ratios. */
+export interface Flag {
+  /** 'tether', or 'tether vs nats' for a ratio. */
+  what: string;
+  min: number;
+  max: number;
+  /** max / min */
+  spread: number;
+}
+
+/** The machine's load over one cell (see runner/load.ts). */
+export interface CellLoad {
+  /** 1, 5 and 15 minute load averages when the cell started and when it ended. */
+  loadavgBefore: number[];
+  loadavgAfter: number[];
+  seconds: number;
+  /** Share of all cores busy over the cell (/proc/stat: not idle, iowait or steal), percent. */
+  busyPercent: number;
+  /** Share of all cores the hypervisor gave to other guests while we wanted them, percent. */
+  stealPercent: number;
+  /** busyPercent less what this benchmark's own processes used: other work on the machine. */
+  othersPercent: number;
+}
+
+/**
+ * Systems measured together: one scenario and payload. Interleaved cells run every system once
+ * per repetition, in a rotated order; recovery and idle cells run once (repetitions is empty).
+ */
+export interface Cell {
+  scenario: string;
+  payloadBytes: number;
+  /** idle-connections only. */
+  connections?: number;
+  /** The figure the repetitions compare: throughput msgs/s, rtt p50 µs, file MB/s. */
+  metric: 'msgsPerSec' | 'p50Us' | 'mbPerSec' | null;
+  systems: string[];
+  repetitions: { order: string[]; values: Record<string, number> }[];
+  ratios: Ratio[];
+  load: CellLoad;
+  flags: Flag[];
 }
 
 /** What a worker gets on its command line (JSON). */
@@ -48,15 +120,27 @@ export interface WorkerArgs {
   uploadDir?: string;
   quick: boolean;
   smoke: boolean;
-  params?: Record<string, unknown>;
 }
 
+/** CPU time in µs of each process of one side of a system, by name. */
+export type CpuByProcess = Record<string, number>;
+
+/** Runner -> worker. */
+export type RunnerMessage =
+  | { type: 'op'; id: number; name: string; params: Record<string, unknown> }
+  | { type: 'cpu' }
+  | { type: 'sample' }
+  | { type: 'stop' };
+
+/** Worker -> runner. */
 export type WorkerMessage =
-  | { type: 'ready'; port: number; memoryPid: number }
-  | { type: 'result'; rows: Row[] }
+  /** `helpers`: pids of processes the server started (nats-server), ended with it. */
+  | { type: 'ready'; port: number; helpers: number[] }
+  | { type: 'connected' }
+  | { type: 'op-result'; id: number; result?: unknown; error?: string }
+  | { type: 'cpu'; byProcess: CpuByProcess }
   | { type: 'sample'; rssBytes: number; heapUsedBytes: number; cpuUs: number }
-  | { type: 'log'; text: string }
-  | { type: 'progress'; [key: string]: unknown };
+  | { type: 'log'; text: string };
 
 export function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -85,21 +169,4 @@ export function barrier(kind: 'BARR' | 'DONE' | 'MODE', count: number, run: numb
 export function parseBarrier(b: Buffer): { kind: string; count: number; run: number } | undefined {
   if (b.length !== BARRIER_LENGTH) return undefined;
   return { kind: b.toString('latin1', 0, 4), count: b.readUInt32BE(4), run: b.readUInt32BE(8) };
-}
-
-/** Reads the resident set of any process (the NATS server is a Go process). */
-export async function rssOf(pid: number): Promise<number> {
-  const { readFile } = await import('node:fs/promises');
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  const m = /VmRSS:\s+(\d+) kB/.exec(status);
-  return m ? Number(m[1]) * 1024 : 0;
-}
-
-/** CPU time (user + system) of any process, in microseconds. */
-export async function cpuOf(pid: number): Promise<number> {
-  const { readFile } = await import('node:fs/promises');
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const ticks = Number(fields[11]) + Number(fields[12]);
-  return (ticks / 100) * 1e6;
 }

@@ -1,19 +1,36 @@
-// Markdown rendering of a results file: one table per scenario, with ratio columns against
-// raw-net and against the best peer (ws, socket.io, mqtt-qos0, mqtt-qos1, nats) of the same cell.
-import type { Row } from './common.js';
+// Markdown rendering of a results file: one table per scenario, with per-repetition ratios, CPU
+// per message, and the machine's load over each cell.
+import { DISAGREEMENT, limitOf, spreadOf } from './cell-stats.js';
+import type { Cell, CellLoad, CpuFigure, Ratio, Row } from './common.js';
 
-const PEERS = new Set(['ws', 'socket.io', 'mqtt-qos0', 'mqtt-qos1', 'nats']);
-
-interface Result {
+/** The shape of latest.json (bench/README.md). */
+export interface Result {
+  schema: string;
   date: string;
   mode: string;
   /** 'dist': Tether's built packages, as installed; 'source': its TypeScript through tsx. */
   tetherFrom: string;
   durationSeconds: number;
-  machine: { cpu: string; cores: number; node: string; versions: Record<string, string> };
+  machine: {
+    cpu: string;
+    cores: number;
+    memoryBytes: number;
+    node: string;
+    platform: string;
+    versions: Record<string, string>;
+  };
+  /** The machine's load over the whole run. */
+  load: CellLoad;
   notes: string[];
+  cells: Cell[];
   rows: Row[];
 }
+
+/** The per-repetition ratios the report shows (latest.json has every one). */
+const SHOWN: Record<string, readonly string[]> = {
+  tether: ['raw-net', 'best peer', 'nats', 'ws'],
+  'tether-tls': ['raw-tls', 'tether'],
+};
 
 const fmt = (v: number | null | undefined, digits = 0): string => {
   if (v === null || v === undefined || !Number.isFinite(v)) return '–';
@@ -21,64 +38,154 @@ const fmt = (v: number | null | undefined, digits = 0): string => {
   if (Math.abs(v) >= 1e4) return `${(v / 1e3).toFixed(1)}k`;
   return v.toFixed(digits);
 };
-const ratio = (a: number | null | undefined, b: number | null | undefined): string =>
-  a && b ? `${(a / b).toFixed(2)}x` : '–';
+/** CPU µs per unit: three significant figures or so. */
+const fmtCpu = (v: number | undefined): string =>
+  v === undefined || !Number.isFinite(v)
+    ? '–'
+    : v >= 1e4
+      ? fmt(v)
+      : v.toFixed(v < 10 ? 2 : v < 100 ? 1 : 0);
+const times = (v: number | null | undefined): string =>
+  v === null || v === undefined || !Number.isFinite(v) ? '–' : `${v.toFixed(2)}x`;
 const size = (b: number): string =>
   b >= 1024 * 1024 ? `${b / 1024 / 1024} MiB` : b >= 1024 ? `${b / 1024} KiB` : `${b} B`;
+/** A spread, marked when it passes the flag threshold. */
+const spreadText = (values: number[] | undefined): string => {
+  if (!values || values.length < 2) return '–';
+  const s = spreadOf(values);
+  return s > DISAGREEMENT ? `**${times(s)}** ⚠` : times(s);
+};
 
 function table(head: string[], body: string[][]): string {
   const line = (cells: string[]) => `| ${cells.join(' | ')} |`;
   return [line(head), line(head.map(() => '---')), ...body.map(line)].join('\n');
 }
 
+const cellOf = (r: Result, scenario: string, payloadBytes: number): Cell | undefined =>
+  r.cells.find((c) => c.scenario === scenario && c.payloadBytes === payloadBytes);
+
+const ratioOf = (cell: Cell | undefined, system: string, against: string | undefined) =>
+  against === undefined
+    ? undefined
+    : cell?.ratios.find((x) => x.system === system && x.against === against);
+
+function cpuText(cpu: CpuFigure | null | undefined): [string, string] {
+  if (!cpu) return ['–', '–'];
+  const parts = Object.entries(cpu.byProcess).map(([name, us]) => `${name} ${fmtCpu(us)}`);
+  return [fmtCpu(cpu.us), parts.join(', ')];
+}
+
+function loadText(l: CellLoad): string[] {
+  return [
+    `${l.loadavgBefore[0]?.toFixed(2)} → ${l.loadavgAfter[0]?.toFixed(2)}`,
+    `${l.busyPercent.toFixed(0)} %`,
+    `${l.othersPercent.toFixed(0)} %`,
+    `${l.stealPercent.toFixed(1)} %`,
+  ];
+}
+
+/** Tether's ratios in every repetition of a scenario's cells, with the median. */
+function ratioTable(r: Result, scenario: string, label: (c: Cell) => string): string[] {
+  const cells = r.cells.filter((c) => c.scenario === scenario);
+  const reps = Math.max(0, ...cells.map((c) => c.repetitions.length));
+  const body: string[][] = [];
+  for (const cell of cells) {
+    for (const [system, againstList] of Object.entries(SHOWN)) {
+      for (const against of againstList) {
+        const ratio: Ratio | undefined = ratioOf(cell, system, against);
+        if (!ratio) continue;
+        const perRep = Array.from({ length: reps }, (_, i) => times(ratio.perRepetition[i]));
+        body.push([
+          label(cell),
+          `${system} vs ${against}`,
+          ...perRep,
+          `**${times(ratio.median)}**`,
+          spreadText(ratio.perRepetition),
+        ]);
+      }
+    }
+  }
+  if (!body.length) return [];
+  const head = ['cell', 'ratio', ...Array.from({ length: reps }, (_, i) => `rep ${i + 1}`)];
+  return [
+    `### ${scenario}: ratios per repetition`,
+    '',
+    table([...head, 'median', 'spread'], body),
+    '',
+  ];
+}
+
 export function renderMarkdown(r: Result): string {
   const out: string[] = [];
+  const l = r.load;
   out.push(`# Tether benchmark (${r.mode})`, '');
   out.push(
-    `${r.date}, ${r.machine.cpu}, ${r.machine.cores} cores, Node ${r.machine.node}, ${r.durationSeconds} s. ` +
+    `${r.date}, CPU ${r.machine.cpu}, ${r.machine.cores} cores, Node ${r.machine.node}, ${r.durationSeconds} s. ` +
       `Tether from ${r.tetherFrom === 'dist' ? 'its built packages (dist)' : 'TypeScript sources (tsx)'}. ` +
       `Versions: ${Object.entries(r.machine.versions)
         .map(([k, v]) => `${k} ${v}`)
         .join(', ')}.`,
     '',
+    `Machine over the run: load average ${l.loadavgBefore.join(' ')} → ${l.loadavgAfter.join(' ')}; ` +
+      `cores ${l.busyPercent.toFixed(0)} % busy, ${l.othersPercent.toFixed(0)} % by other work than this benchmark; steal ${l.stealPercent.toFixed(1)} %.`,
+    '',
+    `Method: each repetition runs every system of a cell once, in an order rotated by one system per repetition, so a disturbance of the machine falls on all systems alike. Ratios are taken within each repetition and their median is shown ("vs raw": raw-tls for tether-tls, raw-net otherwise; "vs best peer": the best of ws, socket.io, mqtt-qos0, mqtt-qos1, nats in that repetition). CPU is user + system time of every process of the system (client worker, server worker, nats-server) per unit, in the repetition with the median total, and that repetition's split by process. "spread" is max / min over the repetitions; ⚠ marks more than ${DISAGREEMENT}x.`,
+    '',
   );
   const rows = r.rows;
   const failed = rows.filter((x) => x.note?.startsWith('failed'));
   const of = (scenario: string) => rows.filter((x) => x.scenario === scenario && !x.note);
+  const vs = (x: Row) => {
+    const cell = cellOf(r, x.scenario, x.payloadBytes);
+    return [
+      times(ratioOf(cell, x.system, limitOf(x.system))?.median),
+      times(ratioOf(cell, x.system, 'best peer')?.median),
+    ];
+  };
 
   const tp = of('throughput');
   if (tp.length) {
     out.push(
       '## throughput',
       '',
-      'Messages counted at the receiver after a final barrier; median of the runs (min – max). MB/s = payload bytes / 10^6. Ratios are msgs/s.',
+      'Messages counted at the receiver after a final barrier; median of the repetitions (min – max). MB/s = payload bytes / 10^6. Ratios are msgs/s (above 1.00x is faster).',
       '',
     );
     const body = tp.map((x) => {
-      const same = tp.filter((y) => y.payloadBytes === x.payloadBytes);
-      const raw = same.find((y) => y.system === 'raw-net');
-      const best = Math.max(
-        0,
-        ...same.filter((y) => PEERS.has(y.system)).map((y) => y.msgsPerSec ?? 0),
-      );
+      const [cpu, byProcess] = cpuText(x.cpu);
       return [
         x.system,
         size(x.payloadBytes),
         fmt(x.msgsPerSec),
         `${fmt(x.min)} – ${fmt(x.max)}`,
+        spreadText(x.values),
+        cpu,
+        byProcess,
         fmt(x.mbPerSec, 1),
-        ratio(x.msgsPerSec, raw?.msgsPerSec),
-        ratio(x.msgsPerSec, best),
+        ...vs(x),
         String(x.runs),
       ];
     });
     out.push(
       table(
-        ['system', 'payload', 'msgs/s', 'min – max', 'MB/s', 'vs raw-net', 'vs best peer', 'runs'],
+        [
+          'system',
+          'payload',
+          'msgs/s',
+          'min – max',
+          'spread',
+          'CPU µs/msg',
+          'CPU µs/msg by process',
+          'MB/s',
+          'vs raw',
+          'vs best peer',
+          'runs',
+        ],
         body,
       ),
       '',
     );
+    out.push(...ratioTable(r, 'throughput', (c) => size(c.payloadBytes)));
   }
   for (const scenario of ['rtt', 'rtt-open-loop']) {
     const rt = of(scenario);
@@ -88,33 +195,37 @@ export function renderMarkdown(r: Result): string {
       `## ${scenario}`,
       '',
       scenario === 'rtt'
-        ? "128 B, one message in flight, echoed by the server; HDR histogram per run, median of the runs' percentiles (p50 min – max). Ratios are p50 latency (lower is better, so < 1.00x beats the other)."
-        : `128 B at a fixed ${e?.ratePerSec} msgs/s for ${e?.secondsPerRun} s per run, latency from each message's intended send time (no coordinated omission).`,
+        ? `128 B, one message in flight, echoed by the server, ${e?.messagesPerRun} round trips per repetition; HDR histogram per repetition, median of the repetitions' percentiles (p50 min – max). Ratios are p50 latency (lower is better, so < 1.00x beats the other). CPU per round trip.`
+        : `128 B at a fixed ${e?.ratePerSec} msgs/s for ${e?.secondsPerRun} s per repetition, latency from each message's intended send time (no coordinated omission). CPU per round trip.`,
       '',
     );
-    const raw = rt.find((y) => y.system === 'raw-net');
-    const best = Math.min(
-      ...rt.filter((y) => PEERS.has(y.system)).map((y) => y.p50Us ?? Number.POSITIVE_INFINITY),
-    );
-    const body = rt.map((x) => [
-      x.system,
-      fmt(x.p50Us),
-      `${fmt(x.min)} – ${fmt(x.max)}`,
-      fmt(x.p99Us),
-      fmt(x.p999Us),
-      ratio(x.p50Us, raw?.p50Us),
-      ratio(x.p50Us, Number.isFinite(best) ? best : null),
-      String(x.runs),
-    ]);
+    const body = rt.map((x) => {
+      const [cpu, byProcess] = cpuText(x.cpu);
+      return [
+        x.system,
+        fmt(x.p50Us),
+        `${fmt(x.min)} – ${fmt(x.max)}`,
+        spreadText(x.values),
+        fmt(x.p99Us),
+        fmt(x.p999Us),
+        cpu,
+        byProcess,
+        ...vs(x),
+        String(x.runs),
+      ];
+    });
     out.push(
       table(
         [
           'system',
           'p50 µs',
           'p50 min – max',
+          'spread',
           'p99 µs',
           'p99.9 µs',
-          'p50 vs raw-net',
+          'CPU µs/rt',
+          'CPU µs/rt by process',
+          'p50 vs raw',
           'p50 vs best peer',
           'runs',
         ],
@@ -122,29 +233,45 @@ export function renderMarkdown(r: Result): string {
       ),
       '',
     );
+    out.push(...ratioTable(r, scenario, () => '128 B'));
   }
   const fl = of('file');
   if (fl.length) {
-    const raw = fl.find((y) => y.system === 'raw-net');
     out.push(
       '## file',
       '',
-      `One ${size(fl[0]?.payloadBytes ?? 0)} file end to end, fsynced on the receiver; Tether verifies SHA-256 inside the timed span, raw-net after it.`,
+      `One ${size(fl[0]?.payloadBytes ?? 0)} file end to end per repetition, fsynced on the receiver; Tether verifies SHA-256 inside the timed span, raw-net and raw-tls after it (outside the CPU figures too). CPU per MB (10^6 B).`,
       '',
     );
     out.push(
       table(
-        ['system', 'MB/s', 'min – max', 'vs raw-net', 'runs'],
-        fl.map((x) => [
-          x.system,
-          fmt(x.mbPerSec),
-          `${fmt(x.min)} – ${fmt(x.max)}`,
-          ratio(x.mbPerSec, raw?.mbPerSec),
-          String(x.runs),
-        ]),
+        [
+          'system',
+          'MB/s',
+          'min – max',
+          'spread',
+          'CPU µs/MB',
+          'CPU µs/MB by process',
+          'vs raw',
+          'runs',
+        ],
+        fl.map((x) => {
+          const [cpu, byProcess] = cpuText(x.cpu);
+          return [
+            x.system,
+            fmt(x.mbPerSec),
+            `${fmt(x.min)} – ${fmt(x.max)}`,
+            spreadText(x.values),
+            cpu,
+            byProcess,
+            vs(x)[0] as string,
+            String(x.runs),
+          ];
+        }),
       ),
       '',
     );
+    out.push(...ratioTable(r, 'file', (c) => size(c.payloadBytes)));
   }
   const rc = of('recovery');
   if (rc.length) {
@@ -181,7 +308,7 @@ export function renderMarkdown(r: Result): string {
     out.push(
       '## idle-connections',
       '',
-      'N clients (one client process) connect 64 at a time, then idle with default heartbeats; server RSS after GC, server CPU over the rest period.',
+      'N clients (one client process) connect 64 at a time, then idle with default heartbeats; server RSS after GC, CPU of the server side (worker and nats-server) over the rest period.',
       '',
     );
     out.push(
@@ -207,6 +334,26 @@ export function renderMarkdown(r: Result): string {
             fmt(e.setupPerSec as number),
           ];
         }),
+      ),
+      '',
+    );
+  }
+  if (r.cells.length) {
+    out.push(
+      '## cells: machine load and flags',
+      '',
+      `Load average (1 min) when the cell started → ended; over the cell, the share of all cores that was busy, busy with other work than this benchmark, and stolen by the hypervisor. Flags: the spread (max / min) of a system's runs, or of a Tether ratio over the repetitions, where it is more than ${DISAGREEMENT}x.`,
+      '',
+      table(
+        ['cell', 'seconds', 'load avg', 'busy', 'others', 'steal', 'flags'],
+        r.cells.map((c) => [
+          `${c.scenario} ${c.connections !== undefined ? `x ${c.connections}` : size(c.payloadBytes)}`,
+          c.load.seconds.toFixed(0),
+          ...loadText(c.load),
+          c.flags.length
+            ? `⚠ ${c.flags.map((f) => `${f.what} ${times(f.spread)}`).join(', ')}`
+            : '–',
+        ]),
       ),
       '',
     );

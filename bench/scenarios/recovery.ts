@@ -6,8 +6,11 @@ import { ChaosProxy } from '@tether/chaos';
 import { type Row, sleep, type WorkerArgs } from '../lib/common.js';
 import { system } from '../systems/index.js';
 
-export async function recoveryClient(args: WorkerArgs): Promise<Row[]> {
-  const capMs = (args.params?.capMs as number) ?? 20_000;
+export async function recoveryRun(
+  args: WorkerArgs,
+  params: { capMs: number; healCapMs: number },
+): Promise<Row[]> {
+  const { capMs, healCapMs } = params;
   const proxy = new ChaosProxy({
     target: { host: '127.0.0.1', port: args.port as number },
     seed: 1,
@@ -50,8 +53,7 @@ export async function recoveryClient(args: WorkerArgs): Promise<Row[]> {
   while (deadAt === 0 && performance.now() - cutAt < capMs) await sleep(20);
   proxy.removeToxic(toxic);
   healAt = performance.now();
-  const healCap = (args.params?.healCapMs as number) ?? 20_000;
-  while (firstAfterHeal === 0 && performance.now() - healAt < healCap) await sleep(5);
+  while (firstAfterHeal === 0 && performance.now() - healAt < healCapMs) await sleep(5);
   await sleep(1000);
   clearInterval(ticker);
   await sleep(500);

@@ -1,68 +1,73 @@
-// throughput: one client sends as fast as the system's flow control allows; the server counts.
-// A run ends at a final barrier: the server answers 'DONE' once it has counted every message.
-import { barrier, median, parseBarrier, type Row, type WorkerArgs } from '../lib/common.js';
+// throughput, client side: one client sends as fast as the system's flow control allows; the
+// server counts. A run ends at a final barrier: the server answers 'DONE' once it has counted
+// every message. The runner (runner/message-cells.ts) decides the sizes, counts and repetitions.
+import { barrier, parseBarrier } from '../lib/common.js';
+import { type SpanResult, startSpan } from '../lib/span.js';
 import type { ClientSide } from '../systems/types.js';
 
 export const THROUGHPUT_SIZES = [16, 128, 1024, 16 * 1024, 1024 * 1024];
 
-export async function throughputClient(c: ClientSide, args: WorkerArgs): Promise<Row[]> {
-  const sizes =
-    (args.params?.sizes as number[] | undefined) ?? (args.smoke ? [128] : THROUGHPUT_SIZES);
-  const runs = args.smoke ? 1 : 5;
-  const warmups = args.quick ? 1 : 2;
-  const runMs = args.smoke ? 100 : args.quick ? 60 : 500;
-  let done: ((count: number) => void) | undefined;
-  c.onMessage((d) => {
-    const b = parseBarrier(d);
-    if (b?.kind === 'DONE') done?.(b.count);
-  });
+export interface ThroughputOps {
+  /** The message count for which one run lasts about `runMs` (its runs are also a warm-up). */
+  calibrate(params: { size: number; runMs: number }): Promise<{ count: number }>;
+  /** One run of `count` messages of `size` bytes, timed from the first send to 'DONE'. */
+  run(params: { size: number; count: number }): Promise<SpanResult>;
+}
+
+export function throughputOps(
+  c: ClientSide,
+  listen: (cb: (data: Buffer) => void) => void,
+): ThroughputOps {
   let runId = 0;
-  const runOnce = async (payload: Buffer, n: number): Promise<number> => {
+  const payloads = new Map<number, Buffer>();
+  const payloadOf = (size: number): Buffer => {
+    let p = payloads.get(size);
+    if (!p) {
+      p = Buffer.alloc(size, 0x61);
+      payloads.set(size, p);
+    }
+    return p;
+  };
+  const runOnce = async (payload: Buffer, n: number): Promise<SpanResult> => {
+    const id = ++runId;
     const counted = new Promise<number>((resolve) => {
-      done = resolve;
+      listen((d) => {
+        const b = parseBarrier(d);
+        if (b?.kind === 'DONE' && b.run === id) resolve(b.count);
+      });
     });
-    const start = performance.now();
+    const span = startSpan();
     for (let i = 0; i < n; i++) {
       const wait = c.send(payload);
       if (wait !== undefined) await wait;
     }
-    c.send(barrier('BARR', n, ++runId));
+    c.send(barrier('BARR', n, id));
     const count = await counted;
-    const seconds = (performance.now() - start) / 1000;
+    const result = span.end();
     if (count !== n) throw new Error(`receiver counted ${count} of ${n} messages`);
-    return seconds;
+    return result;
   };
-  const rows: Row[] = [];
-  for (const size of sizes) {
-    const payload = Buffer.alloc(size, 0x61);
-    // Calibrate the count so a run lasts about runMs (this is also the first warm-up).
-    let n = Math.max(4, Math.min(2000, Math.floor((4 * 1024 * 1024) / size)));
-    for (;;) {
-      const s = await runOnce(payload, n);
-      if (s * 1000 >= runMs / 4 || n > 50_000_000) {
-        n = Math.max(4, Math.round((n * runMs) / (s * 1000)));
-        break;
+  return {
+    async calibrate({ size, runMs }) {
+      const payload = payloadOf(size);
+      const scaled = (n: number, seconds: number) =>
+        Math.max(4, Math.round((n * runMs) / (seconds * 1000)));
+      let n = Math.max(4, Math.min(2000, Math.floor((4 * 1024 * 1024) / size)));
+      for (;;) {
+        const { seconds } = await runOnce(payload, n);
+        if (seconds * 1000 >= runMs / 4 || n > 50_000_000) {
+          n = scaled(n, seconds);
+          break;
+        }
+        n *= 4;
       }
-      n *= 4;
-    }
-    for (let i = 0; i < warmups; i++) await runOnce(payload, n);
-    const rates: number[] = [];
-    for (let i = 0; i < runs; i++) rates.push(n / (await runOnce(payload, n)));
-    const mps = median(rates);
-    rows.push({
-      system: args.system,
-      scenario: 'throughput',
-      payloadBytes: size,
-      msgsPerSec: mps,
-      mbPerSec: (mps * size) / 1e6,
-      p50Us: null,
-      p99Us: null,
-      p999Us: null,
-      runs,
-      min: Math.min(...rates),
-      max: Math.max(...rates),
-      extra: { messagesPerRun: n },
-    });
-  }
-  return rows;
+      // Once more at the estimate: the first, short runs are slow (code not yet optimized), and
+      // measured 3x short of the run length wanted.
+      const { seconds } = await runOnce(payload, n);
+      return { count: scaled(n, seconds) };
+    },
+    run({ size, count }) {
+      return runOnce(payloadOf(size), count);
+    },
+  };
 }

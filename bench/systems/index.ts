@@ -9,6 +9,8 @@ export async function system(name: SystemName): Promise<System> {
       return (await import('./tether.js')).tether(name === 'tether-tls');
     case 'raw-net':
       return (await import('./raw-net.js')).rawNet;
+    case 'raw-tls':
+      return (await import('./raw-tls.js')).rawTls;
     case 'ws':
       return (await import('./ws.js')).ws;
     case 'socket.io':

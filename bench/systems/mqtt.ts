@@ -34,6 +34,7 @@ export function mqttSystem(qos: 0 | 1): System {
       return {
         port,
         memoryPid: process.pid,
+        helpers: [],
         close: () =>
           new Promise<void>((resolve) => {
             broker.close(() => server.close(() => resolve()));

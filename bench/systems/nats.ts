@@ -57,6 +57,7 @@ export const nats: System = {
     return {
       port,
       memoryPid: child.pid as number,
+      helpers: [{ name: 'nats-server', pid: child.pid as number }],
       close: async () => {
         child.kill('SIGTERM');
         await nc.close().catch(() => {});

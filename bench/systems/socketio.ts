@@ -22,6 +22,7 @@ export const socketIo: System = {
     return {
       port,
       memoryPid: process.pid,
+      helpers: [],
       close: async () => {
         server.disconnectSockets(true);
         await server.close();

@@ -26,7 +26,12 @@ export function tether(useTls: boolean): System {
       });
       server.on('error', () => {});
       const address = await server.listen();
-      return { port: address.port, memoryPid: process.pid, close: () => server.close() };
+      return {
+        port: address.port,
+        memoryPid: process.pid,
+        helpers: [],
+        close: () => server.close(),
+      };
     },
     async connect(options: ClientOptions) {
       const client = new TetherClient({

@@ -12,8 +12,10 @@ export interface ServerOptions {
 
 export interface ServerSide {
   port: number;
-  /** The process whose memory and CPU count as the server's (the broker for NATS). */
+  /** The process whose memory counts as the server's (the broker for NATS). */
   memoryPid: number;
+  /** Processes of the server side besides the worker (nats-server), whose CPU counts too. */
+  helpers: { name: string; pid: number }[];
   close(): Promise<void>;
 }
 

@@ -15,6 +15,7 @@ export const ws: System = {
     return {
       port,
       memoryPid: process.pid,
+      helpers: [],
       close: () =>
         new Promise<void>((resolve) => {
           for (const c of server.clients) c.terminate();

@@ -1,11 +1,21 @@
 // `pnpm bench --smoke` runs end to end (server and client in separate processes) and writes
-// well-formed results. The benchmark itself is not part of `pnpm test`; this only checks its shape.
+// well-formed results whose figures agree with each other. The benchmark itself is not part of
+// `pnpm test`; this checks its shape and its arithmetic (ratios per repetition, medians, flags).
 import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterEach, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  comparisonsOf,
+  flagsOf,
+  limitOf,
+  ratiosOf,
+  rotated,
+  spreadOf,
+} from '../../bench/lib/cell-stats.js';
+import { median } from '../../bench/lib/common.js';
 
 const run = promisify(execFile);
 const root = join(import.meta.dirname, '..', '..');
@@ -15,8 +25,23 @@ afterEach(async () => {
 });
 
 const nullableNumber = (v: unknown) => v === null || (typeof v === 'number' && Number.isFinite(v));
+const percent = (v: unknown) => typeof v === 'number' && v >= 0 && v <= 100;
 
-it('pnpm bench --smoke writes latest.json and latest.md in the --out directory', async () => {
+interface Row {
+  system: string;
+  scenario: string;
+  payloadBytes: number;
+  msgsPerSec: number;
+  runs: number;
+  min: number;
+  max: number;
+  values: number[];
+  cpu: { per: string; us: number; min: number; max: number; byProcess: Record<string, number> };
+  note?: string;
+  [key: string]: unknown;
+}
+
+it('bench - pnpm bench --smoke writes latest.json and latest.md in the --out directory', async () => {
   const out = await mkdtemp(join(tmpdir(), 'tether-bench-test-'));
   cleanups.push(() => rm(out, { recursive: true, force: true }));
   const { stdout } = await run(
@@ -34,30 +59,157 @@ it('pnpm bench --smoke writes latest.json and latest.md in the --out directory',
     { cwd: root, timeout: 90_000 },
   );
   expect(stdout).toContain('| system |');
+  expect(stdout).toContain('| 128 B | tether vs raw-net |');
   const md = await readFile(join(out, 'latest.md'), 'utf8');
   expect(md).toBe(stdout);
   const result = JSON.parse(await readFile(join(out, 'latest.json'), 'utf8'));
-  expect(result.schema).toBe('tether-bench/1');
+  expect(result.schema).toBe('tether-bench/2');
   expect(result.mode).toBe('smoke');
   expect(result.tetherFrom).toBe('source');
   expect(typeof result.machine.cpu).toBe('string');
+  expect(stdout).toContain(`CPU ${result.machine.cpu}`);
   expect(result.machine.cores).toBeGreaterThan(0);
   expect(typeof result.machine.node).toBe('string');
   expect(typeof result.machine.versions).toBe('object');
-  expect(result.rows.length).toBeGreaterThanOrEqual(2);
-  for (const row of result.rows) {
-    expect(typeof row.system).toBe('string');
-    expect(typeof row.scenario).toBe('string');
-    expect(Number.isInteger(row.payloadBytes)).toBe(true);
+  for (const load of [result.load, ...result.cells.map((c: { load: unknown }) => c.load)]) {
+    expect(load.loadavgBefore).toHaveLength(3);
+    expect(load.loadavgAfter).toHaveLength(3);
+    for (const key of ['busyPercent', 'stealPercent', 'othersPercent']) {
+      expect(percent(load[key]), key).toBe(true);
+    }
+    expect(load.othersPercent).toBeLessThanOrEqual(load.busyPercent);
+  }
+
+  const rows: Row[] = result.rows;
+  expect(rows.map((r) => r.system).sort()).toEqual(['raw-net', 'tether']);
+  for (const row of rows) {
+    expect(row.note, `${row.system} failed`).toBeUndefined();
+    expect(row.scenario).toBe('throughput');
+    expect(row.payloadBytes).toBe(128);
     for (const key of ['msgsPerSec', 'mbPerSec', 'p50Us', 'p99Us', 'p999Us']) {
       expect(nullableNumber(row[key]), key).toBe(true);
     }
-    expect(Number.isInteger(row.runs)).toBe(true);
-    expect(row.note, `${row.system} failed`).toBeUndefined();
+    expect(row.runs).toBe(3);
+    expect(row.values).toHaveLength(3);
+    expect(row.msgsPerSec).toBe(median(row.values));
+    expect(row.min).toBe(Math.min(...row.values));
+    expect(row.max).toBe(Math.max(...row.values));
     expect(row.msgsPerSec).toBeGreaterThan(0);
+    // CPU of both processes of the system, per delivered message.
+    expect(row.cpu.per).toBe('message');
+    expect(Object.keys(row.cpu.byProcess).sort()).toEqual(['client', 'server']);
+    expect(row.cpu.byProcess.client).toBeGreaterThan(0);
+    expect(row.cpu.byProcess.server).toBeGreaterThan(0);
+    const split = Object.values(row.cpu.byProcess).reduce((a, b) => a + b, 0);
+    expect(split).toBeCloseTo(row.cpu.us, 6);
+    expect(row.cpu.us).toBeGreaterThanOrEqual(row.cpu.min);
+    expect(row.cpu.us).toBeLessThanOrEqual(row.cpu.max);
   }
-  expect(result.rows.map((r: { system: string }) => r.system).sort()).toEqual([
-    'raw-net',
-    'tether',
-  ]);
+
+  // One cell, whose repetitions ran both systems in a rotated order and hold the rows' values.
+  expect(result.cells).toHaveLength(1);
+  const [cell] = result.cells;
+  expect(cell.scenario).toBe('throughput');
+  expect(cell.metric).toBe('msgsPerSec');
+  expect(cell.repetitions).toHaveLength(3);
+  const first = cell.repetitions[0].order;
+  expect([...first].sort()).toEqual(['raw-net', 'tether']);
+  cell.repetitions.forEach(
+    (rep: { order: string[]; values: Record<string, number> }, i: number) => {
+      expect(rep.order).toEqual(rotated(first, i));
+      for (const row of rows) expect(rep.values[row.system]).toBe(row.values[i]);
+    },
+  );
+  const tether = rows.find((r) => r.system === 'tether') as Row;
+  const raw = rows.find((r) => r.system === 'raw-net') as Row;
+  const ratio = cell.ratios.find(
+    (r: { system: string; against: string }) => r.system === 'tether' && r.against === 'raw-net',
+  );
+  const perRepetition = tether.values.map((v, i) => v / (raw.values[i] as number));
+  expect(ratio.perRepetition).toEqual(perRepetition);
+  expect(ratio.median).toBe(median(perRepetition));
+  // Flagged exactly when runs (or the ratio) are more than 2x apart.
+  const spreads = [
+    ['tether', spreadOf(tether.values)],
+    ['raw-net', spreadOf(raw.values)],
+    ['tether vs raw-net', spreadOf(perRepetition)],
+  ] as const;
+  expect(cell.flags.map((f: { what: string }) => f.what).sort()).toEqual(
+    spreads
+      .filter(([, s]) => s > 2)
+      .map(([what]) => what)
+      .sort(),
+  );
 }, 120_000);
+
+describe('bench cell stats', () => {
+  it('rotated - each repetition starts one system later', () => {
+    expect(rotated(['a', 'b', 'c'], 0)).toEqual(['a', 'b', 'c']);
+    expect(rotated(['a', 'b', 'c'], 1)).toEqual(['b', 'c', 'a']);
+    expect(rotated(['a', 'b', 'c'], 5)).toEqual(['c', 'a', 'b']);
+    expect(rotated([], 3)).toEqual([]);
+  });
+
+  it('limitOf - tether-tls is compared with raw-tls, raw-tls and the rest with raw-net', () => {
+    expect(limitOf('tether-tls')).toBe('raw-tls');
+    expect(limitOf('raw-tls')).toBe('raw-net');
+    expect(limitOf('tether')).toBe('raw-net');
+    expect(limitOf('nats')).toBe('raw-net');
+    expect(limitOf('raw-net')).toBeUndefined();
+    expect(comparisonsOf('tether', ['tether', 'raw-net', 'ws', 'nats'])).toEqual([
+      'raw-net',
+      'best peer',
+      'ws',
+      'nats',
+    ]);
+    expect(comparisonsOf('tether-tls', ['tether-tls', 'tether', 'raw-net'])).toEqual(['tether']);
+  });
+
+  it('ratiosOf - ratios within each repetition, best peer per repetition, median', () => {
+    const reps = [
+      {
+        order: ['tether', 'raw-net', 'ws', 'nats'],
+        values: { tether: 100, 'raw-net': 400, ws: 50, nats: 80 },
+      },
+      {
+        order: ['raw-net', 'ws', 'nats', 'tether'],
+        values: { tether: 30, 'raw-net': 100, ws: 60, nats: 20 },
+      },
+      // nats failed in this one: its ratios skip it, the best peer is ws.
+      {
+        order: ['ws', 'nats', 'tether', 'raw-net'],
+        values: { tether: 90, 'raw-net': 300, ws: 45 },
+      },
+    ];
+    const ratios = ratiosOf(reps, true);
+    const of = (system: string, against: string) =>
+      ratios.find((r) => r.system === system && r.against === against);
+    expect(of('tether', 'raw-net')?.perRepetition).toEqual([0.25, 0.3, 0.3]);
+    expect(of('tether', 'raw-net')?.median).toBe(0.3);
+    expect(of('tether', 'best peer')?.perRepetition).toEqual([100 / 80, 30 / 60, 90 / 45]);
+    expect(of('tether', 'nats')?.perRepetition).toEqual([100 / 80, 30 / 20]);
+    expect(of('tether', 'nats')?.median).toBe((100 / 80 + 30 / 20) / 2);
+    expect(of('raw-net', 'raw-net')).toBeUndefined();
+    // Latency: the best peer is the lowest.
+    const latency = ratiosOf(reps, false);
+    expect(
+      latency.find((r) => r.system === 'tether' && r.against === 'best peer')?.perRepetition,
+    ).toEqual([100 / 50, 30 / 20, 90 / 45]);
+  });
+
+  it('flagsOf - runs or Tether ratios more than 2x apart, not exactly 2x', () => {
+    const reps = [
+      { order: [], values: { tether: 100, 'raw-net': 200, ws: 10 } },
+      { order: [], values: { tether: 201, 'raw-net': 400, ws: 25 } },
+    ];
+    const flags = flagsOf(reps, ratiosOf(reps, true));
+    expect(flags.map((f) => f.what).sort()).toEqual(['tether', 'ws']);
+    const ws = flags.find((f) => f.what === 'ws');
+    expect(ws).toEqual({ what: 'ws', min: 10, max: 25, spread: 2.5 });
+    const apart = [
+      { order: [], values: { tether: 100, 'raw-net': 100 } },
+      { order: [], values: { tether: 150, 'raw-net': 60 } },
+    ];
+    expect(flagsOf(apart, ratiosOf(apart, true)).map((f) => f.what)).toEqual(['tether vs raw-net']);
+  });
+});

@@ -1,0 +1,72 @@
+// The command line of `pnpm bench` and what it selects.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { SCENARIOS, type ScenarioName, SYSTEMS, type SystemName } from '../lib/common.js';
+import { NATS_SERVER } from '../systems/nats.js';
+
+export interface Options {
+  /** `--smoke`: tether and raw-net, throughput at 128 B, 3 short repetitions (a test runs it). */
+  smoke: boolean;
+  /** `--quick` (and `--smoke`): shorter runs, the same tables. */
+  quick: boolean;
+  /** `--profile`: --cpu-prof every worker into <out>/profiles/. */
+  profile: boolean;
+  /** `--source`: Tether from its TypeScript sources through tsx, not its built packages. */
+  fromSource: boolean;
+  outDir: string;
+  systems: SystemName[];
+  scenarios: ScenarioName[];
+  /** `--sizes 128,1024`: throughput payloads (default: runner/message-cells.ts). */
+  sizes: number[] | undefined;
+  /** What the report must say about how this run was made. */
+  notes: string[];
+}
+
+export function parseOptions(argv: string[], benchDir: string): Options {
+  const flag = (name: string) => argv.includes(name);
+  const option = (name: string) => {
+    const i = argv.indexOf(name);
+    return i >= 0 ? argv[i + 1] : undefined;
+  };
+  const list = <T extends string>(name: string, known: readonly T[]): T[] | undefined => {
+    const value = option(name);
+    if (value === undefined) return undefined;
+    const items = value.split(',');
+    const unknown = items.filter((x) => !known.includes(x as T));
+    if (unknown.length) {
+      throw new Error(
+        `${name}: unknown ${unknown.join(', ')} (expected some of ${known.join(', ')})`,
+      );
+    }
+    return items as T[];
+  };
+  const smoke = flag('--smoke');
+  const notes: string[] = [];
+  const fromSource = flag('--source');
+  if (fromSource) {
+    notes.push(
+      'Tether ran from its TypeScript sources through tsx (--source), not from its built packages: slower than as installed.',
+    );
+  }
+  let systems = list('--systems', SYSTEMS) ?? (smoke ? ['tether', 'raw-net'] : [...SYSTEMS]);
+  if (!existsSync(NATS_SERVER) && systems.includes('nats')) {
+    notes.push(`nats-server is not installed (${NATS_SERVER}): the nats system was skipped.`);
+    systems = systems.filter((s) => s !== 'nats');
+  }
+  const sizes = option('--sizes')?.split(',').map(Number);
+  if (sizes?.some((s) => !Number.isInteger(s) || s <= 12)) {
+    // 12 bytes is a barrier's length (lib/common.ts): a payload must not look like one.
+    throw new Error('--sizes: integers above 12 expected');
+  }
+  return {
+    smoke,
+    quick: smoke || flag('--quick'),
+    profile: flag('--profile'),
+    fromSource,
+    outDir: option('--out') ?? join(benchDir, 'results'),
+    systems,
+    scenarios: list('--scenarios', SCENARIOS) ?? (smoke ? ['throughput'] : [...SCENARIOS]),
+    sizes,
+    notes,
+  };
+}
