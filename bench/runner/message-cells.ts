@@ -178,5 +178,5 @@ async function rttCell(
   ctx.log(`  ${scenario} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
 }
 
-export const sizeLabel = (b: number): string =>
+const sizeLabel = (b: number): string =>
   b >= 1024 * 1024 ? `${b / 1024 / 1024} MiB` : b >= 1024 ? `${b / 1024} KiB` : `${b} B`;
