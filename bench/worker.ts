@@ -42,6 +42,13 @@ async function server(): Promise<void> {
       handler: makeHandler(args.mode ?? 'sink'),
       tls: args.tls,
       uploadDir: args.uploadDir,
+      // The runner sees the exit: the pair fails and its row says so (and the log why).
+      onFailure: (error) => {
+        const text = `server ${args.system}/${args.scenario}: ${error.message}`;
+        const log: WorkerMessage = { type: 'log', text };
+        if (process.send) process.send(log, undefined, undefined, () => process.exit(1));
+        else process.exit(1);
+      },
     });
     port = s.port;
     memoryPid = s.memoryPid;

@@ -7,7 +7,7 @@ import { type Flag, median, type Ratio } from './common.js';
 export const PEERS: readonly string[] = ['ws', 'socket.io', 'mqtt-qos0', 'mqtt-qos1', 'nats'];
 
 /** The systems whose ratios the report is about. */
-export const SUBJECTS: readonly string[] = ['tether', 'tether-tls'];
+export const SUBJECTS: readonly string[] = ['tether', 'tether-tls', 'tether-watched'];
 
 /** Runs (or ratios) further apart than this flag their cell. */
 export const DISAGREEMENT = 2;
@@ -34,14 +34,17 @@ export function limitOf(system: string): string | undefined {
 }
 
 /** Whom `system` is compared with, of the systems present: its limit, the best peer, and for
- *  tether every peer, for tether-tls tether (what TLS costs). */
+ *  tether every peer, for tether-tls and tether-watched tether (what TLS, what a watched
+ *  dashboard costs). */
 export function comparisonsOf(system: string, present: readonly string[]): string[] {
   const against: string[] = [];
   const limit = limitOf(system);
   if (limit !== undefined && present.includes(limit)) against.push(limit);
   if (present.some((s) => PEERS.includes(s))) against.push('best peer');
   if (system === 'tether') against.push(...PEERS.filter((p) => present.includes(p)));
-  if (system === 'tether-tls' && present.includes('tether')) against.push('tether');
+  if ((system === 'tether-tls' || system === 'tether-watched') && present.includes('tether')) {
+    against.push('tether');
+  }
   return against;
 }
 

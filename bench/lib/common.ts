@@ -5,6 +5,7 @@
 export const SYSTEMS = [
   'tether',
   'tether-tls',
+  'tether-watched',
   'raw-net',
   'raw-tls',
   'ws',
@@ -14,6 +15,12 @@ export const SYSTEMS = [
   'nats',
 ] as const;
 export type SystemName = (typeof SYSTEMS)[number];
+
+/**
+ * Systems a run without `--systems` takes: all but `tether-watched` (Tether with its dashboard
+ * watched), which answers one question, what the dashboard costs, and is asked for by name.
+ */
+export const DEFAULT_SYSTEMS: readonly SystemName[] = SYSTEMS.filter((s) => s !== 'tether-watched');
 
 export const SCENARIOS = ['throughput', 'rtt', 'file', 'recovery', 'idle-connections'] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
@@ -91,16 +98,20 @@ export interface CellLoad {
 }
 
 /**
- * Systems measured together: one scenario and payload. Interleaved cells run every system once
- * per repetition, in a rotated order; recovery and idle cells run once (repetitions is empty).
+ * Systems measured together: one scenario and payload (and connection count). Interleaved cells
+ * run every system once per repetition, in a rotated order; the recovery cell runs once
+ * (repetitions is empty).
  */
 export interface Cell {
   scenario: string;
   payloadBytes: number;
   /** idle-connections only. */
   connections?: number;
-  /** The figure the repetitions compare: throughput msgs/s, rtt p50 µs, file MB/s. */
-  metric: 'msgsPerSec' | 'p50Us' | 'mbPerSec' | null;
+  /**
+   * The figure the repetitions compare: throughput msgs/s, rtt p50 µs, file MB/s, idle server
+   * CPU % of a core; null for recovery (one run).
+   */
+  metric: 'msgsPerSec' | 'p50Us' | 'mbPerSec' | 'cpuAtRestPercent' | null;
   systems: string[];
   repetitions: { order: string[]; values: Record<string, number> }[];
   ratios: Ratio[];

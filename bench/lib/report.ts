@@ -30,6 +30,7 @@ export interface Result {
 const SHOWN: Record<string, readonly string[]> = {
   tether: ['raw-net', 'best peer', 'nats', 'ws'],
   'tether-tls': ['raw-tls', 'tether'],
+  'tether-watched': ['tether'],
 };
 
 const fmt = (v: number | null | undefined, digits = 0): string => {
@@ -132,6 +133,12 @@ export function renderMarkdown(r: Result): string {
     `Method: each repetition runs every system of a cell once, in an order rotated by one system per repetition, so a disturbance of the machine falls on all systems alike. Ratios are taken within each repetition and their median is shown ("vs raw": raw-tls for tether-tls, raw-net otherwise; "vs best peer": the best of ws, socket.io, mqtt-qos0, mqtt-qos1, nats in that repetition). CPU is user + system time of every process of the system (client worker, server worker, nats-server) per unit, in the repetition with the median total, and that repetition's split by process. "spread" is max / min over the repetitions; ⚠ marks more than ${DISAGREEMENT}x.`,
     '',
   );
+  if (r.rows.some((x) => x.system === 'tether-watched')) {
+    out.push(
+      '`tether-watched` is `tether` with the server\'s dashboard on, its live page open (the `/events` stream of the default view, read to the end) and `/metrics` scraped every second, both from inside the server worker (so its CPU includes reading them); "tether-watched vs tether" is what a watched dashboard costs.',
+      '',
+    );
+  }
   const rows = r.rows;
   const failed = rows.filter((x) => x.note?.startsWith('failed'));
   const of = (scenario: string) => rows.filter((x) => x.scenario === scenario && !x.note);
@@ -308,7 +315,7 @@ export function renderMarkdown(r: Result): string {
     out.push(
       '## idle-connections',
       '',
-      'N clients (one client process) connect 64 at a time, then idle with default heartbeats; server RSS after GC, CPU of the server side (worker and nats-server) over the rest period.',
+      `N clients (one client process) connect 64 at a time, then idle with default heartbeats; every system of a count stays up while each repetition measures the CPU of each one's server side (worker and nats-server) over a ${id[0]?.extra?.restSeconds} s window, in a rotated order: median (min – max), % of one core. Server RSS after GC. Ratios are of CPU at rest (below 1.00x uses less).`,
       '',
     );
     out.push(
@@ -319,7 +326,10 @@ export function renderMarkdown(r: Result): string {
           'server RSS / conn',
           'server heap / conn',
           'server CPU at rest',
+          'min – max',
+          'spread',
           'set-up / s',
+          'runs',
         ],
         id.map((x) => {
           const e = x.extra ?? {};
@@ -331,12 +341,16 @@ export function renderMarkdown(r: Result): string {
               ? '–'
               : `${fmt((e.heapPerConnectionBytes as number) / 1024, 1)} KiB`,
             `${fmt(e.cpuAtRestPercent as number, 2)} %`,
+            `${fmt(x.min, 2)} – ${fmt(x.max, 2)} %`,
+            spreadText(x.values),
             fmt(e.setupPerSec as number),
+            String(x.runs),
           ];
         }),
       ),
       '',
     );
+    out.push(...ratioTable(r, 'idle-connections', (c) => `x ${c.connections}`));
   }
   if (r.cells.length) {
     out.push(

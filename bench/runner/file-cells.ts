@@ -1,5 +1,5 @@
 // The file cell: one large random file end to end, each repetition sending it once with every
-// file system (tether, tether-tls, raw-net, raw-tls) in a rotated order.
+// file system (tether, tether-tls, tether-watched, raw-net, raw-tls) in a rotated order.
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -18,7 +18,13 @@ import {
 import { loadSnapshot } from './load.js';
 import { startPairs, stopPairs } from './system-pair.js';
 
-const FILE_SYSTEMS: readonly SystemName[] = ['tether', 'tether-tls', 'raw-net', 'raw-tls'];
+const FILE_SYSTEMS: readonly SystemName[] = [
+  'tether',
+  'tether-tls',
+  'tether-watched',
+  'raw-net',
+  'raw-tls',
+];
 
 /** Random bytes (1 MiB repeated, each copy marked) so no layer can compress them. */
 async function makeSourceFile(dir: string, size: number): Promise<SourceFile> {

@@ -16,9 +16,9 @@ import type { SystemPair } from './system-pair.js';
 
 /** One system's run in one repetition. */
 export interface Measurement {
-  /** The cell's metric (msgs/s, p50 µs, MB/s). */
+  /** The cell's metric (msgs/s, p50 µs, MB/s, % of a core). */
   value: number;
-  /** Work done, for CPU per unit: messages, round trips, MB. */
+  /** Work done, for CPU per unit: messages, round trips, MB (idle: seconds of rest). */
   units: number;
   /** CPU of each process of the system over the run, µs. */
   cpuUs: CpuByProcess;
@@ -34,8 +34,10 @@ export interface RepetitionResult {
 export interface CellSpec {
   scenario: string;
   payloadBytes: number;
+  /** idle-connections only. */
+  connections?: number;
   metric: NonNullable<Cell['metric']>;
-  /** Throughput: higher is better; latency: lower. */
+  /** Throughput: higher is better; latency and CPU: lower. */
   higherIsBetter: boolean;
 }
 
@@ -152,6 +154,7 @@ export function recordCell(
   const cell: Cell = {
     scenario: spec.scenario,
     payloadBytes: spec.payloadBytes,
+    ...(spec.connections === undefined ? {} : { connections: spec.connections }),
     metric: spec.metric,
     systems: [...new Set(repetitions.flatMap((r) => Object.keys(r.values)))],
     repetitions,

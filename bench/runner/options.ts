@@ -1,7 +1,13 @@
 // The command line of `pnpm bench` and what it selects.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { SCENARIOS, type ScenarioName, SYSTEMS, type SystemName } from '../lib/common.js';
+import {
+  DEFAULT_SYSTEMS,
+  SCENARIOS,
+  type ScenarioName,
+  SYSTEMS,
+  type SystemName,
+} from '../lib/common.js';
 import { NATS_SERVER } from '../systems/nats.js';
 
 export interface Options {
@@ -48,7 +54,8 @@ export function parseOptions(argv: string[], benchDir: string): Options {
       'Tether ran from its TypeScript sources through tsx (--source), not from its built packages: slower than as installed.',
     );
   }
-  let systems = list('--systems', SYSTEMS) ?? (smoke ? ['tether', 'raw-net'] : [...SYSTEMS]);
+  let systems =
+    list('--systems', SYSTEMS) ?? (smoke ? ['tether', 'raw-net'] : [...DEFAULT_SYSTEMS]);
   if (!existsSync(NATS_SERVER) && systems.includes('nats')) {
     notes.push(`nats-server is not installed (${NATS_SERVER}): the nats system was skipped.`);
     systems = systems.filter((s) => s !== 'nats');

@@ -9,7 +9,7 @@ import { type Result, renderMarkdown } from '../lib/report.js';
 import { NATS_SERVER } from '../systems/nats.js';
 import type { Context } from './context.js';
 
-export const SCHEMA = 'tether-bench/2';
+export const SCHEMA = 'tether-bench/3';
 
 function machine(benchDir: string): Result['machine'] {
   const version = (pkg: string): string => {

@@ -72,8 +72,9 @@ export class SystemPair {
     return (await this.server.next('cpu', 10_000)).byProcess;
   }
 
-  async stop(ctx: Context): Promise<void> {
-    await this.client.stop(2000);
+  /** Stops the client (`clientGraceMs` at most: one with many connections needs more), then the server. */
+  async stop(ctx: Context, clientGraceMs = 2000): Promise<void> {
+    await this.client.stop(clientGraceMs);
     await stopServerWorker(ctx, this.server);
   }
 
@@ -163,6 +164,10 @@ export async function startPairs(
 }
 
 /** Stops every pair (client first, then server), all at once. */
-export async function stopPairs(ctx: Context, pairs: readonly SystemPair[]): Promise<void> {
-  await Promise.all(pairs.map((p) => p.stop(ctx)));
+export async function stopPairs(
+  ctx: Context,
+  pairs: readonly SystemPair[],
+  clientGraceMs?: number,
+): Promise<void> {
+  await Promise.all(pairs.map((p) => p.stop(ctx, clientGraceMs)));
 }

@@ -6,7 +6,11 @@ export async function system(name: SystemName): Promise<System> {
   switch (name) {
     case 'tether':
     case 'tether-tls':
-      return (await import('./tether.js')).tether(name === 'tether-tls');
+    case 'tether-watched':
+      return (await import('./tether.js')).tether({
+        tls: name === 'tether-tls',
+        watched: name === 'tether-watched',
+      });
     case 'raw-net':
       return (await import('./raw-net.js')).rawNet;
     case 'raw-tls':

@@ -1,16 +1,27 @@
 // Tether: acknowledged, exactly-once sends (send() resolves on the server application's receipt).
+// `tether-tls` is the same over TLS; `tether-watched` is the same with the server's dashboard on
+// and someone watching it (systems/dashboard-watcher.ts): what the dashboard costs.
 import { TetherClient } from '@tether/client';
 import { TetherServer } from '@tether/server';
+import { type DashboardWatcher, watchDashboard } from './dashboard-watcher.js';
 import { type ClientOptions, type ServerOptions, type System, Window } from './types.js';
 
 const MAX_FRAME = 2 * 1024 * 1024;
 
-export function tether(useTls: boolean): System {
+export interface TetherVariant {
+  tls: boolean;
+  /** The dashboard on (port 0), its live page open and /metrics scraped every second. */
+  watched: boolean;
+}
+
+export function tether({ tls: useTls, watched }: TetherVariant): System {
   return {
     async startServer(options: ServerOptions) {
       const server = new TetherServer({
         port: 0,
         ...(useTls && options.tls ? { tls: { cert: options.tls.cert, key: options.tls.key } } : {}),
+        // Its defaults otherwise: the live page every 1 s, prom-client's process metrics.
+        ...(watched ? { dashboard: { port: 0 } } : {}),
         ...(options.uploadDir ? { uploadDir: options.uploadDir } : {}),
         // The defaults (10,000 total, 256 per address) would refuse the idle-connections scenario,
         // where every client comes from 127.0.0.1.
@@ -26,11 +37,32 @@ export function tether(useTls: boolean): System {
       });
       server.on('error', () => {});
       const address = await server.listen();
+      let watcher: DashboardWatcher | undefined;
+      if (watched) {
+        const dashboard = server.dashboardAddress;
+        if (dashboard === undefined) throw new Error('tether-watched: the dashboard is not up');
+        try {
+          watcher = await watchDashboard({
+            port: dashboard.port,
+            onFailure: (error) => {
+              // A dashboard nobody watches costs less: figures measured so would be wrong.
+              if (options.onFailure) options.onFailure(error);
+              else throw error;
+            },
+          });
+        } catch (error) {
+          await server.close();
+          throw error;
+        }
+      }
       return {
         port: address.port,
         memoryPid: process.pid,
         helpers: [],
-        close: () => server.close(),
+        close: async () => {
+          watcher?.close();
+          await server.close();
+        },
       };
     },
     async connect(options: ClientOptions) {

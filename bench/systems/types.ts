@@ -8,6 +8,11 @@ export interface ServerOptions {
   handler: Handler;
   tls?: { cert: string; key: string } | undefined;
   uploadDir?: string | undefined;
+  /**
+   * Called when the server side can no longer be measured as asked after it started (the
+   * `tether-watched` watcher lost the dashboard): the worker reports it and exits.
+   */
+  onFailure?: ((error: Error) => void) | undefined;
 }
 
 export interface ServerSide {

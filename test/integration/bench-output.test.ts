@@ -18,6 +18,59 @@ import {
 import { median } from '../../bench/lib/common.js';
 
 const run = promisify(execFile);
+
+/** `pnpm bench <args> --source --out <tmp>` through tsx; its stdout and latest.json. */
+async function bench(args: string[]): Promise<{ stdout: string; result: Result; out: string }> {
+  const out = await mkdtemp(join(tmpdir(), 'tether-bench-test-'));
+  cleanups.push(() => rm(out, { recursive: true, force: true }));
+  const { stdout } = await run(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      '--conditions=@tether/source',
+      'bench/index.ts',
+      ...args,
+      '--source',
+      '--out',
+      out,
+    ],
+    { cwd: root, timeout: 90_000 },
+  );
+  const result = JSON.parse(await readFile(join(out, 'latest.json'), 'utf8')) as Result;
+  return { stdout, result, out };
+}
+
+interface Load {
+  loadavgBefore: number[];
+  loadavgAfter: number[];
+  busyPercent: number;
+  stealPercent: number;
+  othersPercent: number;
+  [key: string]: unknown;
+}
+interface Repetition {
+  order: string[];
+  values: Record<string, number>;
+}
+interface Result {
+  schema: string;
+  mode: string;
+  tetherFrom: string;
+  machine: { cpu: string; cores: number; node: string; versions: Record<string, string> };
+  load: Load;
+  cells: {
+    scenario: string;
+    payloadBytes: number;
+    connections?: number;
+    metric: string | null;
+    repetitions: Repetition[];
+    ratios: { system: string; against: string; perRepetition: number[]; median: number }[];
+    load: Load;
+    flags: { what: string }[];
+  }[];
+  rows: Row[];
+}
 const root = join(import.meta.dirname, '..', '..');
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -37,33 +90,18 @@ interface Row {
   max: number;
   values: number[];
   cpu: { per: string; us: number; min: number; max: number; byProcess: Record<string, number> };
+  extra?: Record<string, unknown>;
   note?: string;
   [key: string]: unknown;
 }
 
 it('bench - pnpm bench --smoke writes latest.json and latest.md in the --out directory', async () => {
-  const out = await mkdtemp(join(tmpdir(), 'tether-bench-test-'));
-  cleanups.push(() => rm(out, { recursive: true, force: true }));
-  const { stdout } = await run(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      '--conditions=@tether/source',
-      'bench/index.ts',
-      '--smoke',
-      '--source',
-      '--out',
-      out,
-    ],
-    { cwd: root, timeout: 90_000 },
-  );
+  const { stdout, result, out } = await bench(['--smoke']);
   expect(stdout).toContain('| system |');
   expect(stdout).toContain('| 128 B | tether vs raw-net |');
   const md = await readFile(join(out, 'latest.md'), 'utf8');
   expect(md).toBe(stdout);
-  const result = JSON.parse(await readFile(join(out, 'latest.json'), 'utf8'));
-  expect(result.schema).toBe('tether-bench/2');
+  expect(result.schema).toBe('tether-bench/3');
   expect(result.mode).toBe('smoke');
   expect(result.tetherFrom).toBe('source');
   expect(typeof result.machine.cpu).toBe('string');
@@ -71,7 +109,7 @@ it('bench - pnpm bench --smoke writes latest.json and latest.md in the --out dir
   expect(result.machine.cores).toBeGreaterThan(0);
   expect(typeof result.machine.node).toBe('string');
   expect(typeof result.machine.versions).toBe('object');
-  for (const load of [result.load, ...result.cells.map((c: { load: unknown }) => c.load)]) {
+  for (const load of [result.load, ...result.cells.map((c) => c.load)]) {
     expect(load.loadavgBefore).toHaveLength(3);
     expect(load.loadavgAfter).toHaveLength(3);
     for (const key of ['busyPercent', 'stealPercent', 'othersPercent']) {
@@ -108,38 +146,87 @@ it('bench - pnpm bench --smoke writes latest.json and latest.md in the --out dir
 
   // One cell, whose repetitions ran both systems in a rotated order and hold the rows' values.
   expect(result.cells).toHaveLength(1);
-  const [cell] = result.cells;
+  const cell = result.cells[0] as Result['cells'][number];
   expect(cell.scenario).toBe('throughput');
   expect(cell.metric).toBe('msgsPerSec');
   expect(cell.repetitions).toHaveLength(3);
-  const first = cell.repetitions[0].order;
+  const first = cell.repetitions[0]?.order as string[];
   expect([...first].sort()).toEqual(['raw-net', 'tether']);
-  cell.repetitions.forEach(
-    (rep: { order: string[]; values: Record<string, number> }, i: number) => {
-      expect(rep.order).toEqual(rotated(first, i));
-      for (const row of rows) expect(rep.values[row.system]).toBe(row.values[i]);
-    },
-  );
+  cell.repetitions.forEach((rep, i) => {
+    expect(rep.order).toEqual(rotated(first, i));
+    for (const row of rows) expect(rep.values[row.system]).toBe(row.values[i]);
+  });
   const tether = rows.find((r) => r.system === 'tether') as Row;
   const raw = rows.find((r) => r.system === 'raw-net') as Row;
-  const ratio = cell.ratios.find(
-    (r: { system: string; against: string }) => r.system === 'tether' && r.against === 'raw-net',
-  );
+  const ratio = cell.ratios.find((r) => r.system === 'tether' && r.against === 'raw-net');
   const perRepetition = tether.values.map((v, i) => v / (raw.values[i] as number));
-  expect(ratio.perRepetition).toEqual(perRepetition);
-  expect(ratio.median).toBe(median(perRepetition));
+  expect(ratio?.perRepetition).toEqual(perRepetition);
+  expect(ratio?.median).toBe(median(perRepetition));
   // Flagged exactly when runs (or the ratio) are more than 2x apart.
   const spreads = [
     ['tether', spreadOf(tether.values)],
     ['raw-net', spreadOf(raw.values)],
     ['tether vs raw-net', spreadOf(perRepetition)],
   ] as const;
-  expect(cell.flags.map((f: { what: string }) => f.what).sort()).toEqual(
+  expect(cell.flags.map((f) => f.what).sort()).toEqual(
     spreads
       .filter(([, s]) => s > 2)
       .map(([what]) => what)
       .sort(),
   );
+}, 120_000);
+
+it('bench - pnpm bench:dashboard (smoke): tether-watched vs tether in throughput and at rest, per repetition', async () => {
+  const { stdout, result } = await bench([
+    '--smoke',
+    '--systems',
+    'tether,tether-watched',
+    '--scenarios',
+    'throughput,idle-connections',
+  ]);
+  const rows = result.rows;
+  expect(rows.filter((r) => r.note)).toEqual([]);
+  expect(rows.map((r) => `${r.scenario} ${r.system}`).sort()).toEqual([
+    'idle-connections tether',
+    'idle-connections tether-watched',
+    'throughput tether',
+    'throughput tether-watched',
+  ]);
+  expect(result.cells.map((c) => c.scenario)).toEqual(['throughput', 'idle-connections']);
+  for (const cell of result.cells) {
+    const of = (system: string) =>
+      rows.find((r) => r.scenario === cell.scenario && r.system === system) as Row;
+    const [tether, watched] = [of('tether'), of('tether-watched')];
+    // Both ran in every repetition, in a rotated order, and the ratio is taken in each.
+    expect(cell.repetitions).toHaveLength(3);
+    const first = cell.repetitions[0]?.order as string[];
+    expect([...first].sort()).toEqual(['tether', 'tether-watched']);
+    cell.repetitions.forEach((rep, i) => {
+      expect(rep.order).toEqual(rotated(first, i));
+      expect(rep.values.tether).toBe(tether.values[i]);
+      expect(rep.values['tether-watched']).toBe(watched.values[i]);
+    });
+    const ratio = cell.ratios.find((r) => r.system === 'tether-watched' && r.against === 'tether');
+    const perRepetition = watched.values.map((v, i) => v / (tether.values[i] as number));
+    expect(ratio?.perRepetition).toEqual(perRepetition);
+    expect(ratio?.median).toBe(median(perRepetition));
+    expect(cell.ratios.map((r) => `${r.system} vs ${r.against}`)).toEqual([
+      'tether-watched vs tether',
+    ]);
+  }
+  const idle = result.cells[1] as Result['cells'][number];
+  expect(idle.metric).toBe('cpuAtRestPercent');
+  expect(idle.connections).toBe(200);
+  for (const row of rows.filter((r) => r.scenario === 'idle-connections')) {
+    expect(row.runs).toBe(3);
+    expect(row.extra?.connections).toBe(200);
+    expect(row.extra?.cpuAtRestPercent).toBe(median(row.values));
+    for (const v of row.values) expect(percent(v)).toBe(true);
+    // Each window's CPU is the server side's own: something, while 200 clients ping.
+    expect(row.max).toBeGreaterThan(0);
+  }
+  expect(stdout).toContain('| 128 B | tether-watched vs tether |');
+  expect(stdout).toContain('| x 200 | tether-watched vs tether |');
 }, 120_000);
 
 describe('bench cell stats', () => {
@@ -163,6 +250,13 @@ describe('bench cell stats', () => {
       'nats',
     ]);
     expect(comparisonsOf('tether-tls', ['tether-tls', 'tether', 'raw-net'])).toEqual(['tether']);
+    // What the dashboard costs: tether-watched against tether, besides its limit.
+    expect(limitOf('tether-watched')).toBe('raw-net');
+    expect(comparisonsOf('tether-watched', ['tether-watched', 'tether'])).toEqual(['tether']);
+    expect(comparisonsOf('tether-watched', ['tether-watched', 'tether', 'raw-net'])).toEqual([
+      'raw-net',
+      'tether',
+    ]);
   });
 
   it('ratiosOf - ratios within each repetition, best peer per repetition, median', () => {
