@@ -315,7 +315,7 @@ export function renderMarkdown(r: Result): string {
     out.push(
       '## idle-connections',
       '',
-      `N clients (one client process) connect 64 at a time, then idle with default heartbeats; every system of a count stays up while each repetition measures the CPU of each one's server side (worker and nats-server) over a ${id[0]?.extra?.restSeconds} s window, in a rotated order: median (min – max), % of one core. Server RSS after GC. Ratios are of CPU at rest (below 1.00x uses less).`,
+      `N clients (one client process) connect 64 at a time, then idle with default heartbeats; every system of a count stays up, and each repetition measures the CPU of every server side (worker and nats-server) over one and the same ${id[0]?.extra?.restSeconds} s window: median (min – max), % of one core. Server RSS after GC. Ratios are of CPU at rest (below 1.00x uses less).`,
       '',
     );
     out.push(

@@ -1,16 +1,19 @@
 // The idle-connections cells: for 1,000 and 10,000 connections, every system of the cell is
 // brought up in turn (a server worker, a client worker opening N connections: set-up rate and
-// memory per connection) and stays up; then interleaved repetitions measure each server's CPU at
-// rest over a window, in a rotated order, so the ratios of two systems are taken seconds apart.
+// memory per connection) and stays up; then each repetition measures every server's CPU at rest
+// over one and the same window, so the ratio of two systems is taken over the same seconds.
 import { execSync } from 'node:child_process';
-import { type SystemName, sleep } from '../lib/common.js';
+import { rotated } from '../lib/cell-stats.js';
+import { type CpuByProcess, type SystemName, sleep } from '../lib/common.js';
 import { type Context, failedRow } from './context.js';
 import {
   type CellSpec,
+  drop,
+  type Measurement,
   measurementsOf,
+  type RepetitionResult,
   recordCell,
   rowBase,
-  runInterleaved,
 } from './interleave.js';
 import { loadSnapshot } from './load.js';
 import {
@@ -23,10 +26,12 @@ import {
 } from './system-pair.js';
 
 /**
- * One rest window: Tether's idle ping interval (5 s), so every connection pings once in every
- * window whatever its phase (its clients connect over a few seconds, not evenly over 5 s).
+ * One rest window: a multiple of Tether's idle ping interval (5 s), so every connection pings the
+ * same number of times in every window whatever its phase (its clients connect over a few
+ * seconds, not evenly over 5 s). Its servers also have work less often than that (GC, the
+ * dashboard's passes over all sessions), which a longer window averages.
  */
-const WINDOW_MS = { full: 5000, smoke: 1000 };
+const WINDOW_MS = { full: 15_000, quick: 5000, smoke: 1000 };
 
 /** A system of the cell, up with its connections, and what its set-up measured. */
 interface Up {
@@ -77,7 +82,11 @@ async function idleCell(
     metric: 'cpuAtRestPercent',
     higherIsBetter: false,
   };
-  const windowMs = options.smoke ? WINDOW_MS.smoke : WINDOW_MS.full;
+  const windowMs = options.smoke
+    ? WINDOW_MS.smoke
+    : options.quick
+      ? WINDOW_MS.quick
+      : WINDOW_MS.full;
   const ups = new Map<SystemName, Up>();
   const before = await loadSnapshot();
   try {
@@ -93,28 +102,14 @@ async function idleCell(
         ctx.rows.push(failedRow(ctx, system, spec.scenario, 0, error));
       }
     }
-    // Every system idle together for one window before the first is measured: the last one up
+    // Every system idle together for one ping interval before the first window: the last one up
     // has had its first heartbeats too.
-    await sleep(windowMs);
+    await sleep(Math.min(windowMs, 5000));
     const pairs = [...ups.values()].map((u) => u.pair);
-    const reps = await runInterleaved(
-      ctx,
-      pairs,
-      spec,
-      { warmups: 0, repetitions: options.smoke ? 3 : options.quick ? 3 : 5 },
-      async (pair) => {
-        // The server side (worker and its helpers, such as nats-server) over one window.
-        const a = await pair.serverCpu();
-        const start = performance.now();
-        await sleep(windowMs);
-        const b = await pair.serverCpu();
-        const seconds = (performance.now() - start) / 1000;
-        const cpuUs: Record<string, number> = {};
-        for (const [name, us] of Object.entries(b)) cpuUs[name] = us - (a[name] ?? 0);
-        const total = Object.values(cpuUs).reduce((x, y) => x + y, 0);
-        return { value: (total / 1e6 / seconds) * 100, units: seconds, cpuUs };
-      },
-    );
+    const reps = await restWindows(ctx, pairs, spec, {
+      windowMs,
+      repetitions: options.quick ? 3 : 5,
+    });
     const after = await loadSnapshot();
     recordCell(ctx, spec, reps, before, after);
     for (const [system, up] of ups) {
@@ -147,6 +142,54 @@ async function idleCell(
     );
   }
   ctx.log(`  x ${connections} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+}
+
+/**
+ * Every system idles at once: each repetition reads the CPU of every server side (worker and its
+ * helpers, such as nats-server), waits one window, and reads it again, in the same order, rotated
+ * by one system per repetition (a read takes a few ms). Value: % of one core over the window.
+ */
+async function restWindows(
+  ctx: Context,
+  pairs: SystemPair[],
+  spec: CellSpec,
+  plan: { windowMs: number; repetitions: number },
+): Promise<RepetitionResult[]> {
+  const out: RepetitionResult[] = [];
+  const failed = new Set<SystemName>();
+  const read = async (pair: SystemPair): Promise<CpuByProcess | undefined> => {
+    try {
+      return await pair.serverCpu();
+    } catch (error) {
+      failed.add(pair.system);
+      drop(ctx, pairs, pair, spec, error);
+      return undefined;
+    }
+  };
+  for (let round = 0; round < plan.repetitions; round++) {
+    const order = rotated(pairs, round);
+    const start = new Map<SystemPair, { cpu: CpuByProcess; at: number }>();
+    for (const pair of order) {
+      const cpu = await read(pair);
+      if (cpu) start.set(pair, { cpu, at: performance.now() });
+    }
+    await sleep(plan.windowMs);
+    const results = new Map<SystemName, Measurement>();
+    for (const pair of order) {
+      const first = start.get(pair);
+      const cpu = first && (await read(pair));
+      if (!first || !cpu) continue;
+      const seconds = (performance.now() - first.at) / 1000;
+      const cpuUs: CpuByProcess = {};
+      for (const [name, us] of Object.entries(cpu)) cpuUs[name] = us - (first.cpu[name] ?? 0);
+      const total = Object.values(cpuUs).reduce((a, b) => a + b, 0);
+      results.set(pair.system, { value: (total / 1e6 / seconds) * 100, units: seconds, cpuUs });
+    }
+    out.push({ order: order.map((p) => p.system), results });
+  }
+  // A system that failed in the cell has no row of figures, so none of its windows count.
+  for (const r of out) for (const system of failed) r.results.delete(system);
+  return out;
 }
 
 /** Starts a system's server, connects N clients, and measures set-up and memory per connection. */
