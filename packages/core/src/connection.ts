@@ -133,6 +133,27 @@ function onTransportDrain(this: Transport): void {
   (this as OwnedTransport)[kConnection].transportDrained();
 }
 
+// The event-loop turn of each scheduler: one deferred callback per turn in which anything read
+// counts the turns for every connection, instead of one callback per connection per read.
+const turns = new WeakMap<Scheduler, { turn: number; queued: boolean }>();
+
+function turnOf(scheduler: Scheduler): number {
+  let counter = turns.get(scheduler);
+  if (counter === undefined) {
+    counter = { turn: 0, queued: false };
+    turns.set(scheduler, counter);
+  }
+  if (!counter.queued) {
+    counter.queued = true;
+    const ticking = counter;
+    scheduler.defer(() => {
+      ticking.queued = false;
+      ticking.turn++;
+    });
+  }
+  return counter.turn;
+}
+
 /**
  * One connection of a session, the same on both sides. It owns the transport's listeners and
  * the frame decoder; until the handshake opens the session it hands every frame to its owner's
@@ -159,8 +180,9 @@ export class Connection<E extends OutboundEntry> implements Scheduled {
   #pausedFor = 0;
   /** Bytes held for an incomplete frame (decoder and unread transport data). */
   #buffered = 0;
-  /** Bytes read in the current event-loop turn (reset by a deferred callback). */
+  /** Bytes read in the event-loop turn `#turnAt` (see {@link turnOf}). */
   #turnBytes = 0;
+  #turnAt = -1;
   /** Frames decoded so far: tells the frame deadline that a frame completed. */
   #frames = 0;
   #handshakeAt: number;
@@ -505,13 +527,19 @@ export class Connection<E extends OutboundEntry> implements Scheduled {
 
   // Counts bytes read this turn; past the budget, reading waits for the next turn.
   #spendTurn(bytes: number): void {
-    if (this.#turnBytes === 0) this.#options.scheduler.defer(this.#nextTurn);
+    const turn = turnOf(this.#options.scheduler);
+    if (turn !== this.#turnAt) {
+      this.#turnAt = turn;
+      this.#turnBytes = 0;
+    }
     this.#turnBytes += bytes;
-    if (this.#turnBytes >= TURN_BUDGET_BYTES) this.#pause(PauseReason.TURN_BUDGET);
+    if (this.#turnBytes >= TURN_BUDGET_BYTES && !(this.#pausedFor & PauseReason.TURN_BUDGET)) {
+      this.#pause(PauseReason.TURN_BUDGET);
+      this.#options.scheduler.defer(this.#nextTurn);
+    }
   }
 
   #nextTurn = (): void => {
-    this.#turnBytes = 0;
     this.#resume(PauseReason.TURN_BUDGET);
   };
 
