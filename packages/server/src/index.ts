@@ -17,8 +17,9 @@ export type {
   ServerOptions,
   TlsIdentity,
 } from './options.js';
-export type { PeerSendReceipt, PeerStats } from './peer.js';
+export type { PeerSendOptions, PeerSendReceipt, PeerStats } from './peer.js';
 export { Peer } from './peer.js';
+export type { RedisStoreOptions } from './redis/redis-options.js';
 export type { DisconnectInfo, ServerCloseOptions, ServerEvents, ServerStats } from './server.js';
 export { TetherServer } from './server.js';
 export type { TransferUpdate } from './transfer-watch.js';

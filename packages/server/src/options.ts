@@ -21,6 +21,11 @@ import {
   resolveDashboardOptions,
 } from './dashboard/options.js';
 import type { Peer } from './peer.js';
+import {
+  type RedisStoreOptions,
+  type ResolvedRedisOptions,
+  resolveRedisOptions,
+} from './redis/redis-options.js';
 
 /** What the TLS layer verified about the client (mutual TLS). */
 export interface TlsIdentity {
@@ -170,6 +175,14 @@ export interface ServerOptions {
    * at the end of `close()`. Default: none.
    */
   dashboard?: DashboardOptions;
+  /**
+   * Keep sessions in Redis instead of this process's memory: every instance given the same
+   * Redis and prefix serves every session (clients resume on any of them behind a load
+   * balancer), messages reach a client wherever it is connected, and an instance can die
+   * without losing what its clients were told is delivered. Connected by `listen()`. Default:
+   * none (sessions in memory).
+   */
+  redis?: RedisStoreOptions;
   /** Monotonic clock in ms; injected by tests. Default `performance.now()`. */
   now?: () => number;
   /**
@@ -182,10 +195,18 @@ export interface ServerOptions {
 export type ResolvedServerOptions = Required<
   Omit<
     ServerOptions,
-    'tls' | 'onRequest' | 'secret' | 'authenticate' | 'uploadDir' | 'acceptFile' | 'dashboard'
+    | 'tls'
+    | 'onRequest'
+    | 'secret'
+    | 'authenticate'
+    | 'uploadDir'
+    | 'acceptFile'
+    | 'dashboard'
+    | 'redis'
   >
 > & {
   dashboard: ResolvedDashboardOptions | undefined;
+  redis: ResolvedRedisOptions | undefined;
   uploadDir: string | undefined;
   acceptFile: ServerOptions['acceptFile'];
   tls: TlsOptions | undefined;
@@ -265,6 +286,7 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
     ),
     dashboard:
       options.dashboard === undefined ? undefined : resolveDashboardOptions(options.dashboard),
+    redis: options.redis === undefined ? undefined : resolveRedisOptions(options.redis),
     now,
     scheduler: options.scheduler ?? schedulerWithClock(now),
   };

@@ -6,6 +6,7 @@ import {
   ReliableInbound,
   ReliableOutbound,
   type RttStats,
+  type SessionLog,
   TetherError,
 } from '@tether/protocol';
 import type { TlsIdentity } from './options.js';
@@ -15,6 +16,20 @@ import { Peer, type PeerSendReceipt } from './peer.js';
 export interface PeerPendingSend extends OutboundEntry {
   resolve(receipt: PeerSendReceipt): void;
   reject(error: Error): void;
+  /** Told once the message is recorded where the session lives (its id is then known). */
+  accepted?: ((receipt: PeerSendReceipt) => void) | undefined;
+  /** Its sequence number in a shared store, known before it is transmitted. */
+  storeSeq?: number;
+  /** Loaded from a shared store: whoever sent it is told through the store, not by a promise here. */
+  fromStore?: boolean;
+}
+
+/** Where a session's messages go when it lives in a shared store (see redis/redis-store.ts). */
+export interface SessionStoreHooks {
+  /** Records a message to the client in the store; the store queues it once it has a seq. */
+  append(session: PeerSession, entry: PeerPendingSend): void;
+  /** Holds a delivered DATA frame until the store marks it, then hands it to the application. */
+  hold(frame: DataFrame): void;
 }
 
 /** What a session needs from the server that keeps it. */
@@ -52,6 +67,13 @@ export class PeerSession extends Session<PeerPendingSend> {
   messagesOut = 0;
   /** Frees the session when it fires (while disconnected). */
   ttlTimer: unknown;
+  /**
+   * Client messages up to this seq may have reached the application before (a crashed instance
+   * delivered them without recording it): delivered again with `redelivered: true`.
+   */
+  redeliverUpTo = 0;
+  /** Set when the session lives in a shared store. */
+  store: SessionStoreHooks | undefined;
   readonly #host: SessionHost;
   /** Why the session ended, once it has: later sends reject with the same code. */
   #endedBy: TetherError | undefined;
@@ -67,9 +89,24 @@ export class PeerSession extends Session<PeerPendingSend> {
       tlsIdentity: TlsIdentity | undefined;
       /** Highest client sequence an earlier session acknowledged: numbering continues after it. */
       clientAcked: number;
+      /** A session loaded from a shared store: where its stream positions are recorded. */
+      log?: SessionLog;
+      /** Highest server sequence the client acknowledged (loaded sessions). */
+      acked?: number;
+      /** Messages sent and not yet acknowledged, oldest first, seq `acked + 1` on (loaded sessions). */
+      retained?: PeerPendingSend[];
     },
   ) {
-    super(new ReliableOutbound<PeerPendingSend>(), new ReliableInbound(init.clientAcked));
+    super(
+      new ReliableOutbound<PeerPendingSend>(init.acked ?? 0),
+      new ReliableInbound(init.clientAcked),
+      init.log,
+    );
+    if (init.retained !== undefined && init.retained.length > 0) {
+      // Transmitted before (their seqs are taken): in flight again, re-sent on resume.
+      for (const entry of init.retained) this.outbound.enqueue(entry);
+      this.outbound.takeSendable();
+    }
     this.#host = host;
     this.id = init.id;
     this.resumeToken = init.resumeToken;
@@ -91,7 +128,8 @@ export class PeerSession extends Session<PeerPendingSend> {
   }
 
   override data(frame: DataFrame): void {
-    this.#host.data(this, frame);
+    if (this.store === undefined) this.#host.data(this, frame);
+    else this.store.hold(frame);
   }
 
   override acked(entries: PeerPendingSend[]): void {
@@ -115,6 +153,7 @@ export class PeerSession extends Session<PeerPendingSend> {
     requestId: number,
     reject: (error: Error) => void,
     resolve: (receipt: PeerSendReceipt) => void = ignore,
+    accepted?: (receipt: PeerSendReceipt) => void,
   ): void {
     const ended = this.#endedBy;
     if (ended !== undefined) {
@@ -122,7 +161,28 @@ export class PeerSession extends Session<PeerPendingSend> {
       reject(new TetherError(ended.code, `the session has ended: ${ended.message}`));
       return;
     }
+    if (this.store !== undefined) {
+      this.store.append(this, { payload, flags, requestId, seq: 0, resolve, reject, accepted });
+      return;
+    }
     this.outbound.enqueue({ payload, flags, requestId, seq: 0, resolve, reject });
+    if (accepted !== undefined) {
+      // Server messages are never dropped from the queue: its place is its future seq.
+      const seq = this.outbound.sent + this.outbound.queuedCount;
+      accepted({ id: `${this.id}:${seq}`, seq });
+    }
+    this.#host.queued(this);
+  }
+
+  /** Queues a message the store gave its seq (in seq order). */
+  queueStored(entry: PeerPendingSend): void {
+    if (this.#endedBy !== undefined) {
+      entry.reject(
+        new TetherError(this.#endedBy.code, `the session has ended: ${this.#endedBy.message}`),
+      );
+      return;
+    }
+    this.outbound.enqueue(entry);
     this.#host.queued(this);
   }
 

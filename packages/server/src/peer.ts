@@ -10,6 +10,16 @@ export interface PeerSendReceipt {
   seq: number;
 }
 
+/** Options of `peer.send()` and `server.sendTo()`. */
+export interface PeerSendOptions {
+  /**
+   * Called once the message is accepted where the session lives, with its id: in memory at
+   * once; with a shared store (Redis) when the store recorded it. From then on it is delivered
+   * exactly once, whichever instance the client is on, even if this one dies.
+   */
+  onAccepted?: (receipt: PeerSendReceipt) => void;
+}
+
 /** Counters of a peer. */
 export interface PeerStats {
   id: string;
@@ -86,15 +96,15 @@ export class Peer {
    * when the client's application received it; exactly once and in order across reconnects.
    * After the session ended it rejects with the code that ended it (CLOSED, SLOW_CONSUMER ...).
    */
-  send(payload: Payload): Promise<PeerSendReceipt> {
+  send(payload: Payload, options?: PeerSendOptions): Promise<PeerSendReceipt> {
     return new Promise((resolve, reject) => {
-      this.#session.enqueue(toBuffer(payload), 0, 0, reject, resolve);
+      this.#session.enqueue(toBuffer(payload), 0, 0, reject, resolve, options?.onAccepted);
     });
   }
 
   /** Sends `value` as JSON. */
-  sendJson(value: unknown): Promise<PeerSendReceipt> {
-    return this.send(JSON.stringify(value));
+  sendJson(value: unknown, options?: PeerSendOptions): Promise<PeerSendReceipt> {
+    return this.send(JSON.stringify(value), options);
   }
 
   /**

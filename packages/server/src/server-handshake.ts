@@ -26,6 +26,8 @@ const RTT_PING_EVERY_INTERVALS = 6;
 
 // Clients refused at a session cap are asked to come back after this long.
 const REFUSAL_RETRY_AFTER_MS = 1000;
+// Clients refused while the session store is away are asked to come back after this long.
+const STORE_RETRY_AFTER_MS = 500;
 
 type ServerConnection = Connection<PeerPendingSend>;
 
@@ -107,11 +109,16 @@ export class ServerHandshake {
       return;
     }
     pending.helloSeen = true;
-    this.#hello(connection, pending, frame.body).catch((error: unknown) =>
+    this.#hello(connection, pending, frame.body).catch((error: unknown) => {
+      // A shared store that is away: the client comes back later, its session intact.
+      if (error instanceof TetherError && error.code === ErrorCode.STORE_UNAVAILABLE) {
+        connection.fail(error, STORE_RETRY_AFTER_MS);
+        return;
+      }
       connection.fail(
         new TetherError(ErrorCode.AUTH_FAILED, 'authentication failed', { cause: error }),
-      ),
-    );
+      );
+    });
   }
 
   /** The HELLO deadline passed. */
@@ -182,6 +189,8 @@ export class ServerHandshake {
       return;
     }
     session.acked(resumed.released);
+    // The HELLO acknowledged what the client delivered: the log records it with the next write.
+    session.log.acked(session.outbound.acked);
     this.#host.store.resumed(session);
     // Take-over: the newest connection wins; the old one is closed after the session points at
     // the new one, so its close is not taken for a disconnect.
@@ -212,7 +221,16 @@ export class ServerHandshake {
       tlsIdentity: pending.tlsIdentity,
       clientAcked: body.acked,
     });
-    await store.add(session);
+    const refused = await store.add(session);
+    if (refused !== undefined) {
+      connection.fail(refused, REFUSAL_RETRY_AFTER_MS);
+      return;
+    }
+    if (connection.closed) {
+      // Gone while the store recorded it: the session waits for a resume like any other.
+      store.disconnected(session);
+      return;
+    }
     this.#open(connection, session, body, pending, false, []);
   }
 

@@ -30,10 +30,11 @@ import {
   type ServerOptions,
   type TlsIdentity,
 } from './options.js';
-import type { Peer } from './peer.js';
+import type { Peer, PeerSendOptions, PeerSendReceipt } from './peer.js';
 import { type PeerPendingSend, PeerSession, type SessionHost } from './peer-session.js';
+import type { RedisSessionStore, SessionInit } from './redis/redis-store.js';
 import { ServerHandshake } from './server-handshake.js';
-import { MemorySessionStore, type SessionEnd } from './session-store.js';
+import { MemorySessionStore, type SessionEnd, type SessionStore } from './session-store.js';
 import { type TransferUpdate, WatchedTransferEngine } from './transfer-watch.js';
 
 /** Payload of `disconnect` and `evict`. */
@@ -120,11 +121,16 @@ export class TetherServer extends EventEmitter<ServerEvents> {
   readonly #connections = new Set<ServerConnection>();
   /** HELLO deadlines, frame deadlines and heartbeats of every connection, on one timer. */
   readonly #deadlines: Deadlines<ServerConnection>;
-  readonly #store: MemorySessionStore;
+  /** Sessions in memory, or in Redis (the `redis` option; made by `listen()`). */
+  #store: SessionStore;
+  readonly #memory: MemorySessionStore | undefined;
+  #redis: RedisSessionStore | undefined;
   readonly #handshake: ServerHandshake;
   readonly #budget: InboundBudget;
   /** What every connection reports to: one object for all of them. */
   readonly #owner: ConnectionOwner<PeerPendingSend>;
+  /** What every session asks of the server. */
+  readonly #sessions: SessionHost;
   /** Where every session's engine receives uploads (one writer per partial, shared limits). */
   readonly #uploads: ReceiveDirectory | undefined;
   /** File engines of ended sessions still closing their files. */
@@ -157,24 +163,31 @@ export class TetherServer extends EventEmitter<ServerEvents> {
     this.#deadlines = new Deadlines<ServerConnection>(this.#scheduler, (connection, dueAt) =>
       connection.deadline(dueAt),
     );
-    this.#store = new MemorySessionStore({
+    this.#memory = new MemorySessionStore({
       scheduler: this.#scheduler,
       sessionTtlMs: this.#options.sessionTtlMs,
       maxSessions: this.#options.maxSessions,
       maxSessionsPerIdentity: this.#options.maxSessionsPerIdentity,
       ended: (session, end) => this.#ended(session, end),
     });
+    this.#store = this.#memory;
     this.#budget = new InboundBudget(this.#options.maxInboundBufferedBytes, this.#connections);
-    const sessions = this.#sessionHost();
+    this.#sessions = this.#sessionHost();
+    const self = this;
     this.#handshake = new ServerHandshake({
       options: this.#options,
       scheduler: this.#scheduler,
-      store: this.#store,
+      get store(): SessionStore {
+        return self.#store;
+      },
       draining: () => this.#closing,
       createSession: (init) => {
         const id = randomBytes(8).toString('hex');
         const resumeToken = `${id}.${randomBytes(32).toString('base64url')}`;
-        return new PeerSession(sessions, { id, resumeToken, ...init });
+        if (this.#redis !== undefined) {
+          return this.#redis.newSession({ id, resumeToken, ...init, tlsIdentity: undefined });
+        }
+        return new PeerSession(this.#sessions, { id, resumeToken, ...init });
       },
       opened: (session, resumed) => this.emit('connection', session.peer, { resumed }),
     });
@@ -202,6 +215,7 @@ export class TetherServer extends EventEmitter<ServerEvents> {
    * `dashboard` option its listener starts first (when it cannot, neither does the server).
    */
   async listen(): Promise<net.AddressInfo> {
+    if (this.#options.redis !== undefined && this.#redis === undefined) await this.#startRedis();
     const dashboard = this.#options.dashboard;
     if (dashboard !== undefined && this.#dashboard === undefined) {
       // Loaded on demand: a server without a dashboard does not load prom-client.
@@ -222,6 +236,41 @@ export class TetherServer extends EventEmitter<ServerEvents> {
       this.#dashboard = undefined;
       throw error;
     }
+  }
+
+  // Loaded on demand: a server without the `redis` option does not load ioredis.
+  async #startRedis(): Promise<void> {
+    const { RedisSessionStore } = await import('./redis/redis-store.js');
+    const options = this.#options;
+    const store = new RedisSessionStore(
+      {
+        scheduler: this.#scheduler,
+        sessionTtlMs: options.sessionTtlMs,
+        maxSessions: options.maxSessions,
+        maxSessionsPerIdentity: options.maxSessionsPerIdentity,
+        makeSession: (init: SessionInit) => new PeerSession(this.#sessions, init),
+        deliver: (session, frame) => this.#data(session, frame),
+        ended: (session, end) => this.#ended(session, end),
+        moved: (session, error) => this.#moved(session, error),
+      },
+      options.redis as NonNullable<typeof options.redis>,
+    );
+    try {
+      await store.start();
+    } catch (error) {
+      await store.close();
+      throw error;
+    }
+    this.#redis = store;
+    this.#store = store;
+  }
+
+  /**
+   * With the `redis` option: this instance's id among the instances sharing the store (its
+   * lease and channel in Redis). Undefined without it.
+   */
+  get instanceId(): string | undefined {
+    return this.#options.redis?.instanceId;
   }
 
   /** The dashboard's bound address, while it listens (see the `dashboard` option). */
@@ -275,10 +324,33 @@ export class TetherServer extends EventEmitter<ServerEvents> {
     };
   }
 
-  /** Sends `payload` reliably to every live session; resolves when all have received it. */
+  /**
+   * Sends `payload` reliably to every live session (with the `redis` option: of every instance,
+   * connected or waiting for a resume); resolves when all have received it or failed.
+   */
   broadcast(payload: Payload): Promise<PromiseSettledResult<unknown>[]> {
     const data = toBuffer(payload);
+    if (this.#redis !== undefined) return this.#redis.broadcast(data);
     return Promise.allSettled(this.peers.map((peer) => peer.send(data)));
+  }
+
+  /**
+   * Sends `payload` to the newest session of `clientId`, wherever it is: on this server, or with
+   * the `redis` option on whichever instance the client is connected to (or will resume on).
+   * Resolves when the client's application received it, exactly once; `onAccepted` tells when
+   * it is recorded (from then on it is delivered even if this instance dies). Rejects with
+   * NO_SESSION when the client has no live session, STORE_UNAVAILABLE when Redis could not
+   * accept it in time, or the code that ended the session.
+   */
+  sendTo(clientId: string, payload: Payload, options?: PeerSendOptions): Promise<PeerSendReceipt> {
+    if (this.#redis !== undefined) return this.#redis.sendTo(clientId, payload, options);
+    const session = this.#memory?.newest(clientId);
+    if (session === undefined) {
+      return Promise.reject(
+        new TetherError(ErrorCode.NO_SESSION, 'no live session for this client id'),
+      );
+    }
+    return session.peer.send(payload, options);
   }
 
   /**
@@ -303,9 +375,16 @@ export class TetherServer extends EventEmitter<ServerEvents> {
     await this.#drain(options.drainTimeoutMs ?? 5000);
     for (const connection of [...this.#connections]) connection.end(shuttingDown);
     for (const connection of [...this.#connections]) connection.destroy(shuttingDown);
-    for (const session of [...this.#store.values()]) {
-      this.#store.remove(session);
-      this.#ended(session, { reason: 'server closed', error: shuttingDown });
+    if (this.#redis !== undefined) {
+      // The sessions live on in Redis: their clients resume them on another instance.
+      const sessions = [...this.#redis.values()];
+      await this.#redis.close();
+      for (const session of sessions) session.filesIfStarted?.close(shuttingDown);
+    } else {
+      for (const session of [...this.#store.values()]) {
+        this.#store.remove(session);
+        this.#ended(session, { reason: 'server closed', error: shuttingDown });
+      }
     }
     await Promise.all([...this.#filesClosing]);
     await listenerClosed;
@@ -434,7 +513,12 @@ export class TetherServer extends EventEmitter<ServerEvents> {
       void this.#answer(session, frame.requestId, frame.payload);
       return;
     }
-    const message = new Message(`${session.clientId}:${frame.seq}`, frame.seq, frame.payload);
+    const message = new Message(
+      `${session.clientId}:${frame.seq}`,
+      frame.seq,
+      frame.payload,
+      frame.seq <= session.redeliverUpTo,
+    );
     try {
       this.emit('message', message, session.peer);
     } catch (cause) {
@@ -490,7 +574,17 @@ export class TetherServer extends EventEmitter<ServerEvents> {
   // Ends a session now: its client is told why and cannot resume it.
   #endSession(session: PeerSession, error: TetherError): void {
     session.connection?.fail(error);
-    if (this.#store.remove(session)) this.#ended(session, { reason: error.message, error });
+    if (this.#store.remove(session, error)) this.#ended(session, { reason: error.message, error });
+  }
+
+  // Another instance took the session (its client resumed there): this one lets it go.
+  #moved(session: PeerSession, error: TetherError): void {
+    session.connection?.fail(error);
+    const closing = session.filesIfStarted?.close(error);
+    if (closing !== undefined) {
+      this.#filesClosing.add(closing);
+      void closing.finally(() => this.#filesClosing.delete(closing));
+    }
   }
 
   // A session left the store: reject what it holds, close its files, tell the application.

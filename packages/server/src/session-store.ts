@@ -34,13 +34,17 @@ export interface SessionStore {
    * returns the refusal (TOO_MANY_SESSIONS) when every session in the way is connected.
    */
   makeRoom(identity: string): TetherError | undefined | Promise<TetherError | undefined>;
-  add(session: PeerSession): void | Promise<void>;
+  /**
+   * Keeps a new session; a shared store may refuse it here (TOO_MANY_SESSIONS: its caps are
+   * checked with the add, atomically).
+   */
+  add(session: PeerSession): TetherError | undefined | Promise<TetherError | undefined>;
   /** The session lost its connection: it waits for a resume until the TTL. */
   disconnected(session: PeerSession): void;
   /** The session's client is back. */
   resumed(session: PeerSession): void;
-  /** Forgets the session; returns false when it was not kept. */
-  remove(session: PeerSession): boolean;
+  /** Forgets the session (ended by `error`); returns false when it was not kept. */
+  remove(session: PeerSession, error?: TetherError): boolean;
 }
 
 /** Settings of {@link MemorySessionStore}. */
@@ -60,6 +64,8 @@ export interface MemorySessionStoreOptions {
 export class MemorySessionStore implements SessionStore {
   readonly #options: MemorySessionStoreOptions;
   readonly #byId = new Map<string, PeerSession>();
+  /** The newest session of each client id (`sendTo`). */
+  readonly #byClient = new Map<string, PeerSession>();
   /** Sessions of each identity, oldest first (the per-identity cap). */
   readonly #byIdentity = new Map<string, Set<PeerSession>>();
   /** Disconnected sessions, longest disconnected first. */
@@ -114,14 +120,21 @@ export class MemorySessionStore implements SessionStore {
     return undefined;
   }
 
-  add(session: PeerSession): void {
+  add(session: PeerSession): undefined {
     this.#byId.set(session.id, session);
+    this.#byClient.set(session.clientId, session);
     let own = this.#byIdentity.get(session.identity);
     if (own === undefined) {
       own = new Set();
       this.#byIdentity.set(session.identity, own);
     }
     own.add(session);
+    return undefined;
+  }
+
+  /** The newest session of `clientId`, if it lives. */
+  newest(clientId: string): PeerSession | undefined {
+    return this.#byClient.get(clientId);
   }
 
   disconnected(session: PeerSession): void {
@@ -142,6 +155,7 @@ export class MemorySessionStore implements SessionStore {
 
   remove(session: PeerSession): boolean {
     if (!this.#byId.delete(session.id)) return false;
+    if (this.#byClient.get(session.clientId) === session) this.#byClient.delete(session.clientId);
     this.resumed(session);
     const own = this.#byIdentity.get(session.identity);
     own?.delete(session);
@@ -154,7 +168,8 @@ function tooManySessions(message: string): TetherError {
   return new TetherError(ErrorCode.TOO_MANY_SESSIONS, message);
 }
 
-function tokensEqual(a: string, b: string): boolean {
+/** Compares two resume tokens in constant time. */
+export function tokensEqual(a: string, b: string): boolean {
   const x = Buffer.from(a);
   const y = Buffer.from(b);
   return x.length === y.length && timingSafeEqual(x, y);

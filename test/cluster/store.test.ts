@@ -1,0 +1,66 @@
+import { TetherClient } from '@tether/client';
+import { type Message, TetherServer } from '@tether/server';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { requireBinaries, startRedis, switchable } from './helpers.js';
+
+const enabled = requireBinaries('redis-server');
+const cleanups: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+let prefixCounter = 0;
+
+async function cluster(count: number) {
+  const redis = await startRedis();
+  cleanups.push(() => redis.cleanup());
+  const prefix = `t${process.pid}-${++prefixCounter}:`;
+  const servers: TetherServer[] = [];
+  const received: { server: number; message: Message }[] = [];
+  for (let i = 0; i < count; i++) {
+    const server = new TetherServer({ redis: { url: redis.url, prefix }, sessionTtlMs: 30_000 });
+    server.on('message', (message) => received.push({ server: i, message }));
+    await server.listen();
+    cleanups.push(() => server.close({ drainTimeoutMs: 0 }));
+    servers.push(server);
+  }
+  return { redis, servers, received, prefix };
+}
+
+describe.skipIf(!enabled)('Redis store', () => {
+  beforeAll(() => {});
+
+  it('Redis store - a session resumes on another instance with nothing lost or repeated', async () => {
+    const { servers, received } = await cluster(2);
+    let target = servers[0]?.address?.port ?? 0;
+    const client = new TetherClient({
+      port: 0,
+      transport: switchable(() => target),
+      clientId: 'c1',
+      backoff: { minDelayMs: 10, maxDelayMs: 50 },
+    });
+    cleanups.push(() => client.close());
+    const fromServer: Message[] = [];
+    client.on('message', (m) => fromServer.push(m));
+    await client.connect();
+    for (let i = 0; i < 20; i++) await client.send(`a${i}`);
+    const peer = servers[0]?.peers[0];
+    expect(peer).toBeDefined();
+    await peer?.send('s0');
+    // Move: the client now reaches instance 1.
+    target = servers[1]?.address?.port ?? 0;
+    peer?.disconnect();
+    const sends = [];
+    for (let i = 0; i < 20; i++) sends.push(client.send(`b${i}`));
+    await Promise.all(sends);
+    expect(servers[1]?.peers.length).toBe(1);
+    expect(servers[0]?.peers.length).toBe(0);
+    await servers[1]?.peers[0]?.send('s1');
+    expect(received.map((r) => r.message.text())).toEqual([
+      ...Array.from({ length: 20 }, (_, i) => `a${i}`),
+      ...Array.from({ length: 20 }, (_, i) => `b${i}`),
+    ]);
+    expect(received.filter((r) => r.message.redelivered).length).toBe(0);
+    expect(fromServer.map((m) => m.text())).toEqual(['s0', 's1']);
+  });
+});
