@@ -64,3 +64,44 @@ describe.skipIf(!enabled)('Redis store', () => {
     expect(fromServer.map((m) => m.text())).toEqual(['s0', 's1']);
   });
 });
+
+describe.skipIf(!enabled)('Redis store routing', () => {
+  // Regression: appends were numbered per session queue, so a send after the queue emptied
+  // reused id 1 and the store answered it as the first send, already queued: never delivered.
+  it('Redis store - sends one after another, each after the last was acknowledged, all arrive', async () => {
+    const { servers } = await cluster(1);
+    const client = new TetherClient({ port: servers[0]?.address?.port ?? 0, clientId: 'c3' });
+    cleanups.push(() => client.close());
+    const fromServer: string[] = [];
+    client.on('message', (m) => fromServer.push(m.text()));
+    await client.connect();
+    const peer = servers[0]?.peers[0];
+    for (let i = 0; i < 5; i++) {
+      await client.send(`x${i}`);
+      await peer?.send(`s${i}`);
+    }
+    expect(fromServer).toEqual(['s0', 's1', 's2', 's3', 's4']);
+  });
+
+  it('Redis store - sendTo from another instance reaches the client exactly once, in order', async () => {
+    const { servers } = await cluster(2);
+    const client = new TetherClient({ port: servers[0]?.address?.port ?? 0, clientId: 'c2' });
+    cleanups.push(() => client.close());
+    const fromServer: string[] = [];
+    client.on('message', (m) => fromServer.push(m.text()));
+    await client.connect();
+    const sends = [];
+    for (let i = 0; i < 10; i++) {
+      sends.push(servers[1]?.sendTo('c2', `r${i}`));
+      sends.push(servers[0]?.peers[0]?.send(`l${i}`));
+    }
+    await Promise.all(sends);
+    expect(fromServer.filter((v) => v.startsWith('r'))).toEqual(
+      Array.from({ length: 10 }, (_, i) => `r${i}`),
+    );
+    expect(fromServer.filter((v) => v.startsWith('l'))).toEqual(
+      Array.from({ length: 10 }, (_, i) => `l${i}`),
+    );
+    expect(fromServer.length).toBe(20);
+  });
+});

@@ -1,3 +1,11 @@
+export { type ClusterRunOptions, type ClusterRunResult, runCluster } from './cluster-run.js';
+export { type ClientRecord, Fleet, type FleetOptions } from './fleet.js';
 export { freePort, waitForPort } from './free-port.js';
+export { type Backend, HAProxy, type HAProxyOptions } from './haproxy.js';
+export { Instance } from './instance.js';
+export type { InstanceSettings } from './instance-main.js';
+export { type JournalLine, JournalWriter, readJournal } from './journal.js';
 export { RedisServer, type RedisServerOptions } from './redis-server.js';
+export { type ClusterEvent, ClusterRig, type RigOptions } from './rig.js';
+export { type Check, checks, redeliveredBetween, type Tally, tally } from './verify.js';
 export { which } from './which.js';

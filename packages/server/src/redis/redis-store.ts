@@ -62,7 +62,6 @@ interface AppendQueue {
   entries: PeerPendingSend[];
   busy: boolean;
   scheduled: boolean;
-  lastId: number;
 }
 
 // Most messages in one append (one script call).
@@ -108,6 +107,7 @@ export class RedisSessionStore implements SessionStore {
   #endsOut = new Map<string, Map<string, string>>();
   #notifyQueued = false;
   #appendWaiter: (() => void) | undefined;
+  #appendIds = 0;
   #sweepTimer: unknown;
   #pollTimer: unknown;
   #closing = false;
@@ -482,7 +482,7 @@ export class RedisSessionStore implements SessionStore {
     }
     let queue = this.#appends.get(sid);
     if (queue === undefined) {
-      queue = { entries: [], busy: false, scheduled: false, lastId: 0 };
+      queue = { entries: [], busy: false, scheduled: false };
       this.#appends.set(sid, queue);
     }
     queue.entries.push(entry);
@@ -496,7 +496,8 @@ export class RedisSessionStore implements SessionStore {
     queue.scheduled = false;
     if (queue.busy || queue.entries.length === 0) return;
     const batch = queue.entries.splice(0, APPEND_BATCH);
-    const id = String(++queue.lastId);
+    // Unique among this instance's appends: the store applies an id once.
+    const id = String(++this.#appendIds);
     const records = batch.map((entry) =>
       encodeRecord({
         flags: entry.flags,
