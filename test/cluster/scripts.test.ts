@@ -2,19 +2,20 @@ import { createHash } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeRecord, encodeRecord } from '../../packages/server/src/redis/record.js';
-import { SCRIPTS } from '../../packages/server/src/redis/scripts.js';
+import { SCRIPTS, type ScriptName } from '../../packages/server/src/redis/scripts.js';
 import { requireBinaries, startRedis } from './helpers.js';
 
 const enabled = requireBinaries('redis-server');
 type Call = (...args: (string | number | Buffer)[]) => Promise<unknown>;
+type Scripted = Redis & Record<ScriptName | `${ScriptName}Buffer`, Call>;
 let redis: Awaited<ReturnType<typeof startRedis>> | undefined;
-let client: Redis & Record<string, Call>;
+let client: Scripted;
 let n = 0;
 
 beforeAll(async () => {
   if (!enabled) return;
   redis = await startRedis();
-  client = new Redis(redis.url) as Redis & Record<string, Call>;
+  client = new Redis(redis.url) as Scripted;
   for (const [name, lua] of Object.entries(SCRIPTS))
     client.defineCommand(name, { numberOfKeys: 0, lua });
 });
