@@ -9,12 +9,15 @@
  *   pnpm chaos --verbose                    one line per run
  *   pnpm chaos --json results.json        every run's result, for analysis
  *   pnpm chaos --jobs 1                     one run at a time (default 3 worker processes)
+ *   pnpm chaos --suite cluster              Redis + 3 instances + HAProxy, 200 clients, 60 s of kills
  *
+ * With `all` (the default) the cluster run comes last, alone on the machine.
  * Runs are spread over worker processes (pool.ts, worker.ts).
  */
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { deriveSeed } from '@tether/chaos';
+import { CLUSTER_CHAOS, formatClusterResult, runClusterScenario } from './cluster-scenario.js';
 import { removeStaleFileDirs } from './files.js';
 import { type NetnsCapability, netnsCapability, removeLeftovers, skipWarning } from './netns.js';
 import { runPool, skippedRun } from './pool.js';
@@ -24,7 +27,7 @@ import { formatFailure, formatTable } from './summary.js';
 interface Args {
   seed: number | undefined;
   runs: number | undefined;
-  suite: Suite | 'all';
+  suite: Suite | 'cluster' | 'all';
   base: number | undefined;
   verbose: boolean;
   jobs: number;
@@ -62,8 +65,8 @@ function parseArgs(argv: readonly string[]): Args {
     else if (arg === '--verbose' || arg === '-v') args.verbose = true;
     else if (arg === '--suite') {
       const v = value();
-      if (v !== 'proxy' && v !== 'netns' && v !== 'loss' && v !== 'all')
-        throw new TypeError('--suite must be proxy, netns, loss or all');
+      if (v !== 'proxy' && v !== 'netns' && v !== 'loss' && v !== 'cluster' && v !== 'all')
+        throw new TypeError('--suite must be proxy, netns, loss, cluster or all');
       args.suite = v;
     } else if (arg === '--') {
     } else throw new TypeError(`unknown argument ${arg} (see test/chaos/run.ts)`);
@@ -76,9 +79,36 @@ const NETNS_SHARE = 30 / 200;
 const LOSS_SHARE = 20 / 200;
 const DEFAULT_RUNS = 200;
 
+// The cluster suite: one long run of real processes (run after the others, alone).
+async function runClusterSuite(args: Args, base: number): Promise<number> {
+  if (!(await clusterAvailable())) {
+    console.error(
+      'cluster suite: redis-server and haproxy are needed (apt-get install -y redis-server haproxy)',
+    );
+    return process.env.CI !== undefined && process.env.CI !== 'false' && process.env.CI !== '0'
+      ? 1
+      : 0;
+  }
+  const seed = args.seed ?? deriveSeed(base, 4, 0);
+  console.log(
+    `\nCluster suite (seed ${seed}): ${CLUSTER_CHAOS.clients} clients, ${CLUSTER_CHAOS.killPhaseMs / 1000} s of instance kills, a rolling restart, a Redis restart`,
+  );
+  const result = await runClusterScenario(CLUSTER_CHAOS, seed, (line) => {
+    if (args.verbose) console.log(`  ${line}`);
+  });
+  console.log(formatClusterResult(result, seed));
+  return result.ok ? 0 : 1;
+}
+
+async function clusterAvailable(): Promise<boolean> {
+  const { HAProxy, RedisServer } = await import('@tether/cluster');
+  return HAProxy.available() && RedisServer.available();
+}
+
 async function main(): Promise<number> {
   const args = parseArgs(process.argv.slice(2));
   const base = args.base ?? randomBytes(4).readUInt32LE(0);
+  if (args.suite === 'cluster') return runClusterSuite(args, base);
   const plan: { suite: Suite; seed: number }[] = [];
   if (args.seed !== undefined) {
     const suite = args.suite === 'all' ? Suite.PROXY : args.suite;
@@ -149,6 +179,8 @@ async function main(): Promise<number> {
     report,
   );
   if (args.json !== undefined) writeFileSync(args.json, `${JSON.stringify(results, null, 1)}\n`);
+  const clusterCode =
+    args.suite === 'all' && args.seed === undefined ? await runClusterSuite(args, base) : 0;
   const failed = results.filter((r) => !r.ok);
   const elapsed = (performance.now() - startedAt) / 1000;
   console.log(`\nSummary (${results.length} runs in ${elapsed.toFixed(0)} s):\n`);
@@ -167,7 +199,7 @@ async function main(): Promise<number> {
       return 1;
     }
   }
-  return failed.length > 0 ? 1 : 0;
+  return failed.length > 0 || clusterCode !== 0 ? 1 : 0;
 }
 
 main().then(

@@ -10,12 +10,18 @@ export interface ClusterRunOptions {
   clients: number;
   /** Messages each client sends per second. */
   rate: number;
-  /** Instance kills (SIGKILL), one instance after another, before the rolling restart. */
-  kills: number;
-  /** Keep sending this long between steps. */
+  /** How long instances keep being killed (SIGKILL) before the rolling restart. */
+  killPhaseMs: number;
+  /** About this long between two kills (seeded jitter of ±25%). */
+  killEveryMs: number;
+  /** How long a killed instance stays down before it is started again. */
+  downMs: number;
+  /** Pause between the steps of the rolling restart and after the Redis restart. */
   stepMs: number;
   /** Also restart Redis (SIGKILL; AOF with fsync always). */
   redisRestart: boolean;
+  /** Picks which instance each kill hits and the jitter. */
+  seed: number;
   /** Print each step. */
   log: (line: string) => void;
 }
@@ -71,16 +77,23 @@ export async function runCluster(options: ClusterRunOptions): Promise<ClusterRun
     });
     await fleet.start();
     log(`${options.clients} clients connected, sending ${options.rate} msg/s each`);
-    await sleep(options.stepMs);
-    for (let k = 0; k < options.kills; k++) {
-      const i = k % rig.instances.length;
+    const random = mulberry32(options.seed);
+    const killsEnd = Date.now() + options.killPhaseMs;
+    let kills = 0;
+    for (;;) {
+      const waitMs = options.killEveryMs * (0.75 + random() / 2);
+      if (Date.now() + waitMs > killsEnd) break;
+      await sleep(waitMs);
+      const i = Math.floor(random() * rig.instances.length);
       log(`kill -9 ${rig.instances[i]?.name}`);
       await rig.kill(i);
-      await sleep(options.stepMs / 2);
+      kills++;
+      await sleep(options.downMs);
       await rig.startInstance(i);
       log(`${rig.instances[i]?.name} started again`);
-      await sleep(options.stepMs);
     }
+    await sleep(Math.max(0, killsEnd - Date.now()));
+    log(`${kills} kills; waiting for every client to be connected`);
     await waitConnected(fleet, options.clients, 15_000);
     await sleep(500);
     const rollingFrom = Date.now();
@@ -100,9 +113,11 @@ export async function runCluster(options: ClusterRunOptions): Promise<ClusterRun
       await sleep(options.stepMs);
     }
     log('stop sending; waiting for every send to settle');
+    await Promise.all(rig.instances.map((instance) => instance.quiet()));
     const settled = await fleet.stopSending(30_000);
-    // Server→client messages accepted last need a moment to arrive.
-    await sleep(1500);
+    // Every server message accepted must arrive; give the last ones the time to.
+    const waitUntil = Date.now() + 15_000;
+    while (Date.now() < waitUntil && !allDelivered(rig, fleet)) await sleep(100);
     await fleet.close();
     const journals = rig.journals();
     const t = tally(journals, fleet.records, rig.events);
@@ -119,6 +134,28 @@ export async function runCluster(options: ClusterRunOptions): Promise<ClusterRun
     await rig?.stop();
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+// Whether every server message the store accepted has reached its client.
+function allDelivered(rig: ClusterRig, fleet: Fleet): boolean {
+  const delivered = new Set<string>();
+  for (const record of fleet.records) for (const m of record.received) delivered.add(m.value);
+  for (const lines of rig.journals().values()) {
+    for (const line of lines) if (line.kind === 'a' && !delivered.has(line.value)) return false;
+  }
+  return true;
+}
+
+// A small seeded generator (mulberry32): the run's choices replay from its seed.
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
 }
 
 async function waitConnected(fleet: Fleet, count: number, timeoutMs: number): Promise<void> {

@@ -92,6 +92,12 @@ if (settings.sendToEveryMs > 0 && settings.clientIds.length > 0) {
 process.on(
   'message',
   (command: { type: string; retryAfterMs?: number; drainTimeoutMs?: number }) => {
+    if (command.type === 'quiet') {
+      // The run is ending: no more sends, so every accepted one can be checked as delivered.
+      for (const timer of timers) clearInterval(timer);
+      process.send?.({ type: 'quiet' });
+      return;
+    }
     if (command.type !== 'close') return;
     for (const timer of timers) clearInterval(timer);
     void server

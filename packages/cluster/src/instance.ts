@@ -62,6 +62,22 @@ export class Instance {
     this.#child = undefined;
   }
 
+  /** Stops the application's own sends (the run is ending); resolves once it has. */
+  async quiet(): Promise<void> {
+    const child = this.#child;
+    if (child === undefined) return;
+    await new Promise<void>((resolve) => {
+      const onMessage = (message: { type?: string }): void => {
+        if (message.type !== 'quiet') return;
+        child.off('message', onMessage);
+        resolve();
+      };
+      child.on('message', onMessage);
+      void this.#exited.then(() => resolve());
+      child.send({ type: 'quiet' });
+    });
+  }
+
   /** A graceful close (GOAWAY, drain); resolves when the process exited. */
   async close(retryAfterMs: number, drainTimeoutMs: number): Promise<void> {
     const child = this.#child;

@@ -3,14 +3,24 @@
  * picked at run time), runs clients through a script of instance kills, a rolling restart and a
  * Redis restart, and ends with a verification table. Exit code 0 only if every check holds.
  *
- *   pnpm cluster [--clients 40] [--rate 20] [--kills 2] [--step-ms 2000] [--no-redis-restart]
+ *   pnpm cluster [--clients 40] [--rate 20] [--kill-phase-ms 8000] [--kill-every-ms 3000]
+ *                [--down-ms 1000] [--step-ms 1500] [--seed n] [--no-redis-restart]
  */
 import { runCluster } from './cluster-run.js';
 import { HAProxy } from './haproxy.js';
 import { RedisServer } from './redis-server.js';
 
 function parse(argv: string[]) {
-  const args = { clients: 40, rate: 20, kills: 2, stepMs: 2000, redisRestart: true };
+  const args = {
+    clients: 40,
+    rate: 20,
+    killPhaseMs: 8000,
+    killEveryMs: 3000,
+    downMs: 1000,
+    stepMs: 1500,
+    redisRestart: true,
+    seed: Math.floor(Math.random() * 2 ** 32),
+  };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const num = (): number => {
@@ -20,8 +30,11 @@ function parse(argv: string[]) {
     };
     if (arg === '--clients') args.clients = Math.max(1, Math.floor(num()));
     else if (arg === '--rate') args.rate = num();
-    else if (arg === '--kills') args.kills = Math.floor(num());
+    else if (arg === '--kill-phase-ms') args.killPhaseMs = num();
+    else if (arg === '--kill-every-ms') args.killEveryMs = Math.max(100, num());
+    else if (arg === '--down-ms') args.downMs = num();
     else if (arg === '--step-ms') args.stepMs = num();
+    else if (arg === '--seed') args.seed = Math.floor(num()) >>> 0;
     else if (arg === '--no-redis-restart') args.redisRestart = false;
     else if (arg === '--') continue;
     else throw new TypeError(`unknown argument ${arg}`);
@@ -40,7 +53,7 @@ async function main(): Promise<number> {
   const started = performance.now();
   const log = (line: string): void =>
     console.log(`[${((performance.now() - started) / 1000).toFixed(1).padStart(5)} s] ${line}`);
-  log('Tether cluster: Redis + 3 instances + HAProxy, on loopback');
+  log(`Tether cluster: Redis + 3 instances + HAProxy, on loopback (seed ${args.seed})`);
   const result = await runCluster({ ...args, log });
   console.log('\nVerification');
   const width = Math.max(...result.checks.map((c) => c.name.length));
