@@ -52,6 +52,7 @@ export function formatClusterResult(result: ClusterRunResult, seed: number): str
     `cluster seed ${seed}: ${result.ok ? 'ok' : 'FAILED'} in ${(result.durationMs / 1000).toFixed(0)} s, ${kills} kills, ${t.clientResolved} client and ${t.serverAccepted} server messages, ${t.redelivered} redelivered (marked), slowest resume per kill p50 ${p(0.5)} ms / max ${sorted.at(-1) ?? 0} ms`,
     ...result.checks.map(
       (c) => `  ${c.ok ? 'ok  ' : 'FAIL'}  ${c.name.padEnd(width)}  ${c.detail}`,
+      ...t.problems.map((problem) => `  ! ${problem}`),
     ),
     ...(result.ok ? [] : [`  replay: pnpm chaos --suite cluster --seed ${seed}`]),
   ].join('\n');

@@ -66,6 +66,37 @@ describe.skipIf(!enabled)('Redis store', () => {
 });
 
 describe.skipIf(!enabled)('Redis store routing', () => {
+  // Regression: append ids restarted at 1 in a new process; a restarted instance that kept its
+  // instance id had its first append taken for the dead process's last one (never delivered).
+  it('Redis store - a process that reuses an instance id still has its sends delivered', async () => {
+    const redis = await startRedis();
+    cleanups.push(() => redis.cleanup());
+    const options = { redis: { url: redis.url, prefix: 'reuse:', instanceId: 'same' } };
+    const first = new TetherServer(options);
+    await first.listen();
+    let target = first.address?.port ?? 0;
+    const client = new TetherClient({
+      port: 0,
+      transport: switchable(() => target),
+      clientId: 'c4',
+      backoff: { minDelayMs: 10, maxDelayMs: 50 },
+    });
+    cleanups.push(() => client.close());
+    const fromServer: string[] = [];
+    client.on('message', (m) => fromServer.push(m.text()));
+    await client.connect();
+    await first.peers[0]?.send('one');
+    // The first process is gone before the second starts with the same id.
+    await first.close({ retryAfterMs: 10, drainTimeoutMs: 0 });
+    const second = new TetherServer(options);
+    await second.listen();
+    cleanups.push(() => second.close({ drainTimeoutMs: 0 }));
+    target = second.address?.port ?? 0;
+    await client.send('moved');
+    await second.peers[0]?.send('two');
+    expect(fromServer).toEqual(['one', 'two']);
+  });
+
   // Regression: appends were numbered per session queue, so a send after the queue emptied
   // reused id 1 and the store answered it as the first send, already queued: never delivered.
   it('Redis store - sends one after another, each after the last was acknowledged, all arrive', async () => {

@@ -40,7 +40,8 @@ const server = new TetherServer({
     url: settings.redisUrl,
     prefix: settings.prefix,
     timeoutMs: settings.storeTimeoutMs,
-    instanceId: settings.name,
+    // No instanceId: a restarted instance is a new process, with a new id (its lease, channel
+    // and sessions are its own; the dead one's are handed back by the sweep).
   },
   maxConnectionsPerAddress: 10_000,
 });

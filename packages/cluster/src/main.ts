@@ -61,6 +61,7 @@ async function main(): Promise<number> {
     console.log(`  ${check.ok ? 'ok  ' : 'FAIL'}  ${check.name.padEnd(width)}  ${check.detail}`);
   }
   const t = result.tally;
+  for (const problem of t.problems) console.log(`  ! ${problem}`);
   console.log(
     `\n${result.ok ? 'All checks hold' : 'SOME CHECKS FAILED'}: ${t.clientResolved} client messages and ${t.serverAccepted} server messages delivered, ${t.redelivered} redelivered (marked), in ${(result.durationMs / 1000).toFixed(1)} s.`,
   );

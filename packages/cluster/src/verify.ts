@@ -34,6 +34,8 @@ export interface Tally {
   resumeMs: number[];
   /** Clients of a killed instance that never resumed. */
   notResumed: number;
+  /** What went wrong, in words (the first few of each kind), for a failing run's report. */
+  problems: string[];
 }
 
 /**
@@ -50,6 +52,10 @@ export function tally(
   events: ClusterEvent[],
 ): Tally {
   const kills = events.filter((e) => e.kind === 'kill');
+  const problems: string[] = [];
+  const note = (text: string): void => {
+    if (problems.length < 20) problems.push(text);
+  };
   // Client → server.
   const copies = new Map<string, { instance: string; at: number; redelivered: boolean }[]>();
   let redelivered = 0;
@@ -75,7 +81,11 @@ export function tally(
     clientResolved += client.resolved.size;
     clientRejected += client.rejected.size;
     for (const value of client.sent) sentValues.add(value);
-    for (const value of client.resolved.keys()) if (!copies.has(value)) lost++;
+    for (const value of client.resolved.keys()) {
+      if (copies.has(value)) continue;
+      lost++;
+      note(`client message ${value} resolved (${client.resolved.get(value)}) but never delivered`);
+    }
   }
   let duplicates = 0;
   let unmarkedDuplicates = 0;
@@ -98,12 +108,17 @@ export function tally(
   // Server → client.
   const attempts = new Map<string, string>();
   const accepted = new Map<string, string>();
-  for (const lines of journals.values()) {
+  const acceptedWhere = new Map<string, string>();
+  for (const [instance, lines] of journals) {
     for (const line of lines) {
       if (line.kind === 't') attempts.set(line.value, line.clientId);
-      else if (line.kind === 'a') accepted.set(line.value, line.id);
+      else if (line.kind === 'a') {
+        accepted.set(line.value, line.id);
+        acceptedWhere.set(line.value, `${instance} at ${line.at}`);
+      }
     }
   }
+
   const deliveredTimes = new Map<string, number>();
   let serverUnexpected = 0;
   let serverDelivered = 0;
@@ -117,7 +132,16 @@ export function tally(
     }
   }
   let serverLost = 0;
-  for (const value of accepted.keys()) if (!deliveredTimes.has(value)) serverLost++;
+  for (const [value, id] of accepted) {
+    if (deliveredTimes.has(value)) continue;
+    serverLost++;
+    const clientId = attempts.get(value) ?? '?';
+    const client = clients.find((c) => c.clientId === clientId);
+    const last = client?.received.filter((m) => m.id.split(':')[0] === id.split(':')[0]).at(-1);
+    note(
+      `server message ${value} (${id}) to ${clientId} accepted on ${acceptedWhere.get(value)}, never delivered; the client's last from that session: ${last?.id ?? 'none'}; its welcomes: ${client?.welcomes.join(', ')}`,
+    );
+  }
   let serverDuplicates = 0;
   for (const times of deliveredTimes.values()) if (times > 1) serverDuplicates += times - 1;
   // Resume after each kill: the clients whose last welcome before the kill was on the killed
@@ -163,6 +187,7 @@ export function tally(
     sessionsLost: clients.reduce((n, c) => n + c.sessionsLost, 0),
     resumeMs,
     notResumed,
+    problems,
   };
 }
 

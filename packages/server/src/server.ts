@@ -248,6 +248,8 @@ export class TetherServer extends EventEmitter<ServerEvents> {
         sessionTtlMs: options.sessionTtlMs,
         maxSessions: options.maxSessions,
         maxSessionsPerIdentity: options.maxSessionsPerIdentity,
+        // As much as the server lets itself have in flight to one client.
+        maxHeldBytes: options.maxInFlightBytes,
         makeSession: (init: SessionInit) => new PeerSession(this.#sessions, init),
         deliver: (session, frame) => this.#data(session, frame),
         ended: (session, end) => this.#ended(session, end),

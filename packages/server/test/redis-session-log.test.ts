@@ -7,18 +7,21 @@ function frame(seq: number): DataFrame {
 }
 
 /** A store whose writes the test answers one by one. */
-function harness(durable: Positions = { ack: 0, mark: 0, in: 0 }) {
+function harness(durable: Positions = { ack: 0, mark: 0, in: 0 }, maxHeldBytes?: number) {
   const writes: { positions: Positions; resolve(): void; reject(error: Error): void }[] = [];
   const delivered: number[] = [];
+  const pauses: boolean[] = [];
   const log = new RedisSessionLog(
     {
       write: (positions) =>
         new Promise<void>((resolve, reject) => writes.push({ positions, resolve, reject })),
       deliver: (f) => delivered.push(f.seq),
+      backpressure: (paused) => pauses.push(paused),
     },
     durable,
+    maxHeldBytes,
   );
-  return { log, writes, delivered };
+  return { log, writes, delivered, pauses };
 }
 
 const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -114,5 +117,23 @@ describe('RedisSessionLog', () => {
     log.acked(7);
     void log.commit();
     expect(writes[0]?.positions).toEqual({ ack: 7, mark: 0, in: 0 });
+  });
+
+  it('RedisSessionLog - past maxHeldBytes of frames waiting for the store the client is not read, until they fall to half', async () => {
+    // Each payload is 2 or 3 bytes ("m1" .. "m10"); the cap is 10 bytes.
+    const { log, writes, pauses } = harness(undefined, 10);
+    for (let seq = 1; seq <= 5; seq++) log.hold(frame(seq));
+    expect(pauses).toEqual([]);
+    log.hold(frame(6));
+    expect(log.heldBytes).toBe(12);
+    expect(pauses).toEqual([true]);
+    log.hold(frame(7));
+    expect(pauses).toEqual([true]);
+    log.delivered(7);
+    void log.commit();
+    writes[0]?.resolve();
+    await tick();
+    expect(log.heldBytes).toBe(0);
+    expect(pauses).toEqual([true, false]);
   });
 });

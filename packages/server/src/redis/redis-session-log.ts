@@ -16,6 +16,11 @@ export interface LogHost {
   write(positions: Positions): Promise<void>;
   /** Hands a held frame to the application, in order. */
   deliver(frame: DataFrame): void;
+  /**
+   * Frames held past `maxHeldBytes`: stop reading the client (true) until they fall to half
+   * (false). A client that ignores its window cannot make us hold more while Redis is slow.
+   */
+  backpressure(paused: boolean): void;
 }
 
 interface Waiter {
@@ -49,6 +54,9 @@ export class RedisSessionLog implements SessionLog {
   #mark: number;
   /** Frames delivered by the link and not yet handed to the application (mark not durable). */
   #held: DataFrame[] = [];
+  #heldBytes = 0;
+  readonly #maxHeldBytes: number;
+  #paused = false;
   /** Highest client seq handed to the application. */
   #emitted: number;
   #writing = false;
@@ -56,8 +64,9 @@ export class RedisSessionLog implements SessionLog {
   /** Set once the session left this instance: nothing is written or delivered any more. */
   #stopped: unknown;
 
-  constructor(host: LogHost, durable: Positions) {
+  constructor(host: LogHost, durable: Positions, maxHeldBytes = Number.POSITIVE_INFINITY) {
     this.#host = host;
+    this.#maxHeldBytes = maxHeldBytes;
     this.#durable = { ...durable };
     this.#ack = durable.ack;
     this.#mark = durable.mark;
@@ -65,9 +74,9 @@ export class RedisSessionLog implements SessionLog {
     this.#emitted = durable.in;
   }
 
-  /** Held frames' payload bytes are bounded by the client's window; this counts them. */
-  get heldCount(): number {
-    return this.#held.length;
+  /** Payload bytes of the frames held for their mark. */
+  get heldBytes(): number {
+    return this.#heldBytes;
   }
 
   /** Whether everything recorded is durable and every held frame was handed over. */
@@ -107,7 +116,12 @@ export class RedisSessionLog implements SessionLog {
       return;
     }
     this.#held.push(frame);
+    this.#heldBytes += frame.payload.length;
     if (frame.seq > this.#mark) this.#mark = frame.seq;
+    if (!this.#paused && this.#heldBytes > this.#maxHeldBytes) {
+      this.#paused = true;
+      this.#host.backpressure(true);
+    }
   }
 
   commit(): Promise<void> | undefined {
@@ -137,6 +151,7 @@ export class RedisSessionLog implements SessionLog {
     if (this.#stopped !== undefined) return;
     this.#stopped = error;
     this.#held = [];
+    this.#heldBytes = 0;
     const waiters = this.#waiters;
     this.#waiters = [];
     for (const waiter of waiters) waiter.reject(error);
@@ -182,8 +197,13 @@ export class RedisSessionLog implements SessionLog {
   #emit(frames: readonly DataFrame[]): void {
     for (const frame of frames) {
       if (this.#stopped !== undefined) return;
+      this.#heldBytes -= frame.payload.length;
       this.#emitted = frame.seq;
       this.#host.deliver(frame);
+    }
+    if (this.#paused && this.#heldBytes <= this.#maxHeldBytes / 2) {
+      this.#paused = false;
+      this.#host.backpressure(false);
     }
   }
 

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { Scheduler } from '@tether/core';
 import {
   type DataFrame,
@@ -38,6 +38,8 @@ export interface RedisStoreHost {
   readonly sessionTtlMs: number;
   readonly maxSessions: number;
   readonly maxSessionsPerIdentity: number;
+  /** Client messages one session may hold while they wait for the store; past it, reading stops. */
+  readonly maxHeldBytes: number;
   /** Makes a PeerSession (the server's session host behind it). */
   makeSession(init: SessionInit): PeerSession;
   /** Hands a client message to the application. */
@@ -108,6 +110,7 @@ export class RedisSessionStore implements SessionStore {
   #notifyQueued = false;
   #appendWaiter: (() => void) | undefined;
   #appendIds = 0;
+  readonly #appendNonce = randomBytes(6).toString('hex');
   #sweepTimer: unknown;
   #pollTimer: unknown;
   #closing = false;
@@ -404,8 +407,14 @@ export class RedisSessionStore implements SessionStore {
       {
         write: (positions) => this.#write(init.id, gen, positions),
         deliver: (frame) => this.#host.deliver(session as PeerSession, frame),
+        backpressure: (paused) => {
+          const connection = session?.connection;
+          if (paused) connection?.pauseReading();
+          else connection?.resumeReading();
+        },
       },
       durable,
+      this.#host.maxHeldBytes,
     );
     session = this.#host.makeSession({ ...init, log, acked: durable.ack, retained });
     const made = session;
@@ -496,8 +505,9 @@ export class RedisSessionStore implements SessionStore {
     queue.scheduled = false;
     if (queue.busy || queue.entries.length === 0) return;
     const batch = queue.entries.splice(0, APPEND_BATCH);
-    // Unique among this instance's appends: the store applies an id once.
-    const id = String(++this.#appendIds);
+    // Unique among every append this process makes (the store applies an id once), even if an
+    // instance id were reused by a later process.
+    const id = `${this.#appendNonce}.${++this.#appendIds}`;
     const records = batch.map((entry) =>
       encodeRecord({
         flags: entry.flags,

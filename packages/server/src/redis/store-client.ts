@@ -68,6 +68,7 @@ export class StoreClient {
   #epoch = '';
   #ready = false;
   #closed = false;
+  #subscribed = false;
   /** When the command connection last became ready (scheduler time). */
   #readySince = 0;
 
@@ -76,6 +77,9 @@ export class StoreClient {
     this.#channel = `${options.prefix}ch:${options.instanceId}`;
     const make = (): Redis =>
       new Redis(options.url, {
+        // We subscribe ourselves on every connection, and re-read what we may have missed only
+        // once the subscription is confirmed.
+        autoResubscribe: false,
         lazyConnect: true,
         enableAutoPipelining: true,
         // Our operations decide what to retry; ioredis must neither replay nor queue them.
@@ -98,8 +102,24 @@ export class StoreClient {
       options.message(message),
     );
     this.subscriber.on('ready', () => {
-      if (this.#ready) options.ready();
+      this.subscriber.subscribe(this.#channel).then(
+        () => {
+          this.#subscribed = true;
+          this.#readyEvent();
+        },
+        () => {}, // the connection dropped again: the next ready subscribes
+      );
     });
+    this.subscriber.on('close', () => {
+      this.#subscribed = false;
+    });
+  }
+
+  // Both connections are up (again): notifications may have been missed while either was down.
+  #readyEvent(): void {
+    if (!this.#ready || !this.#subscribed) return;
+    this.commands.emit('tether-ready');
+    this.#options.ready();
   }
 
   /** Whether commands can be sent now. */
@@ -133,8 +153,7 @@ export class StoreClient {
         );
       });
     await within(Promise.all([this.commands.connect(), this.subscriber.connect()]));
-    await within(this.subscriber.subscribe(this.#channel));
-    if (!this.#ready) {
+    if (!this.#ready || !this.#subscribed) {
       await within(
         new Promise<void>((resolve) => this.commands.once('tether-ready', () => resolve())),
       );
@@ -198,11 +217,10 @@ export class StoreClient {
     }
     this.#ready = true;
     this.#readySince = this.#options.scheduler.now();
-    this.commands.emit('tether-ready');
     const waiting = [...this.#waiting];
     this.#waiting.clear();
     for (const op of waiting) this.#send(op);
-    this.#options.ready();
+    this.#readyEvent();
   }
 
   #onClose(): void {
