@@ -387,6 +387,8 @@ export class RedisSessionStore implements SessionStore {
       );
       session.redeliverUpTo = Number(mark);
       this.#local.set(sid, this.#localOf(session));
+      // Replayed once the session is local (not buffered again: that loop never ended).
+      this.#taking.delete(sid);
       for (const message of held) this.#message(message);
       return session;
     } finally {
