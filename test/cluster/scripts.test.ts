@@ -70,6 +70,35 @@ describe.skipIf(!enabled)('Redis store scripts', () => {
     expect(await client.exists(`${P}s:${sid}`)).toBe(1);
   });
 
+  it('scripts - a take asks a live owner to hand the session over first; forced, it fences', async () => {
+    const sid = `s${++n}`;
+    await create(sid, 'A');
+    const listener = new Redis(redis?.url as string);
+    const heard: string[] = [];
+    listener.on('message', (_channel: string, message: string) => heard.push(message));
+    await listener.subscribe(`${P}ch:A`);
+    try {
+      const asked = await client.tetherTake(P, sid, hash(`${sid}.t`), `c-${sid}`, 'idn', 'B', '0');
+      expect(asked).toEqual(['handoff']);
+      expect(await client.hget(`${P}s:${sid}`, 'own')).toBe('A');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(heard).toEqual([`h ${sid} B`]);
+      const taken = (await client.tetherTake(
+        P,
+        sid,
+        hash(`${sid}.t`),
+        `c-${sid}`,
+        'idn',
+        'B',
+        '1',
+      )) as unknown[];
+      expect(taken[0]).toBe(2);
+      expect(await client.hget(`${P}s:${sid}`, 'own')).toBe('B');
+    } finally {
+      listener.disconnect();
+    }
+  });
+
   it('scripts - a take needs the token, client id and identity of the session', async () => {
     const sid = `s${++n}`;
     await create(sid, 'A');

@@ -102,7 +102,19 @@ export function tally(
       const killed = kills.some(
         (k) => k.instance === first.instance && k.at >= first.at && k.at <= copy.at,
       );
-      if (!killed) unexplainedRedeliveries++;
+      if (!killed) {
+        unexplainedRedeliveries++;
+        const near = events
+          .filter((e) => Math.abs(e.at - copy.at) < 5000)
+          .map(
+            (e) =>
+              `${e.kind}${e.instance === undefined ? '' : ` ${e.instance}`} ${e.at - first.at} ms`,
+          )
+          .join(', ');
+        note(
+          `client message ${value} seen on ${first.instance}, then ${copy.at - first.at} ms later on ${copy.instance}${copy.redelivered ? ' (marked)' : ''}, no kill of ${first.instance} between; events near: ${near || 'none'}`,
+        );
+      }
     }
   }
   // Server → client.

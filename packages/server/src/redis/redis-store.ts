@@ -57,6 +57,8 @@ interface Local {
   readonly log: RedisSessionLog;
   readonly sequencer: OutboundSequencer;
   gapTimer: unknown;
+  /** Another instance asked for it: it is being written out and released. */
+  handingOver: boolean;
 }
 
 /** This instance's appends to one session: one in flight at a time, in order. */
@@ -79,6 +81,8 @@ const SWEEP_GRACE_MS = 5000;
 const SWEEP_LIMIT = 500;
 const POLL_EVERY_MS = 1000;
 const MAX_SEQ = 2 ** 53 - 1;
+// How long a take waits for a live owner to hand the session over before it fences it.
+const HANDOFF_WAIT_MS = 1000;
 
 /** The store answered that another instance owns the session now. */
 class Fenced extends Error {}
@@ -104,6 +108,8 @@ export class RedisSessionStore implements SessionStore {
   readonly #appends = new Map<string, AppendQueue>();
   /** The bookkeeping of a session made by #build, until it is registered as local. */
   readonly #pendingLocal = new WeakMap<PeerSession, Local>();
+  /** Takes waiting for an owner's hand-over (`H`), by session id. */
+  readonly #handoffs = new Map<string, () => void>();
   /** Acknowledgements and ends to tell other instances, sent once per tick. */
   #acksOut = new Map<string, Map<string, number>>();
   #endsOut = new Map<string, Map<string, string>>();
@@ -358,11 +364,34 @@ export class RedisSessionStore implements SessionStore {
     const held: Buffer[] = [];
     this.#taking.set(sid, held);
     try {
-      const reply = (await this.#client.call((c) =>
-        c.tetherTakeBuffer(this.#prefix, sid, hashToken(token), clientId, identity, this.#instance),
-      )) as [number, Buffer, Buffer, Buffer, Buffer, Buffer[]] | null;
-      if (reply === null) return undefined;
-      const [gen, delivered, mark, ack, next, records] = reply;
+      const take = (force: boolean) =>
+        this.#client.call((c) =>
+          c.tetherTakeBuffer(
+            this.#prefix,
+            sid,
+            hashToken(token),
+            clientId,
+            identity,
+            this.#instance,
+            force ? '1' : '0',
+          ),
+        ) as Promise<[number, Buffer, Buffer, Buffer, Buffer, Buffer[]] | [Buffer] | null>;
+      let reply = await take(false);
+      if (reply !== null && reply.length === 1) {
+        // The owner is alive: it writes out and releases the session, then we take it.
+        await this.#handedOver(sid);
+        held.length = 0; // what the old owner was told is moot: we load the state now
+        reply = await take(true);
+      }
+      if (reply === null || reply.length === 1) return undefined;
+      const [gen, delivered, mark, ack, next, records] = reply as [
+        number,
+        Buffer,
+        Buffer,
+        Buffer,
+        Buffer,
+        Buffer[],
+      ];
       // A stale copy of ours (we missed the word that another instance took it) goes first.
       const stale = this.#local.get(sid);
       if (stale !== undefined) this.#drop(stale, takenOver());
@@ -394,6 +423,54 @@ export class RedisSessionStore implements SessionStore {
     } finally {
       this.#taking.delete(sid);
     }
+  }
+
+  // Resolves when the owner answered a hand-over request for `sid`, or after HANDOFF_WAIT_MS
+  // (an owner that cannot reach Redis, or hangs, is then fenced instead).
+  #handedOver(sid: string): Promise<void> {
+    return new Promise((resolve) => {
+      const scheduler = this.#host.scheduler;
+      const waiters = this.#handoffs;
+      const done = (): void => {
+        scheduler.clearTimeout(timer);
+        waiters.delete(sid);
+        resolve();
+      };
+      const timer = scheduler.setTimeout(done, HANDOFF_WAIT_MS, true);
+      waiters.set(sid, done);
+    });
+  }
+
+  // Another instance has this session's client: write out what the application was handed
+  // (recorded as delivered, so the other instance delivers nothing twice), release it, answer.
+  async #handOver(local: Local, to: string): Promise<void> {
+    if (local.handingOver) return;
+    local.handingOver = true;
+    const { session } = local;
+    session.connection?.fail(takenOver());
+    try {
+      await local.log.settle();
+      const ttl = this.#host.sessionTtlMs;
+      await this.#client.call((c) =>
+        c.tetherRelease(
+          this.#prefix,
+          session.id,
+          this.#instance,
+          local.gen,
+          Date.now() + ttl,
+          ttl + KEEP_EXTRA_MS,
+        ),
+      );
+    } catch {
+      // The other instance takes it by force after its wait; what we could not write is
+      // redelivered there, marked.
+    }
+    if (this.#local.get(session.id) === local) this.#drop(local, takenOver());
+    this.#publish(to, `H ${session.id}`);
+  }
+
+  #publish(instance: string, text: string): void {
+    this.#client.call((c) => c.publish(`${this.#prefix}ch:${instance}`, text)).catch(() => {}); // the other side has its timeout, or polls
   }
 
   // A session and its store hooks. Registered as local by `add` (new) or `#take` (loaded).
@@ -431,6 +508,7 @@ export class RedisSessionStore implements SessionStore {
       log,
       sequencer: new OutboundSequencer(next, (entry) => made.queueStored(entry)),
       gapTimer: undefined,
+      handingOver: false,
     });
     return made;
   }
@@ -651,6 +729,18 @@ export class RedisSessionStore implements SessionStore {
     const header = message.toString('latin1', 0, headerEnd).split(' ');
     const sid = header[1];
     if (sid === undefined) return;
+    if (kind === 0x48 /* H */) {
+      this.#handoffs.get(sid)?.();
+      return;
+    }
+    if (kind === 0x68 /* h */) {
+      const to = header[2];
+      const owned = this.#local.get(sid);
+      if (to === undefined) return;
+      if (owned === undefined) this.#publish(to, `H ${sid}`);
+      else void this.#handOver(owned, to);
+      return;
+    }
     const held = this.#taking.get(sid);
     if (held !== undefined) {
       held.push(message);
@@ -721,9 +811,7 @@ export class RedisSessionStore implements SessionStore {
     const ends = this.#endsOut;
     this.#acksOut = new Map();
     this.#endsOut = new Map();
-    const publish = (origin: string, text: string): void => {
-      this.#client.call((c) => c.publish(`${this.#prefix}ch:${origin}`, text)).catch(() => {}); // the origin polls for what it missed
-    };
+    const publish = (origin: string, text: string): void => this.#publish(origin, text);
     for (const [origin, bySession] of acks) {
       publish(origin, Array.from(bySession, ([sid, seq]) => `a ${sid} ${seq}`).join('\n'));
     }

@@ -29,7 +29,9 @@
  * - `n <sid> <firstSeq> <count> <len>... \n<records>`: messages appended by another instance;
  * - `t <sid>`: another instance took the session;
  * - `e <sid> <code>`: the session ended (to its owner, or to the origin of messages in it);
- * - `a <sid> <seq>` lines: messages this instance sent were acknowledged up to seq.
+ * - `a <sid> <seq>` lines: messages this instance sent were acknowledged up to seq;
+ * - `h <sid> <inst>`: `inst` wants to take the session (its client is there): hand it over;
+ * - `H <sid>`: the session was handed over as asked.
  */
 
 // Shared helpers, prepended to every script. ARGV[1] is always the key prefix.
@@ -106,15 +108,24 @@ return {'ok', unpack(evicted)}
 `;
 
 /**
- * take(P, sid, tokHash, cid, idn, inst) → {gen, in, mark, ack, next, {records}} or false.
- * A resume on `inst`: the token, client id and identity must match. The previous owner is fenced
- * (its generation is stale) and told (`t`). Returns what the session needs to run here.
+ * take(P, sid, tokHash, cid, idn, inst, force) → {gen, in, mark, ack, next, {records}},
+ * {'handoff'} or false. A resume on `inst`: the token, client id and identity must match. When
+ * another instance owns the session and still listens on its channel (it is alive) and `force`
+ * is not '1', it is asked to hand the session over (`h <sid> <inst>`: it writes out what its
+ * application was handed, so nothing is delivered twice, then releases it and answers `H <sid>`);
+ * the caller takes again, with `force`, on that answer or after a timeout. Otherwise the previous
+ * owner is fenced (its generation is stale) and told (`t`), and the session's state returned.
  */
 const TAKE = `${PRELUDE}
-local sid, tok, cid, idn, inst = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local sid, tok, cid, idn, inst, force = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local s = skey(sid)
 local f = redis.call('HMGET', s, 'tok', 'cid', 'idn', 'own', 'gen', 'in', 'mark', 'ack', 'next')
 if not f[1] or f[1] ~= tok or f[2] ~= cid or f[3] ~= idn then return false end
+if force ~= '1' and f[4] ~= '' and f[4] ~= inst then
+  if redis.call('PUBLISH', P .. 'ch:' .. f[4], 'h ' .. sid .. ' ' .. inst) > 0 then
+    return {'handoff'}
+  end
+end
 local gen = tonumber(f[5]) + 1
 if f[4] ~= inst then
   if f[4] ~= '' then
