@@ -64,7 +64,7 @@ export class RedisSessionLog implements SessionLog {
   /** Set once the session left this instance: nothing is written or delivered any more. */
   #stopped: unknown;
 
-  constructor(host: LogHost, durable: Positions, maxHeldBytes = Number.POSITIVE_INFINITY) {
+  constructor(host: LogHost, durable: Positions, maxHeldBytes: number = Number.POSITIVE_INFINITY) {
     this.#host = host;
     this.#maxHeldBytes = maxHeldBytes;
     this.#durable = { ...durable };

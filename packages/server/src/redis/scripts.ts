@@ -35,7 +35,7 @@
  */
 
 // Shared helpers, prepended to every script. ARGV[1] is always the key prefix.
-const PRELUDE = `
+const PRELUDE: string = `
 local P = ARGV[1]
 local function skey(sid) return P .. 's:' .. sid end
 local function okey(sid) return P .. 'o:' .. sid end
@@ -76,7 +76,7 @@ end
  * told) and stores a new session owned by `inst`. Returns `{'ok', evicted...}` or
  * `{'full', reason}`. Retrying an applied create is a no-op.
  */
-const CREATE = `${PRELUDE}
+const CREATE: string = `${PRELUDE}
 local sid, cid, idn, tok, inst = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local clientAcked, now, ttl = ARGV[7], tonumber(ARGV[8]), ARGV[9]
 local maxSessions, maxPerIdentity = tonumber(ARGV[10]), tonumber(ARGV[11])
@@ -116,7 +116,7 @@ return {'ok', unpack(evicted)}
  * the caller takes again, with `force`, on that answer or after a timeout. Otherwise the previous
  * owner is fenced (its generation is stale) and told (`t`), and the session's state returned.
  */
-const TAKE = `${PRELUDE}
+const TAKE: string = `${PRELUDE}
 local sid, tok, cid, idn, inst, force = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local s = skey(sid)
 local f = redis.call('HMGET', s, 'tok', 'cid', 'idn', 'own', 'gen', 'in', 'mark', 'ack', 'next')
@@ -145,7 +145,7 @@ return {gen, f[6], f[7], f[8], f[9], redis.call('LRANGE', okey(sid), 0, -1)}
  * commit(P, sid, inst, gen, ack, mark, in) → 1, 0 (fenced: another owner) or -1 (gone).
  * The owner's stream positions, each only ever raised: acknowledged messages leave the list.
  */
-const COMMIT = `${PRELUDE}
+const COMMIT: string = `${PRELUDE}
 local sid, inst, gen = ARGV[2], ARGV[3], ARGV[4]
 local ack, mark, delivered = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local s = skey(sid)
@@ -168,7 +168,7 @@ return 1
  * (when another instance) is sent the records. Applied once per appendId (a retry after a lost
  * reply returns the first answer); an append from an older connection of `inst` is refused.
  */
-const APPEND = `${PRELUDE}
+const APPEND: string = `${PRELUDE}
 local sid, inst, epoch, appendId = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 if redis.call('GET', P .. 'epoch:' .. inst) ~= epoch then return {'stale'} end
 local s = skey(sid)
@@ -197,7 +197,7 @@ return {'ok', tostring(first)}
 `;
 
 /** fetch(P, sid, from, to) → {ack, {records}}: the retained messages from seq `from` to `to`. */
-const FETCH = `${PRELUDE}
+const FETCH: string = `${PRELUDE}
 local sid, from, to = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local ack = redis.call('HGET', skey(sid), 'ack')
 if not ack then return false end
@@ -212,7 +212,7 @@ return {ack, redis.call('LRANGE', okey(sid), from - ack - 1, to - ack - 1)}
  * left: the session waits for a resume until `expiresAt`; its keys expire by themselves after
  * `keepMs` in case no instance is left to end it.
  */
-const IDLE = `${PRELUDE}
+const IDLE: string = `${PRELUDE}
 local sid, inst, gen = ARGV[2], ARGV[3], ARGV[4]
 local owned = owns(sid, inst, gen)
 if owned == nil then return -1 end
@@ -222,7 +222,7 @@ return 1
 `;
 
 /** touch(P, sid, inst, gen) → 1, 0 (fenced) or -1 (gone). The owner's client is back. */
-const TOUCH = `${PRELUDE}
+const TOUCH: string = `${PRELUDE}
 local sid, inst, gen = ARGV[2], ARGV[3], ARGV[4]
 local owned = owns(sid, inst, gen)
 if owned == nil then return -1 end
@@ -237,7 +237,7 @@ return 1
  * release(P, sid, inst, gen, expiresAt, keepMs) → 1, 0 or -1. A graceful close hands the
  * session back: no owner, waiting for a resume on any instance until `expiresAt`.
  */
-const RELEASE = `${PRELUDE}
+const RELEASE: string = `${PRELUDE}
 local sid, inst, gen = ARGV[2], ARGV[3], ARGV[4]
 local owned = owns(sid, inst, gen)
 if owned == nil then return -1 end
@@ -253,7 +253,7 @@ return 1
  * owner at that generation may (the TTL timer, the application closing its peer); with gen ''
  * anyone may (the application of another instance), and the owner is told.
  */
-const END = `${PRELUDE}
+const END: string = `${PRELUDE}
 local sid, inst, gen, code = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 if gen ~= '' then
   local owned = owns(sid, inst, gen)
@@ -272,7 +272,7 @@ return 1
  * instances whose lease ran out (a crash) back (no owner, idle until their TTL); ends idle sessions whose TTL passed and that no live
  * owner ended (`graceMs` after it, for an owner whose own timer failed).
  */
-const SWEEP = `${PRELUDE}
+const SWEEP: string = `${PRELUDE}
 local inst, now, leaseMs = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local graceMs, limit, orphans = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7] == '1'
 redis.call('ZADD', P .. 'instances', now + leaseMs, inst)
@@ -310,7 +310,7 @@ return ended
 `;
 
 /** leave(P, inst): a closing instance, once it has released its sessions, stops its lease. */
-const LEAVE = `${PRELUDE}
+const LEAVE: string = `${PRELUDE}
 local inst = ARGV[2]
 if redis.call('SCARD', P .. 'own:' .. inst) == 0 then
   redis.call('ZREM', P .. 'instances', inst)
@@ -320,7 +320,19 @@ return 1
 `;
 
 /** Every script by command name (ioredis `defineCommand`, no declared keys). */
-export const SCRIPTS = {
+export const SCRIPTS: {
+  readonly tetherCreate: string;
+  readonly tetherTake: string;
+  readonly tetherCommit: string;
+  readonly tetherAppend: string;
+  readonly tetherFetch: string;
+  readonly tetherIdle: string;
+  readonly tetherTouch: string;
+  readonly tetherRelease: string;
+  readonly tetherEnd: string;
+  readonly tetherSweep: string;
+  readonly tetherLeave: string;
+} = {
   tetherCreate: CREATE,
   tetherTake: TAKE,
   tetherCommit: COMMIT,
@@ -332,7 +344,7 @@ export const SCRIPTS = {
   tetherEnd: END,
   tetherSweep: SWEEP,
   tetherLeave: LEAVE,
-} as const;
+};
 
 /** A script's name. */
 export type ScriptName = keyof typeof SCRIPTS;
