@@ -7,7 +7,12 @@ import { type Flag, median, type Ratio } from './common.js';
 export const PEERS: readonly string[] = ['ws', 'socket.io', 'mqtt-qos0', 'mqtt-qos1', 'nats'];
 
 /** The systems whose ratios the report is about. */
-export const SUBJECTS: readonly string[] = ['tether', 'tether-tls', 'tether-watched'];
+export const SUBJECTS: readonly string[] = [
+  'tether',
+  'tether-tls',
+  'tether-watched',
+  'tether-cluster',
+];
 
 /** Runs (or ratios) further apart than this flag their cell. */
 export const DISAGREEMENT = 2;
@@ -34,15 +39,16 @@ export function limitOf(system: string): string | undefined {
 }
 
 /** Whom `system` is compared with, of the systems present: its limit, the best peer, and for
- *  tether every peer, for tether-tls and tether-watched tether (what TLS, what a watched
- *  dashboard costs). */
+ *  tether every peer, for tether-tls, tether-watched and tether-cluster tether (what TLS, what a
+ *  watched dashboard, what sessions in Redis behind HAProxy cost). */
 export function comparisonsOf(system: string, present: readonly string[]): string[] {
   const against: string[] = [];
   const limit = limitOf(system);
   if (limit !== undefined && present.includes(limit)) against.push(limit);
   if (present.some((s) => PEERS.includes(s))) against.push('best peer');
   if (system === 'tether') against.push(...PEERS.filter((p) => present.includes(p)));
-  if ((system === 'tether-tls' || system === 'tether-watched') && present.includes('tether')) {
+  const variants = ['tether-tls', 'tether-watched', 'tether-cluster'];
+  if (variants.includes(system) && present.includes('tether')) {
     against.push('tether');
   }
   return against;

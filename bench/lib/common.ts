@@ -6,6 +6,7 @@ export const SYSTEMS = [
   'tether',
   'tether-tls',
   'tether-watched',
+  'tether-cluster',
   'raw-net',
   'raw-tls',
   'ws',
@@ -18,11 +19,22 @@ export type SystemName = (typeof SYSTEMS)[number];
 
 /**
  * Systems a run without `--systems` takes: all but `tether-watched` (Tether with its dashboard
- * watched), which answers one question, what the dashboard costs, and is asked for by name.
+ * watched) and `tether-cluster` (Tether on Redis behind HAProxy), which each answer one question
+ * (what the dashboard costs; what sessions in Redis cost) and are asked for by name.
  */
-export const DEFAULT_SYSTEMS: readonly SystemName[] = SYSTEMS.filter((s) => s !== 'tether-watched');
+export const DEFAULT_SYSTEMS: readonly SystemName[] = SYSTEMS.filter(
+  (s) => s !== 'tether-watched' && s !== 'tether-cluster',
+);
 
-export const SCENARIOS = ['throughput', 'rtt', 'file', 'recovery', 'idle-connections'] as const;
+/** `cluster-resume` runs only for `tether-cluster` (and only when it is asked for). */
+export const SCENARIOS = [
+  'throughput',
+  'rtt',
+  'file',
+  'recovery',
+  'idle-connections',
+  'cluster-resume',
+] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
 /**

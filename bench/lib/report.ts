@@ -31,6 +31,7 @@ const SHOWN: Record<string, readonly string[]> = {
   tether: ['raw-net', 'best peer', 'nats', 'ws'],
   'tether-tls': ['raw-tls', 'tether'],
   'tether-watched': ['tether'],
+  'tether-cluster': ['tether'],
 };
 
 const fmt = (v: number | null | undefined, digits = 0): string => {
@@ -136,6 +137,12 @@ export function renderMarkdown(r: Result): string {
   if (r.rows.some((x) => x.system === 'tether-watched')) {
     out.push(
       '`tether-watched` is `tether` with the server\'s dashboard on, its live page open (the `/events` stream of the default view, read to the end) and `/metrics` scraped every second, both from inside the server worker (so its CPU includes reading them); "tether-watched vs tether" is what a watched dashboard costs.',
+      '',
+    );
+  }
+  if (r.rows.some((x) => x.system === 'tether-cluster')) {
+    out.push(
+      '`tether-cluster` is Tether with its sessions in Redis: redis-server (AOF, `appendfsync always`), 3 server instances on the Redis store and HAProxy in TCP mode in front; the client connects to HAProxy, and one of the instances serves it. Its CPU counts Redis, HAProxy and every instance. "tether-cluster vs tether" is what sessions in Redis behind a load balancer cost.',
       '',
     );
   }
@@ -305,6 +312,54 @@ export function renderMarkdown(r: Result): string {
             String(e.sent),
             String(e.lost),
           ];
+        }),
+      ),
+      '',
+    );
+  }
+  const cr = of('cluster-resume');
+  if (cr.length) {
+    out.push(
+      '## cluster-resume',
+      '',
+      'tether-cluster (Redis, 3 instances, HAProxy); clients with default settings spread over the instances; one instance at a time killed with SIGKILL and started again. Per client it had: from the kill until the client was welcomed on another instance with its session resumed, until it noticed, and from then until welcomed (ms, every client moved is a sample).',
+      '',
+    );
+    const ms = (v: unknown) => (v === null || v === undefined ? '–' : String(v));
+    out.push(
+      table(
+        [
+          'system',
+          'clients',
+          'kills',
+          'moved',
+          'resume p50',
+          'resume p99',
+          'max',
+          'detect p50',
+          'detect p99',
+          'after detect p99',
+          'not back',
+          'sessions lost',
+        ],
+        cr.map((x) => {
+          const e = x.extra ?? {};
+          return x.note !== undefined
+            ? [x.system, x.note, '', '', '', '', '', '', '', '', '', '']
+            : [
+                x.system,
+                ms(e.clients),
+                ms(e.kills),
+                ms(e.moved),
+                ms(e.resumeP50Ms),
+                ms(e.resumeP99Ms),
+                ms(e.resumeMaxMs),
+                ms(e.detectP50Ms),
+                ms(e.detectP99Ms),
+                ms(e.afterDetectP99Ms),
+                ms(e.notBack),
+                ms(e.sessionsLost),
+              ];
         }),
       ),
       '',

@@ -11,6 +11,8 @@ export async function system(name: SystemName): Promise<System> {
         tls: name === 'tether-tls',
         watched: name === 'tether-watched',
       });
+    case 'tether-cluster':
+      return (await import('./tether-cluster.js')).tetherCluster;
     case 'raw-net':
       return (await import('./raw-net.js')).rawNet;
     case 'raw-tls':

@@ -46,6 +46,11 @@ export class HAProxy {
     return this.#port;
   }
 
+  /** The HAProxy process, while it runs. */
+  get pid(): number | undefined {
+    return this.#child?.pid;
+  }
+
   /** The configuration for `port`. */
   config(port: number): string {
     const inter = this.#options.checkIntervalMs ?? 100;
