@@ -3,7 +3,7 @@
  * picked at run time), runs clients through a script of instance kills, a rolling restart and a
  * Redis restart, and ends with a verification table. Exit code 0 only if every check holds.
  *
- *   pnpm cluster [--clients 40] [--rate 20] [--kill-phase-ms 8000] [--kill-every-ms 3000]
+ *   pnpm cluster [--clients 40] [--rate 20] [--kill-phase-ms 10000] [--kill-every-ms 2500]
  *                [--down-ms 1000] [--step-ms 1500] [--seed n] [--no-redis-restart]
  */
 import { runCluster } from './cluster-run.js';
@@ -14,8 +14,8 @@ function parse(argv: string[]) {
   const args = {
     clients: 40,
     rate: 20,
-    killPhaseMs: 8000,
-    killEveryMs: 3000,
+    killPhaseMs: 10_000,
+    killEveryMs: 2500,
     downMs: 1000,
     stepMs: 1500,
     redisRestart: true,
