@@ -93,6 +93,8 @@ const PauseReason = {
   OUTBOUND_BACKLOG: 2,
   /** This connection read its share of the current event-loop turn. */
   TURN_BUDGET: 4,
+  /** The session log holds what it can until its store catches up. */
+  SESSION_LOG: 8,
 } as const;
 type PauseReason = (typeof PauseReason)[keyof typeof PauseReason];
 
@@ -321,6 +323,16 @@ export class Connection<E extends OutboundEntry> implements Scheduled {
 
   resumeReading(): void {
     this.#resume(PauseReason.INBOUND_BUDGET);
+  }
+
+  /**
+   * Stop or restart reading for the session log (a remote store holds what it can until it
+   * catches up). A reason of its own: the inbound budget cannot lift this pause, nor this one
+   * the budget's.
+   */
+  holdForLog(hold: boolean): void {
+    if (hold) this.#pause(PauseReason.SESSION_LOG);
+    else this.#resume(PauseReason.SESSION_LOG);
   }
 
   /** @internal Bytes from the transport. */

@@ -487,9 +487,7 @@ export class RedisSessionStore implements SessionStore {
         write: (positions) => this.#write(init.id, gen, positions),
         deliver: (frame) => this.#host.deliver(session as PeerSession, frame),
         backpressure: (paused) => {
-          const connection = session?.connection;
-          if (paused) connection?.pauseReading();
-          else connection?.resumeReading();
+          session?.connection?.holdForLog(paused);
         },
       },
       durable,
