@@ -368,6 +368,11 @@ export class Connection<E extends OutboundEntry> implements Scheduled {
 
   /** @internal The transport failed. */
   transportFailed(error: Error): void {
+    // A transport that knows what went wrong (a WebSocket's text message) says so with a code.
+    if (error instanceof TetherError) {
+      this.destroy(error);
+      return;
+    }
     this.destroy(
       this.#owner.transportError?.(this, error) ??
         new TetherError(Code.CONNECTION_LOST, `connection error: ${error.message}`, {

@@ -8,3 +8,10 @@ export { schedulerWithClock, systemScheduler, VirtualScheduler } from './schedul
 export { Session } from './session.js';
 export type { Transport } from './transport.js';
 export { atLeast, port, positive, positiveInteger } from './validate.js';
+export type { WebSocketLike, WebSocketTransportOptions } from './websocket-transport.js';
+export {
+  WEBSOCKET_MAX_MESSAGE,
+  WEBSOCKET_SUBPROTOCOL,
+  WebSocketClose,
+  WebSocketTransport,
+} from './websocket-transport.js';

@@ -32,9 +32,49 @@ export const systemScheduler: Scheduler = {
     clearTimeout(handle as ReturnType<typeof setTimeout> | undefined);
   },
   defer(callback) {
-    setImmediate(callback);
+    if (typeof setImmediate === 'function') setImmediate(callback);
+    else deferInBrowser(callback);
   },
 };
+
+// Browsers have no setImmediate. A MessageChannel task runs after the current task's I/O
+// events, like an immediate, and hidden tabs do not throttle it as they throttle timers: the
+// batched write of an ACK or PONG leaves at once even in a background tab.
+let channel:
+  | { port1: { onmessage: unknown }; port2: { postMessage(value: null): void } }
+  | undefined;
+const waiting: (() => void)[] = [];
+
+function deferInBrowser(callback: () => void): void {
+  waiting.push(callback);
+  if (waiting.length > 1) return;
+  if (channel === undefined) {
+    const Channel = (
+      globalThis as unknown as { MessageChannel?: new () => NonNullable<typeof channel> }
+    ).MessageChannel;
+    if (Channel === undefined) {
+      // Neither: a resolved promise still never waits for a timer.
+      void Promise.resolve().then(runWaiting);
+      return;
+    }
+    channel = new Channel();
+    channel.port1.onmessage = runWaiting;
+  }
+  channel.port2.postMessage(null);
+}
+
+function runWaiting(): void {
+  for (const callback of waiting.splice(0)) {
+    try {
+      callback();
+    } catch (error) {
+      // One callback's failure must not cost the others their turn; it is still reported.
+      queueMicrotask(() => {
+        throw error;
+      });
+    }
+  }
+}
 
 /** A scheduler whose `now` is `now()` and whose timers are the system's (an injected clock). */
 export function schedulerWithClock(now: () => number): Scheduler {
