@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { Connection, Deadlines, type Scheduler, type Transport } from '@tether/core';
 import { type SendFileOptions, type Transfer, TransferEngine } from '@tether/files';
 import {
@@ -29,6 +28,7 @@ import { ClientHandshake, type CloseInfo } from './client-handshake.js';
 import { ClientSession } from './client-session.js';
 import { type ClientEvents, ClientState } from './events.js';
 import { openSocket, sleep } from './open-socket.js';
+import { openWebSocket } from './open-websocket.js';
 import {
   type ClientOptions,
   type ResolvedClientOptions,
@@ -37,6 +37,7 @@ import {
 } from './options.js';
 import { Outbox, type PendingSend, type SendReceipt } from './outbox.js';
 import { PendingRequests } from './pending-requests.js';
+import { randomUUID } from './random-id.js';
 import {
   ClientStore,
   type RestoredMessage,
@@ -440,7 +441,7 @@ export class TetherClient extends EventEmitter<ClientEvents> {
       this.emit('reconnecting', { attempt, delayMs, reason });
       await sleep(delayMs, signal, scheduler);
     }
-    const { host, port, connectTimeoutMs } = this.#options;
+    const { connectTimeoutMs } = this.#options;
     let connection: Connection<PendingSend> | undefined;
     const deadline = scheduler.setTimeout(
       () =>
@@ -463,7 +464,7 @@ export class TetherClient extends EventEmitter<ClientEvents> {
         deadlines: this.#deadlines,
         maxFrame: this.#options.maxFrame,
         replyBacklogLimit: REPLY_BACKLOG_LIMIT,
-        remoteAddress: `${host}:${port}`,
+        remoteAddress: this.#serverName(),
       });
       handshake.start(connection);
       this.#connection = connection;
@@ -484,11 +485,18 @@ export class TetherClient extends EventEmitter<ClientEvents> {
 
   // The byte stream of one attempt: the `transport` option's, or TCP (TLS) to host:port.
   async #openTransport(signal: AbortSignal): Promise<Transport> {
-    const { host, port, tls, connectTimeoutMs, transport } = this.#options;
+    const { host, port, tls, connectTimeoutMs, transport, url } = this.#options;
     if (transport !== undefined) return transport(signal);
+    if (url !== undefined) return openWebSocket(url, connectTimeoutMs, signal, this.#scheduler);
     const socket = await openSocket({ host, port, tls }, connectTimeoutMs, signal, this.#scheduler);
     socket.setNoDelay(true);
     return socket;
+  }
+
+  // The server as errors, stats and file ids name it: its URL, or host:port.
+  #serverName(): string {
+    const { host, port, url } = this.#options;
+    return url ?? `${host}:${port}`;
   }
 
   #isFatal(error: unknown): error is TetherError {
@@ -636,9 +644,9 @@ export class TetherClient extends EventEmitter<ClientEvents> {
 
   // The session's file engine, made at first use: files go to the server at host:port.
   #transferEngine(): TransferEngine {
-    const { host, port, downloadDir, acceptFile, maxFileSize, now } = this.#options;
+    const { downloadDir, acceptFile, maxFileSize, now } = this.#options;
     const engine = new TransferEngine({
-      owner: `${host}:${port}`,
+      owner: this.#serverName(),
       now,
       ...(downloadDir === undefined
         ? {}

@@ -14,6 +14,7 @@ import {
   MAX_CLIENT_ID_BYTES,
   resolveBackoff,
 } from '@tether/protocol';
+import { webSocketUrl } from './websocket-url.js';
 
 /** What `send()` does when the outbox is full. */
 export const OverflowPolicy = {
@@ -52,7 +53,13 @@ export interface StoreOptions {
 /** Options of {@link TetherClient}. Times are in milliseconds. */
 export interface ClientOptions {
   host?: string;
-  port: number;
+  /** The server's TCP port; required unless `url` (or `transport`) is given. */
+  port?: number;
+  /**
+   * Connect over WebSocket to this `ws://` or `wss://` URL (subprotocol `tether.v1`) instead of
+   * TCP: the global `WebSocket` where there is one (browsers), else the `ws` package.
+   */
+  url?: string;
   /** Connect over TLS with these options (`true` for Node's defaults). */
   tls?: TlsConnectionOptions | boolean;
   /**
@@ -132,10 +139,12 @@ export type ResolvedClientOptions = Required<
     | 'acceptFile'
     | 'transport'
     | 'store'
+    | 'url'
   >
 > & {
   store: Required<StoreOptions> | undefined;
   transport: ClientOptions['transport'];
+  url: string | undefined;
   downloadDir: string | undefined;
   acceptFile: ClientOptions['acceptFile'];
   tls: TlsConnectionOptions | undefined;
@@ -182,7 +191,8 @@ const defaultNow = (): number => performance.now();
 
 /** Fills in defaults and validates; a bad option throws a TypeError naming it. */
 export function resolveClientOptions(options: ClientOptions): ResolvedClientOptions {
-  checkPort('port', options.port);
+  const url = webSocketUrl(options.url);
+  const port = url === undefined ? checkPort('port', options.port as number) : 0;
   const overflow = options.overflow ?? OverflowPolicy.REJECT;
   if (!Object.values(OverflowPolicy).includes(overflow)) {
     throw new TypeError(
@@ -202,7 +212,8 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
   const now = options.scheduler?.now.bind(options.scheduler) ?? options.now ?? defaultNow;
   return {
     host: options.host ?? '127.0.0.1',
-    port: options.port,
+    port,
+    url,
     tls,
     transport: options.transport,
     clientId: clientId(options.clientId),

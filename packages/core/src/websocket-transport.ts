@@ -249,7 +249,7 @@ export class WebSocketTransport extends EventEmitter implements Transport {
       return;
     }
     if (chunk.length === 0) return;
-    if (!this.#paused && this.#held.length === 0) {
+    if (!this.#paused && this.#held.length === 0 && this.listenerCount('data') > 0) {
       this.emit('data', chunk);
       return;
     }
@@ -267,12 +267,25 @@ export class WebSocketTransport extends EventEmitter implements Transport {
     }
   }
 
+  /** As a socket: messages wait until there is a `data` listener to take them. */
+  // biome-ignore lint/suspicious/noExplicitAny: the signature of eventemitter3's `on`
+  override on(event: string | symbol, listener: (...args: any[]) => void, context?: unknown): this {
+    super.on(event, listener, context);
+    if (event === 'data' && this.#held.length > 0 && !this.#paused) this.#queueDelivery();
+    return this;
+  }
+
   #queueDelivery(): void {
     if (this.#deliveryQueued) return;
     this.#deliveryQueued = true;
     this.#scheduler.defer(() => {
       this.#deliveryQueued = false;
-      while (!this.#paused && !this.destroyed && this.#held.length > 0) {
+      while (
+        !this.#paused &&
+        !this.destroyed &&
+        this.#held.length > 0 &&
+        this.listenerCount('data') > 0
+      ) {
         const chunk = this.#held.shift() as Uint8Array;
         this.#heldBytes -= chunk.length;
         this.emit('data', chunk);

@@ -109,6 +109,21 @@ describe('websocket transport', () => {
     expect(data[1]).toEqual(view.subarray(2, 7));
   });
 
+  it('websocket transport - messages wait for a data listener, as a socket’s bytes do', () => {
+    const scheduler = new VirtualScheduler();
+    const socket = new FakeWebSocket();
+    const transport = new WebSocketTransport(socket, { scheduler, maxPausedBytes: 1024 });
+    socket.message(bytes(6, 1).buffer);
+    socket.message(bytes(4, 2).buffer);
+    expect(transport.readableLength).toBe(10);
+    const got: Uint8Array[] = [];
+    transport.on('data', (chunk: Uint8Array) => got.push(Uint8Array.from(chunk)));
+    socket.message(bytes(2, 3).buffer);
+    expect(got).toEqual([]);
+    scheduler.runDeferred();
+    expect(got).toEqual([bytes(6, 1), bytes(4, 2), bytes(2, 3)]);
+  });
+
   it('websocket transport - packs the stream into messages of at most 16 KiB, small writes joined under cork', () => {
     const { socket, transport } = harness();
     const big = bytes(WEBSOCKET_MAX_MESSAGE * 2 + 100, 1);

@@ -24,3 +24,4 @@ export type { DisconnectInfo, ServerCloseOptions, ServerEvents, ServerStats } fr
 export { TetherServer } from './server.js';
 export type { TransferUpdate } from './transfer-watch.js';
 export { TransferDirection, TransferState } from './transfer-watch.js';
+export type { WebSocketOptions } from './websocket-options.js';

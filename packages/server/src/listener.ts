@@ -2,6 +2,7 @@ import * as net from 'node:net';
 import * as tls from 'node:tls';
 import type { Scheduler } from '@tether/core';
 import { ErrorCode, encodeError, PREFACE } from '@tether/protocol';
+import { ConnectionLimits } from './connection-limits.js';
 import type { ResolvedServerOptions, TlsIdentity } from './options.js';
 
 const TETHER_ALPN = 'tether/1';
@@ -30,17 +31,16 @@ export class Listener {
   readonly #options: ResolvedServerOptions;
   readonly #scheduler: Scheduler;
   readonly #host: ListenerHost;
-  #open = 0;
-  readonly #perAddress = new Map<string, number>();
+  /** The server's connection counts (its WebSocket endpoint shares them). */
+  readonly limits: ConnectionLimits;
   /** Raw sockets refused at the limits (so their TLS wrapper's failure is not miscounted). */
   readonly #refused = new WeakSet<net.Socket>();
-  /** Connections refused at the limits. */
-  refusals = 0;
 
   constructor(options: ResolvedServerOptions, scheduler: Scheduler, host: ListenerHost) {
     this.#options = options;
     this.#scheduler = scheduler;
     this.#host = host;
+    this.limits = new ConnectionLimits(options.maxConnections, options.maxConnectionsPerAddress);
     const onSocket = (socket: net.Socket): void => this.#ready(socket);
     const { tls: tlsOptions, requireClientCert, tlsHandshakeTimeoutMs } = options;
     if (tlsOptions === undefined) {
@@ -77,28 +77,25 @@ export class Listener {
   // Raw TCP connections, before any TLS: enforce the connection limits here.
   #admit(socket: net.Socket): void {
     const address = socket.remoteAddress ?? '';
-    const fromAddress = this.#perAddress.get(address) ?? 0;
-    const full =
-      this.#open >= this.#options.maxConnections ||
-      fromAddress >= this.#options.maxConnectionsPerAddress;
-    if (this.#host.closing() || full) {
-      this.#refuse(socket, full);
+    if (this.#host.closing()) {
+      this.#refuse(socket, false);
       return;
     }
-    this.#open++;
-    this.#perAddress.set(address, fromAddress + 1);
-    socket.once('close', () => {
-      this.#open--;
-      const left = (this.#perAddress.get(address) ?? 1) - 1;
-      if (left === 0) this.#perAddress.delete(address);
-      else this.#perAddress.set(address, left);
-    });
+    if (!this.limits.admit(address)) {
+      this.#refuse(socket, true);
+      return;
+    }
+    socket.once('close', () => this.limits.release(address));
+  }
+
+  /** Connections refused at the limits (TCP and WebSocket). */
+  get refusals(): number {
+    return this.limits.refusals;
   }
 
   #refuse(socket: net.Socket, full: boolean): void {
     socket.on('error', () => {});
     this.#refused.add(socket);
-    if (full) this.refusals++;
     // Over TLS there is no way to say why before a handshake we refuse to spend on it.
     if (!full || this.#options.tls !== undefined) {
       socket.destroy();

@@ -26,6 +26,11 @@ import {
   type ResolvedRedisOptions,
   resolveRedisOptions,
 } from './redis/redis-options.js';
+import {
+  type ResolvedWebSocketOptions,
+  resolveWebSocketOptions,
+  type WebSocketOptions,
+} from './websocket-options.js';
 
 /** What the TLS layer verified about the client (mutual TLS). */
 export interface TlsIdentity {
@@ -176,6 +181,12 @@ export interface ServerOptions {
    */
   dashboard?: DashboardOptions;
   /**
+   * Also take clients over WebSocket (subprotocol `tether.v1`), on a port of its own or on an
+   * HTTP(S) server of yours, for browsers. Started by `listen()`, stopped by `close()`. Default:
+   * none (the `ws` package is not even loaded).
+   */
+  webSocket?: WebSocketOptions;
+  /**
    * Keep sessions in Redis instead of this process's memory: every instance given the same
    * Redis and prefix serves every session (clients resume on any of them behind a load
    * balancer), messages reach a client wherever it is connected, and an instance can die
@@ -202,10 +213,12 @@ export type ResolvedServerOptions = Required<
     | 'uploadDir'
     | 'acceptFile'
     | 'dashboard'
+    | 'webSocket'
     | 'redis'
   >
 > & {
   dashboard: ResolvedDashboardOptions | undefined;
+  webSocket: ResolvedWebSocketOptions | undefined;
   redis: ResolvedRedisOptions | undefined;
   uploadDir: string | undefined;
   acceptFile: ServerOptions['acceptFile'];
@@ -286,6 +299,8 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
     ),
     dashboard:
       options.dashboard === undefined ? undefined : resolveDashboardOptions(options.dashboard),
+    webSocket:
+      options.webSocket === undefined ? undefined : resolveWebSocketOptions(options.webSocket),
     redis: options.redis === undefined ? undefined : resolveRedisOptions(options.redis),
     now,
     scheduler: options.scheduler ?? schedulerWithClock(now),

@@ -36,6 +36,7 @@ import type { RedisSessionStore, SessionInit } from './redis/redis-store.js';
 import { ServerHandshake } from './server-handshake.js';
 import { MemorySessionStore, type SessionEnd, type SessionStore } from './session-store.js';
 import { type TransferUpdate, WatchedTransferEngine } from './transfer-watch.js';
+import type { WebSocketEndpoint } from './websocket-endpoint.js';
 
 /** Payload of `disconnect` and `evict`. */
 export interface DisconnectInfo {
@@ -137,6 +138,7 @@ export class TetherServer extends EventEmitter<ServerEvents> {
   readonly #filesClosing = new Set<Promise<void>>();
   #closing = false;
   #dashboard: Dashboard | undefined;
+  #webSocket: WebSocketEndpoint | undefined;
   #drainWaiter: (() => void) | undefined;
   #messagesIn = 0;
   #messagesOut = 0;
@@ -230,7 +232,12 @@ export class TetherServer extends EventEmitter<ServerEvents> {
       this.#dashboard = started;
     }
     try {
-      return await this.#listenTcp();
+      const address = await this.#listenTcp();
+      await this.#listenWebSocket().catch((error: unknown) => {
+        this.#listener.server.close();
+        throw error;
+      });
+      return address;
     } catch (error) {
       await this.#dashboard?.close();
       this.#dashboard = undefined;
@@ -278,6 +285,30 @@ export class TetherServer extends EventEmitter<ServerEvents> {
   /** The dashboard's bound address, while it listens (see the `dashboard` option). */
   get dashboardAddress(): net.AddressInfo | undefined {
     return this.#dashboard?.address;
+  }
+
+  /** The WebSocket endpoint's own port, while it listens (see the `webSocket` option). */
+  get webSocketAddress(): net.AddressInfo | undefined {
+    return this.#webSocket?.address;
+  }
+
+  // Loaded on demand: a server without the webSocket option does not load ws.
+  async #listenWebSocket(): Promise<void> {
+    const options = this.#options.webSocket;
+    if (options === undefined || this.#webSocket !== undefined) return;
+    const { WebSocketEndpoint } = await import('./websocket-endpoint.js');
+    const endpoint = new WebSocketEndpoint(
+      { ...options, host: options.host ?? this.#options.host },
+      {
+        scheduler: this.#scheduler,
+        limits: this.#listener.limits,
+        closing: () => this.#closing,
+        accept: (transport, remoteAddress) => this.#serve(transport, remoteAddress, undefined),
+        requestTimeoutMs: this.#options.helloTimeoutMs,
+      },
+    );
+    await endpoint.listen();
+    this.#webSocket = endpoint;
   }
 
   #listenTcp(): Promise<net.AddressInfo> {
@@ -390,6 +421,7 @@ export class TetherServer extends EventEmitter<ServerEvents> {
     }
     await Promise.all([...this.#filesClosing]);
     await listenerClosed;
+    await this.#webSocket?.close();
     // Last: /readyz answers "draining" through the whole drain.
     await this.#dashboard?.close();
     this.emit('close');
