@@ -1,5 +1,5 @@
 import { Session } from '@tether/core';
-import type { TransferEngine } from '@tether/files';
+import type { FileEngine } from '@tether/files';
 import {
   type DataFrame,
   ProtocolError,
@@ -19,7 +19,7 @@ export interface ClientSessionHost {
   acked(entries: PendingSend[]): void;
   rtt(stats: RttStats): void;
   /** Makes the file engine (once). */
-  transferEngine(): TransferEngine;
+  transferEngine(): FileEngine;
 }
 
 /** What a WELCOME means for the streams: resend these, and whether the session was kept. */
@@ -68,7 +68,7 @@ export class ClientSession extends Session<PendingSend> {
     this.#host.rtt(stats);
   }
 
-  protected override makeFiles(): TransferEngine {
+  protected override makeFiles(): FileEngine {
     return this.#host.transferEngine();
   }
 

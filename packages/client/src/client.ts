@@ -1,8 +1,7 @@
 import { Connection, Deadlines, type Scheduler, type Transport } from '@tether/core';
-import { type SendFileOptions, type Transfer, TransferEngine } from '@tether/files';
+import type { FileEngine, SendFileOptions, Transfer } from '@tether/files';
 import {
   ABSOLUTE_MAX_FRAME,
-  authProof,
   backoffDelay,
   type ChallengeBody,
   CREDENTIALS_AUTH_METHOD,
@@ -24,9 +23,11 @@ import {
 } from '@tether/protocol';
 import { EventEmitter } from 'eventemitter3';
 import pRetry from 'p-retry';
+import { authProof } from './auth-proof.js';
 import { ClientHandshake, type CloseInfo } from './client-handshake.js';
 import { ClientSession } from './client-session.js';
 import { type ClientEvents, ClientState } from './events.js';
+import { makeFileEngine } from './file-engine.js';
 import { openSocket, sleep } from './open-socket.js';
 import { openWebSocket } from './open-websocket.js';
 import {
@@ -297,9 +298,11 @@ export class TetherClient extends EventEmitter<ClientEvents> {
    * Sends a file to the server: resumable (after a link drop, and after this process restarts:
    * the transfer id comes from the file's fingerprint), verified by SHA-256 on arrival, queued
    * while offline. Chunks interleave with messages, so sends are not stuck behind the file.
+   * `file` is a path, or a Blob (a File from an `<input>`: the only kind in a browser), hashed as
+   * it is read.
    */
-  sendFile(path: string, options: SendFileOptions = {}): Transfer {
-    return this.#session.files.sendFile(path, options);
+  sendFile(file: string | Blob, options: SendFileOptions = {}): Transfer {
+    return this.#session.files.sendFile(file, options);
   }
 
   /** A snapshot of counters and gauges. */
@@ -525,7 +528,7 @@ export class TetherClient extends EventEmitter<ClientEvents> {
     const auth: NonNullable<HelloBody['auth']> = {
       method: useSecret ? HMAC_AUTH_METHOD : CREDENTIALS_AUTH_METHOD,
     };
-    if (useSecret) auth.proof = authProof(secret, challenge.nonce, this.#clientId);
+    if (useSecret) auth.proof = await authProof(secret, challenge.nonce, this.#clientId);
     if (credentials !== undefined) auth.credentials = await credentials();
     hello.auth = auth;
     return hello;
@@ -642,25 +645,12 @@ export class TetherClient extends EventEmitter<ClientEvents> {
     this.#outbox.released(entries);
   }
 
-  // The session's file engine, made at first use: files go to the server at host:port.
-  #transferEngine(): TransferEngine {
-    const { downloadDir, acceptFile, maxFileSize, now } = this.#options;
-    const engine = new TransferEngine({
-      owner: this.#serverName(),
-      now,
-      ...(downloadDir === undefined
-        ? {}
-        : {
-            receive: {
-              dir: downloadDir,
-              maxFileSize,
-              ...(acceptFile === undefined ? {} : { decide: acceptFile }),
-            },
-          }),
+  // The session's file engine, made at first use: Node's (paths, downloadDir) or the browser's.
+  #transferEngine(): FileEngine {
+    return makeFileEngine(this.#options, this.#serverName(), {
+      file: (file) => this.emit('file', file),
+      error: (error) => this.emit('error', error),
     });
-    engine.on('file', (file) => this.emit('file', file));
-    engine.on('error', (error) => this.emit('error', error));
-    return engine;
   }
 
   // Resolves when the outbox is empty (acknowledged, expired or dropped) or after `timeoutMs`.

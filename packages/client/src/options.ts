@@ -6,7 +6,7 @@ import {
   schedulerWithClock,
   type Transport,
 } from '@tether/core';
-import type { FileOfferInfo } from '@tether/files';
+import type { DownloadDecision } from '@tether/files';
 import {
   type BackoffOptions,
   checkFrameLimit,
@@ -106,8 +106,13 @@ export interface ClientOptions {
   maxFrame?: number;
   /** Accept files the server sends into this directory; without it, they are refused. */
   downloadDir?: string;
-  /** Decides each file offer that passed the checks; false refuses it (TRANSFER_REFUSED). */
-  acceptFile?: (offer: FileOfferInfo) => boolean | Promise<boolean>;
+  /**
+   * Decides each file offer that passed the checks; false refuses it (TRANSFER_REFUSED). In Node
+   * anything else accepts it into `downloadDir`. In a browser (no `downloadDir` there) an offer is
+   * refused unless this is given: true keeps the file in memory (`ReceivedFile.blob`), a
+   * WritableStream receives it as it arrives.
+   */
+  acceptFile?: DownloadDecision;
   /** Refuse downloads larger than this (FILE_TOO_LARGE). Default Infinity. */
   maxFileSize?: number;
   /** Monotonic clock in ms; injected by tests. Default `performance.now()`. */

@@ -1,9 +1,4 @@
-import {
-  isFileFrame,
-  TRANSFER_LOW_WATER,
-  type TransferEngine,
-  type TransferLink,
-} from '@tether/files';
+import { type FileEngine, isFileFrame, TRANSFER_LOW_WATER, type TransferLink } from '@tether/files';
 import {
   ErrorCode as Code,
   type ErrorCode,
@@ -279,7 +274,7 @@ export class Connection<E extends OutboundEntry> implements Scheduled {
   }
 
   /** @internal Attaches the session's file engine to this connection (at open, or once made). */
-  attachFiles(files: TransferEngine): void {
+  attachFiles(files: FileEngine): void {
     if (this.#phase === Phase.OPEN) files.attach(this.#transferLink());
   }
 

@@ -1,4 +1,4 @@
-import type { TransferEngine } from '@tether/files';
+import type { FileEngine } from '@tether/files';
 import {
   type DataFrame,
   type LinkEvents,
@@ -41,7 +41,7 @@ export abstract class Session<E extends OutboundEntry> implements LinkState<E>, 
   /** Wall-clock time (ms since epoch) of the last inbound byte. */
   lastSeen: number = Date.now();
   /** Made at first use: most sessions never move a file. */
-  #files: TransferEngine | undefined;
+  #files: FileEngine | undefined;
 
   constructor(
     outbound: ReliableOutbound<E>,
@@ -60,10 +60,10 @@ export abstract class Session<E extends OutboundEntry> implements LinkState<E>, 
   /** A PONG gave a new RTT sample. */
   abstract rtt(stats: RttStats): void;
   /** Makes the session's file engine (called once, at first use). */
-  protected abstract makeFiles(): TransferEngine;
+  protected abstract makeFiles(): FileEngine;
 
   /** File transfers of the session, both ways; made at first use, attached when a link is up. */
-  get files(): TransferEngine {
+  get files(): FileEngine {
     if (this.#files === undefined) {
       this.#files = this.makeFiles();
       this.connection?.attachFiles(this.#files);
@@ -72,7 +72,7 @@ export abstract class Session<E extends OutboundEntry> implements LinkState<E>, 
   }
 
   /** The file engine if one was made. */
-  get filesIfStarted(): TransferEngine | undefined {
+  get filesIfStarted(): FileEngine | undefined {
     return this.#files;
   }
 

@@ -9,8 +9,12 @@ import {
   type TetherError,
 } from '@tether/protocol';
 import { EventEmitter } from 'eventemitter3';
+import { type BlobLike, blobName, prepareBlob } from './blob-source.js';
+import type { FileEngine } from './file-engine.js';
 import type { FileFrame } from './file-frame.js';
 import { type FileIo, nodeIo } from './io.js';
+import { nodeSha256 } from './node-sha256.js';
+import { pathSource } from './path-source.js';
 import { LinkPort, type TransferLink } from './port.js';
 import { ReceiveDirectory } from './receive-directory.js';
 import { type FileOfferInfo, type ReceivedFile, Receiver } from './receiver.js';
@@ -158,7 +162,7 @@ function receiveDirectory(
  * (they wait and resume from the receiver's committed offset); incoming partials survive it on
  * disk, and a restart of either side.
  */
-export class TransferEngine extends EventEmitter<TransferEngineEvents> {
+export class TransferEngine extends EventEmitter<TransferEngineEvents> implements FileEngine {
   /** Who the peer is (see {@link TransferEngineOptions.owner}). */
   readonly owner: string;
   readonly #port = new LinkPort();
@@ -295,10 +299,21 @@ export class TransferEngine extends EventEmitter<TransferEngineEvents> {
    * Sends a file to the peer. The file is stat'ed at once (its transfer id comes from its
    * fingerprint: absolute path, size, mtime, peer), then hashed and offered when a connection is
    * up; it waits while offline. Sending the same unchanged file again, even from a new process,
-   * resumes where the receiver stopped. Failures reject `done` with a code.
+   * resumes where the receiver stopped. A Blob (a File) is sent from memory, hashed as it is read
+   * (see `prepareBlob` for its id). Failures reject `done` with a code.
    */
-  sendFile(path: string, options?: SendFileOptions): Transfer {
-    return this.#sender.sendFile(path, options);
+  sendFile(file: string | BlobLike, options: SendFileOptions = {}): Transfer {
+    if (typeof file === 'string') {
+      const absolute = nodePath.resolve(file);
+      const name = options.name ?? nodePath.basename(absolute);
+      return this.#sender.sendFile({ name, path: absolute }, options, () =>
+        pathSource(absolute, this.owner),
+      );
+    }
+    const name = options.name ?? blobName(file);
+    return this.#sender.sendFile({ name, path: '' }, options, () =>
+      prepareBlob(file, name, this.owner, nodeSha256),
+    );
   }
 
   /**

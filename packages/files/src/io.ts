@@ -32,12 +32,7 @@ export const nodeIo: FileIo = {
   },
 };
 
-/** The errno-style code of a Node.js system error, if any. */
-export function errnoCode(error: unknown): string | undefined {
-  if (typeof error !== 'object' || error === null) return undefined;
-  const code = (error as { code?: unknown }).code;
-  return typeof code === 'string' ? code : undefined;
-}
+export { errnoCode } from './errno.js';
 
 /** What remains of `chunks` after the first `bytes` bytes. */
 function skipBytes(chunks: readonly Uint8Array[], bytes: number): readonly Uint8Array[] {

@@ -1,6 +1,6 @@
 import type { FileSendState, TetherError } from '@tether/protocol';
 import { ReadAhead } from './read-ahead.js';
-import type { SourceFile } from './source-file.js';
+import type { Source } from './source.js';
 import type { Transfer, TransferResult } from './transfer.js';
 
 /**
@@ -57,7 +57,7 @@ export interface OutgoingInit {
   transfer: Transfer;
   resolve: (result: TransferResult) => void;
   reject: (error: TetherError) => void;
-  file: SourceFile;
+  file: Source;
   startedAt: number;
   /** A chunk (or FILE_END) is ready to send. */
   ready: () => void;
@@ -73,7 +73,7 @@ export class Outgoing {
   readonly transfer: Transfer;
   readonly resolve: (result: TransferResult) => void;
   readonly reject: (error: TetherError) => void;
-  readonly file: SourceFile;
+  readonly file: Source;
   readonly startedAt: number;
   /** The chunks read ahead for the offer on the current connection. */
   readonly reads: ReadAhead;

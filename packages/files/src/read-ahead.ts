@@ -1,5 +1,5 @@
 import { FILE_CHUNK_PREFIX, FileChunkBuffer, type FileSendState } from '@tether/protocol';
-import type { SourceFile } from './source-file.js';
+import type { Source } from './source.js';
 
 // File bytes read ahead of the link, per transfer: while the socket drains one chunk the next
 // ones are read, so a drain finds a chunk ready and the socket never waits for the disk. One
@@ -32,7 +32,7 @@ export type ReadyItem =
  */
 export class ReadAhead {
   readonly #id: string;
-  readonly #file: SourceFile;
+  readonly #file: Source;
   /** The offer's state machine while the transfer sends; undefined otherwise. */
   readonly #current: () => FileSendState | undefined;
   /** A read finished: the front chunk or FILE_END may be ready to send. */
@@ -47,7 +47,7 @@ export class ReadAhead {
 
   constructor(
     id: string,
-    file: SourceFile,
+    file: Source,
     current: () => FileSendState | undefined,
     ready: () => void,
     failed: (error: unknown) => void,

@@ -33,6 +33,8 @@ export interface ReceivedFile {
   sha256: string;
   /** The engine's `owner`: who sent it. */
   owner: string;
+  /** The file's bytes, for a download held in memory (the browser build; `path` is then ''). */
+  blob?: Blob;
 }
 
 /**

@@ -1,5 +1,3 @@
-import { statSync } from 'node:fs';
-import * as nodePath from 'node:path';
 import {
   ErrorCode,
   encodeFileCancel,
@@ -11,12 +9,12 @@ import {
   isErrorCode,
   TetherError,
 } from '@tether/protocol';
-import { checkFileName } from './file-name.js';
-import { transferId } from './fingerprint.js';
-import { errnoCode } from './io.js';
+import { errnoCode } from './errno.js';
+import { checkFileName } from './file-name-check.js';
+import { nextTurn } from './next-turn.js';
 import { Outgoing, OutgoingPhase as Phase } from './outgoing.js';
 import type { Port } from './port.js';
-import { SourceFile } from './source-file.js';
+import type { PreparedSource, Source } from './source.js';
 import { Transfer, type TransferInit, type TransferResult } from './transfer.js';
 
 /** Settings of the sending half, resolved by the engine. */
@@ -59,7 +57,7 @@ export class Sender {
   #pumping = false;
   /** Some transfer's data on the current link waits for the receiver's progress. */
   #awaiting = false;
-  #recheck: NodeJS.Immediate | undefined;
+  #cancelRecheck: (() => void) | undefined;
   #closed = false;
 
   constructor(port: Port, options: SenderOptions) {
@@ -72,42 +70,41 @@ export class Sender {
     return this.#byId.size;
   }
 
-  sendFile(path: string, options: SendFileOptions = {}): Transfer {
-    const absolute = nodePath.resolve(path);
-    const name = options.name ?? nodePath.basename(absolute);
+  /**
+   * Queues a source: `what` names it (the offered name, and the path for a file on disk, '' for
+   * a Blob); `prepare` opens it (stat, fingerprint) after the checks that need no source, and
+   * returns the refusal when it cannot.
+   */
+  sendFile(
+    what: { name: string; path: string },
+    options: SendFileOptions,
+    prepare: () => PreparedSource | TetherError,
+  ): Transfer {
+    const { name, path } = what;
     const refuse = (code: ErrorCode, message: string, cause?: unknown): Transfer =>
-      refusedTransfer(
-        { id: '', name, size: 0, path: absolute },
-        new TetherError(code, message, { cause }),
-      );
+      refusedTransfer({ id: '', name, size: 0, path }, new TetherError(code, message, { cause }));
     if (this.#closed) return refuse(ErrorCode.CLOSED, 'the transfer engine is closed');
     if (options.signal?.aborted) {
       return refuse(ErrorCode.ABORTED, 'the signal was aborted', options.signal.reason);
     }
     const problem = checkFileName(name);
     if (problem !== undefined) return refuse(ErrorCode.FILE_NAME_INVALID, problem);
-    let stats: { size: number; mtimeMs: number; isFile(): boolean };
-    try {
-      // Synchronous so the transfer has its id and size at once; one stat is cheap.
-      stats = statSync(absolute);
-    } catch (error) {
-      return refuse(codeOf(error), `cannot stat ${absolute}`, error);
+    const prepared = prepare();
+    if (prepared instanceof TetherError) {
+      return refusedTransfer({ id: '', name, size: 0, path }, prepared);
     }
-    if (!stats.isFile()) return refuse(ErrorCode.FILE_NOT_FOUND, `${absolute} is not a file`);
-    const id = transferId({
-      path: absolute,
-      size: stats.size,
-      mtimeMs: stats.mtimeMs,
-      peer: this.#options.owner,
-    });
-    const init: TransferInit = { id, name, size: stats.size, path: absolute };
+    const { id, size, source } = prepared;
+    const init: TransferInit = { id, name, size, path };
     if (this.#byId.has(id)) {
       return refusedTransfer(
         init,
-        new TetherError(ErrorCode.INVALID_OPTION, `${absolute} is already being sent (${id})`),
+        new TetherError(
+          ErrorCode.INVALID_OPTION,
+          `${path === '' ? name : path} is already being sent (${id})`,
+        ),
       );
     }
-    const o = this.#outgoing(init, stats.mtimeMs);
+    const o = this.#outgoing(init, source);
     const signal = options.signal;
     if (signal !== undefined) {
       const onAbort = (): void =>
@@ -294,8 +291,8 @@ export class Sender {
     // that sends nothing does not schedule another: the link is then really full and its drain
     // calls `pump`.
     if (sentAny && !this.#port.writable()) {
-      this.#recheck ??= setImmediate(() => {
-        this.#recheck = undefined;
+      this.#cancelRecheck ??= nextTurn(() => {
+        this.#cancelRecheck = undefined;
         this.pump();
       });
     }
@@ -304,14 +301,14 @@ export class Sender {
   /** Fails every transfer with `error` and closes every file. */
   async close(error: TetherError): Promise<void> {
     this.#closed = true;
-    clearImmediate(this.#recheck);
-    this.#recheck = undefined;
+    this.#cancelRecheck?.();
+    this.#cancelRecheck = undefined;
     for (const o of [...this.#byId.values()]) this.#fail(o, error, false);
     await Promise.all(this.#closing);
   }
 
   /** A new transfer, QUEUED, with its file, its read-ahead and its `Transfer`. */
-  #outgoing(init: TransferInit, mtimeMs: number): Outgoing {
+  #outgoing(init: TransferInit, source: Source): Outgoing {
     let resolve!: (result: TransferResult) => void;
     let reject!: (error: TetherError) => void;
     let outgoing: Outgoing | undefined;
@@ -334,7 +331,7 @@ export class Sender {
       transfer,
       resolve,
       reject,
-      file: new SourceFile(init.path, init.size, mtimeMs),
+      file: source,
       startedAt: this.#options.now(),
       ready: () => this.pump(),
       readFailed: (error) => this.#fail(o, toTetherError(error), true),
@@ -511,7 +508,8 @@ function removeFrom<T>(list: T[], item: T): void {
   if (index >= 0) list.splice(index, 1);
 }
 
-function codeOf(error: unknown): ErrorCode {
+/** The code of a failure to open or read a source. */
+export function codeOf(error: unknown): ErrorCode {
   const code = errnoCode(error);
   if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR') return ErrorCode.FILE_NOT_FOUND;
   return ErrorCode.FILE_READ_FAILED;

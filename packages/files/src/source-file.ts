@@ -4,13 +4,14 @@ import type { FileHandle } from 'node:fs/promises';
 import * as fs from 'node:fs/promises';
 import { ErrorCode, TetherError } from '@tether/protocol';
 import { hashRange, readInto } from './hash.js';
+import type { Source } from './source.js';
 
 /**
  * The file an outgoing transfer reads, as `sendFile` found it (size, mtime). It is opened once,
  * watched for changes, read through one handle, and hashed once, in offset order: by the chunks
  * as they are read (`feed`), and from the file for what no chunk carried (`hashTo`, `seal`).
  */
-export class SourceFile {
+export class SourceFile implements Source {
   readonly path: string;
   readonly size: number;
   readonly mtimeMs: number;

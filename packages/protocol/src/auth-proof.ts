@@ -1,11 +1,5 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 
-/** Name of the built-in shared-secret method in CHALLENGE.auth and HELLO.auth.method. */
-export const HMAC_AUTH_METHOD = 'hmac-sha256';
-
-/** Method a server lists when its own hook checks `HELLO.auth.credentials` (tokens, ...). */
-export const CREDENTIALS_AUTH_METHOD = 'credentials';
-
 /**
  * The client's proof of the shared secret for one connection: base64 of
  * HMAC-SHA256(secret, "tether-auth-v1\n" + nonce + "\n" + clientId). The nonce is fresh per

@@ -1,9 +1,5 @@
-export {
-  authProof,
-  CREDENTIALS_AUTH_METHOD,
-  HMAC_AUTH_METHOD,
-  verifyAuthProof,
-} from './auth-proof.js';
+export { CREDENTIALS_AUTH_METHOD, HMAC_AUTH_METHOD } from './auth-methods.js';
+export { authProof, verifyAuthProof } from './auth-proof.js';
 export type { BackoffOptions } from './backoff.js';
 export { backoffDelay, DEFAULT_BACKOFF, resolveBackoff, retryAfterDelay } from './backoff.js';
 export type {
