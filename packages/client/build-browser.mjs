@@ -9,7 +9,8 @@ import { gzipSync } from 'node:zlib';
 import * as esbuild from 'esbuild';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const outdir = join(here, 'dist', 'browser');
+// `node build-browser.mjs [outdir]`: tests build into a directory of their own.
+const outdir = process.argv[2] ?? join(here, 'dist', 'browser');
 
 const result = await esbuild.build({
   entryPoints: { 'tether-client': join(here, 'src', 'index.ts') },
