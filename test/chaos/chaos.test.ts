@@ -16,12 +16,13 @@ const BASE = Number(process.env.CHAOS_BASE ?? 20_250_601);
 const PROXY_RUNS = 20;
 const NETNS_RUNS = 3;
 const LOSS_RUNS = 5;
+const WS_RUNS = 5;
 const JOBS = 2;
 
 const inCi = process.env.CI !== undefined && process.env.CI !== 'false' && process.env.CI !== '0';
 
 describe('chaos - seeded runs through the proxy and across network namespaces', () => {
-  it(`${PROXY_RUNS} proxy runs and ${NETNS_RUNS} netns runs without a violation (base seed ${BASE})`, {
+  it(`${PROXY_RUNS} proxy runs, ${WS_RUNS} ws runs and ${NETNS_RUNS} netns runs without a violation (base seed ${BASE})`, {
     timeout: 180_000,
   }, async () => {
     // The same seeds as `pnpm chaos --base BASE`: proxy run i is deriveSeed(BASE, 1, i).
@@ -34,6 +35,11 @@ describe('chaos - seeded runs through the proxy and across network namespaces', 
         suite: Suite.NETNS,
         seed: deriveSeed(BASE, 2, i),
       })),
+      // The proxy scenario with the client on WebSocket: the same seeds as `--suite ws`.
+      ...Array.from({ length: WS_RUNS }, (_, i) => ({
+        suite: Suite.WS,
+        seed: deriveSeed(BASE, 4, i),
+      })),
     ];
     removeStaleFileDirs();
     const results: RunResult[] = [];
@@ -45,10 +51,10 @@ describe('chaos - seeded runs through the proxy and across network namespaces', 
       for (const task of tasks.filter((t) => t.suite === Suite.NETNS))
         results.push(skippedRun(task.seed, capability.reason));
     }
-    const runnable = tasks.filter((t) => t.suite === Suite.PROXY || capability.ok);
+    const runnable = tasks.filter((t) => t.suite !== Suite.NETNS || capability.ok);
     await runPool(runnable, JOBS, (result) => results.push(result));
 
-    console.log(formatTable(results, [Suite.PROXY, Suite.NETNS]));
+    console.log(formatTable(results, [Suite.PROXY, Suite.WS, Suite.NETNS]));
     const failed = results.filter((r) => !r.ok);
     for (const r of failed) console.error(formatFailure(r));
     expect(

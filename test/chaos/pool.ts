@@ -27,6 +27,8 @@ export function runOne(task: Task): Promise<RunResult> {
       return runNetnsScenario(task.seed);
     case Suite.LOSS:
       return runLossScenario(task.seed);
+    case Suite.WS:
+      return runProxyScenario(task.seed, { webSocket: true });
   }
 }
 

@@ -133,6 +133,8 @@ export class ProxyFaults implements FaultInjector {
 export interface ProxyRunOptions {
   /** Plan length range, ms (default 500-1800). */
   budget?: { min: number; max: number };
+  /** The client on WebSocket through the proxy to the server's endpoint (the `ws` suite). */
+  webSocket?: boolean;
 }
 
 /** Open TCP sockets of this process (local -> remote port, state), for a close that hangs. */
@@ -165,9 +167,10 @@ export async function withProxyRig(
   setup: RunSetup,
   clientId: string,
   body: (rig: ProxyRig) => Promise<void>,
+  webSocket = false,
 ): Promise<unknown> {
   const { history } = setup;
-  const host = new ServerHost(serverSettings(setup, '127.0.0.1', 0), (report) =>
+  const host = new ServerHost({ ...serverSettings(setup, '127.0.0.1', 0), webSocket }, (report) =>
     setup.mirror.apply(report),
   );
   const server = new LocalServer(setup.mirror, host);
@@ -182,7 +185,8 @@ export async function withProxyRig(
     });
     proxy.on('error', () => {});
     await proxy.start();
-    client = newClient(setup, '127.0.0.1', proxy.port, clientId);
+    const url = webSocket ? `ws://127.0.0.1:${proxy.port}/tether` : undefined;
+    client = newClient(setup, '127.0.0.1', proxy.port, clientId, url);
     await client.start(true);
     await body({ server, proxy, client });
   } catch (caught) {
@@ -207,8 +211,12 @@ export async function runProxyScenario(
 ): Promise<RunResult> {
   const setup = setUpRun(seed, options.budget ?? { min: 500, max: 1800 });
   const plan = makePlan(seed, PROXY_FAULTS, { budgetMs: setup.knobs.budgetMs, files: true });
-  const error = await withProxyRig(setup, `chaos-${seed}`, ({ server, proxy, client }) =>
-    runWorkload(workloadEnv(setup, client, server, new ProxyFaults(proxy)), plan),
+  const error = await withProxyRig(
+    setup,
+    `chaos-${seed}`,
+    ({ server, proxy, client }) =>
+      runWorkload(workloadEnv(setup, client, server, new ProxyFaults(proxy)), plan),
+    options.webSocket,
   );
-  return endRun(setup, Suite.PROXY, error, describePlan(plan));
+  return endRun(setup, options.webSocket ? Suite.WS : Suite.PROXY, error, describePlan(plan));
 }

@@ -15,7 +15,8 @@ import {
   type WorkloadEnv,
 } from './workload.js';
 
-export const Suite = { PROXY: 'proxy', NETNS: 'netns', LOSS: 'loss' } as const;
+/** `ws` is the proxy suite with the client on WebSocket (the server's endpoint behind the proxy). */
+export const Suite = { PROXY: 'proxy', NETNS: 'netns', LOSS: 'loss', WS: 'ws' } as const;
 export type Suite = (typeof Suite)[keyof typeof Suite];
 
 export interface RunResult {

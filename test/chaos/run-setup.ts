@@ -68,10 +68,12 @@ export function newClient(
   host: string,
   port: number,
   clientId: string,
+  url?: string,
 ): ClientDriver {
+  const settings = clientSettings(host, port, clientId, setup.knobs, setup.dirs.downloads);
   return new ClientDriver(
     setup.history,
-    clientSettings(host, port, clientId, setup.knobs, setup.dirs.downloads),
+    url === undefined ? settings : { ...settings, url },
     setup.seed,
   );
 }

@@ -2,8 +2,8 @@
  * `pnpm chaos`: seeded chaos runs across both suites, a summary table, the seed and replay
  * command of every failing run, and a non-zero exit code on any violation.
  *
- *   pnpm chaos                              150 proxy + 30 netns + 20 loss runs, fresh base seed
- *   pnpm chaos --runs 50 --suite proxy      50 proxy runs (proxy, netns, loss or all)
+ *   pnpm chaos                              130 proxy + 30 netns + 20 loss + 20 ws runs, fresh base seed
+ *   pnpm chaos --runs 50 --suite proxy      50 proxy runs (proxy, netns, loss, ws, cluster or all)
  *   pnpm chaos --suite netns --seed 1234    replays one run
  *   pnpm chaos --base 42                    the same 200 seeds as another `--base 42` run
  *   pnpm chaos --verbose                    one line per run
@@ -65,8 +65,15 @@ function parseArgs(argv: readonly string[]): Args {
     else if (arg === '--verbose' || arg === '-v') args.verbose = true;
     else if (arg === '--suite') {
       const v = value();
-      if (v !== 'proxy' && v !== 'netns' && v !== 'loss' && v !== 'cluster' && v !== 'all')
-        throw new TypeError('--suite must be proxy, netns, loss, cluster or all');
+      if (
+        v !== 'proxy' &&
+        v !== 'netns' &&
+        v !== 'loss' &&
+        v !== 'ws' &&
+        v !== 'cluster' &&
+        v !== 'all'
+      )
+        throw new TypeError('--suite must be proxy, netns, loss, ws, cluster or all');
       args.suite = v;
     } else if (arg === '--') {
     } else throw new TypeError(`unknown argument ${arg} (see test/chaos/run.ts)`);
@@ -77,6 +84,8 @@ function parseArgs(argv: readonly string[]): Args {
 /** Shares of a mixed batch: netns runs are slower (a child process per run), loss runs move tens of MiB. */
 const NETNS_SHARE = 30 / 200;
 const LOSS_SHARE = 20 / 200;
+/** The proxy scenario with the client on WebSocket. */
+const WS_SHARE = 20 / 200;
 const DEFAULT_RUNS = 200;
 
 // The cluster suite: one long run of real processes (run after the others, alone).
@@ -119,11 +128,13 @@ async function main(): Promise<number> {
       args.suite === suite ? runs : args.suite === 'all' ? Math.round(runs * fraction) : 0;
     const netns = share(Suite.NETNS, NETNS_SHARE);
     const loss = share(Suite.LOSS, LOSS_SHARE);
-    const proxy = args.suite === 'all' || args.suite === Suite.PROXY ? runs - netns - loss : 0;
+    const ws = share(Suite.WS, WS_SHARE);
+    const proxy = args.suite === 'all' || args.suite === Suite.PROXY ? runs - netns - loss - ws : 0;
     // Seeds by suite: run i of suite k is deriveSeed(base, k, i), whatever the mix.
     for (let i = 0; i < proxy; i++) plan.push({ suite: Suite.PROXY, seed: deriveSeed(base, 1, i) });
     for (let i = 0; i < netns; i++) plan.push({ suite: Suite.NETNS, seed: deriveSeed(base, 2, i) });
     for (let i = 0; i < loss; i++) plan.push({ suite: Suite.LOSS, seed: deriveSeed(base, 3, i) });
+    for (let i = 0; i < ws; i++) plan.push({ suite: Suite.WS, seed: deriveSeed(base, 5, i) });
   }
   const suites = [...new Set(plan.map((p) => p.suite))];
 

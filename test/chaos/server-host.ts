@@ -23,6 +23,11 @@ export interface ServerSettings {
   retryAfterMs: number;
   /** Where uploads are stored (file transfers on when set). */
   uploadDir?: string;
+  /**
+   * Also serve WebSocket; `port` is then the WebSocket endpoint's (the one restarts keep and
+   * clients reach), and TCP listens on any free port.
+   */
+  webSocket?: boolean;
 }
 
 /** What the server side reports; `at` is the reporting process's clock (history.now()). */
@@ -84,7 +89,8 @@ export class ServerHost {
     const s = this.#settings;
     const server = new TetherServer({
       host: s.host,
-      port: this.#port,
+      port: s.webSocket ? 0 : this.#port,
+      ...(s.webSocket ? { webSocket: { port: this.#port } } : {}),
       pingIntervalMs: s.pingIntervalMs,
       evictAfterMs: s.evictAfterMs,
       sessionTtlMs: s.sessionTtlMs,
@@ -124,8 +130,8 @@ export class ServerHost {
     server.on('error', () => {});
     this.#server = server;
     const address = await server.listen();
-    this.#port = address.port;
-    this.#report({ ev: 'listening', port: address.port });
+    this.#port = (s.webSocket ? server.webSocketAddress : address)?.port ?? 0;
+    this.#report({ ev: 'listening', port: this.#port });
   }
 
   /** A crash-like restart: close without draining, then a new server on the same port. */

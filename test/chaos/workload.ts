@@ -32,6 +32,8 @@ import { digestFile } from './server-host.js';
 export interface ClientSettings {
   host: string;
   port: number;
+  /** Connect over WebSocket to this URL instead of TCP to host:port. */
+  url?: string;
   clientId: string;
   pingIntervalMs: number;
   deadAfterMs: number;
@@ -248,6 +250,7 @@ export class ClientDriver {
       overflow: s.overflow,
       maxInFlightBytes: s.maxInFlightBytes,
       random: this.#random,
+      ...(s.url === undefined ? {} : { url: s.url }),
       ...(s.downloadDir === undefined ? {} : { downloadDir: s.downloadDir }),
     });
     this.#client = client;
