@@ -1,5 +1,9 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { type ClientOptions, type Message, TetherClient } from '@tether/client';
 import {
   type Transport,
@@ -10,7 +14,7 @@ import {
 import { ErrorCode, type Frame, FrameDecoder, FrameType } from '@tether/protocol';
 import { type Peer, type ServerOptions, type TetherError, TetherServer } from '@tether/server';
 import { afterEach, describe, expect, it } from 'vitest';
-import { WebSocket } from 'ws';
+import { WebSocket, WebSocketServer } from 'ws';
 
 // Tether over WebSocket with Node on both ends: the server's endpoint (ws), the client's `url`
 // option (ws, as Node 20 has no global WebSocket), and a session moving between TCP and
@@ -264,6 +268,49 @@ describe('websocket - Node client and server', () => {
     };
     expect(await seen(false)).toMatch(/^127\.0\.0\.1:\d+$/);
     expect(await seen(true)).toBe('198.51.100.7');
+  });
+
+  it('websocket - a Blob uploads over WebSocket, verified by SHA-256', async () => {
+    const uploadDir = await mkdtemp(join(tmpdir(), 'tether-ws-upload-'));
+    cleanups.push(() => rm(uploadDir, { recursive: true, force: true }));
+    const { server, wsPort } = await startServer({ uploadDir });
+    const stored = new Promise<string>((resolve) =>
+      server.once('file', (file) => resolve(file.path)),
+    );
+    const c = client({ url: `ws://127.0.0.1:${wsPort}/tether` });
+    await c.connect();
+    const data = randomBytes(3 * 1024 * 1024 + 17);
+    const transfer = c.sendFile(new Blob([data]), { name: 'from-memory.bin' });
+    const result = await transfer.done;
+    expect(result.sha256).toBe(createHash('sha256').update(data).digest('hex'));
+    expect((await readFile(await stored)).equals(data)).toBe(true);
+  });
+
+  it('websocket - a refused connect is retried, and so is a WebSocket server that is not Tether', async () => {
+    const { wsPort } = await startServer();
+    // Nothing listens on the port yet: the client retries until the server is there.
+    const probe = http.createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const freePort = (probe.address() as AddressInfo).port;
+    await new Promise((resolve) => probe.close(resolve));
+    const refused = client({ url: `ws://127.0.0.1:${freePort}/tether`, retries: 2 });
+    const reasons: string[] = [];
+    refused.on('reconnecting', (info) => reasons.push(info.reason));
+    await expect(refused.connect()).rejects.toMatchObject({ code: ErrorCode.RETRIES_EXHAUSTED });
+    expect(reasons.length).toBe(2);
+    // A WebSocket server that answers without the subprotocol: the WebSocket fails its handshake
+    // (as a browser's does, saying no more), so the client cannot tell it from a refusal.
+    const other = new WebSocketServer({ port: 0, host: '127.0.0.1', handleProtocols: () => false });
+    await new Promise((resolve) => other.once('listening', resolve));
+    cleanups.push(() => new Promise((resolve) => other.close(resolve)));
+    const otherPort = (other.address() as AddressInfo).port;
+    const wrong = client({ url: `ws://127.0.0.1:${otherPort}/`, retries: 1 });
+    const wrongReasons: string[] = [];
+    wrong.on('reconnecting', (info) => wrongReasons.push(info.reason));
+    await expect(wrong.connect()).rejects.toMatchObject({ code: ErrorCode.RETRIES_EXHAUSTED });
+    expect(wrongReasons[0]).toMatch(/cannot connect/);
+    // And the real endpoint is reachable all along.
+    await client({ url: `ws://127.0.0.1:${wsPort}/tether` }).connect();
   });
 
   it('websocket - close() tells WebSocket clients GOAWAY and stops the endpoint', async () => {

@@ -98,10 +98,10 @@ function encode(text: string, encoding: Encoding): BufferImpl {
     case 'hex': {
       const out = new BufferImpl(text.length >>> 1);
       for (let i = 0; i < out.length; i++) {
-        const byte = Number.parseInt(text.slice(2 * i, 2 * i + 2), 16);
+        const pair = text.slice(2 * i, 2 * i + 2);
         // As Node: decoding stops at the first pair that is not hex.
-        if (Number.isNaN(byte)) return out.subarray(0, i) as BufferImpl;
-        out[i] = byte;
+        if (!/^[0-9a-f]{2}$/i.test(pair)) return out.subarray(0, i) as BufferImpl;
+        out[i] = Number.parseInt(pair, 16);
       }
       return out;
     }
@@ -170,4 +170,8 @@ for (const [name, value] of Object.entries(statics)) {
 }
 
 /** The injected `Buffer`. */
-export const Buffer = BufferImpl as typeof BufferImpl & typeof statics;
+export const Buffer = BufferImpl as unknown as typeof statics & {
+  new (size: number): BufferImpl;
+  new (buffer: ArrayBufferLike, byteOffset?: number, length?: number): BufferImpl;
+  readonly prototype: BufferImpl;
+};

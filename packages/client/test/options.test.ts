@@ -154,4 +154,15 @@ describe('options', () => {
     expect(() => resolve({ store: { dir: 'x', sync: 'always' as never } })).toThrow(/store.sync/);
     expect(() => resolve({ store: 'dir' as never })).toThrow(TypeError);
   });
+
+  it('options - url: ws:// or wss://, and then no port is needed', () => {
+    expect(resolveClientOptions({ url: 'ws://example.com/tether' }).url).toBe(
+      'ws://example.com/tether',
+    );
+    expect(resolveClientOptions({ url: 'wss://example.com:8443/t?x=1' }).port).toBe(0);
+    for (const url of ['http://example.com/', 'tcp://x', 'not a url', 'ws://x/#frag', 42]) {
+      expect(() => resolveClientOptions({ url: url as string })).toThrow(TypeError);
+    }
+    expect(() => resolveClientOptions({})).toThrow(/port/);
+  });
 });

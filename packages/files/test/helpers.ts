@@ -12,6 +12,7 @@ import {
 } from '@tether/protocol';
 import { onTestFinished } from 'vitest';
 import {
+  type FileEngine,
   type FileFrame,
   isFileFrame,
   TransferEngine,
@@ -87,18 +88,13 @@ export interface WireOptions {
  */
 export class Wire {
   readonly records: WireRecord[];
-  readonly a: TransferEngine;
-  readonly b: TransferEngine;
+  readonly a: FileEngine;
+  readonly b: FileEngine;
   #dead = false;
   #held = false;
   readonly #options: WireOptions;
 
-  constructor(
-    a: TransferEngine,
-    b: TransferEngine,
-    options: WireOptions = {},
-    records: WireRecord[] = [],
-  ) {
+  constructor(a: FileEngine, b: FileEngine, options: WireOptions = {}, records: WireRecord[] = []) {
     this.a = a;
     this.b = b;
     this.#options = options;
@@ -135,7 +131,7 @@ export class Wire {
     );
   }
 
-  #pipe(from: TransferEngine, to: TransferEngine, direction: 'ab' | 'ba'): TransferLink {
+  #pipe(from: FileEngine, to: FileEngine, direction: 'ab' | 'ba'): TransferLink {
     const maxFrame = this.#options.maxFrame ?? MiB;
     const highWater = this.#options.highWater ?? MiB;
     const decoder = new FrameDecoder({ expectPreface: false, maxFrame });
