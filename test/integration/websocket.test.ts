@@ -11,8 +11,24 @@ import {
   WEBSOCKET_SUBPROTOCOL,
   WebSocketTransport,
 } from '@tether/core';
-import { ErrorCode, type Frame, FrameDecoder, FrameType } from '@tether/protocol';
-import { type Peer, type ServerOptions, type TetherError, TetherServer } from '@tether/server';
+import {
+  ErrorCode,
+  encodeHello,
+  encodePing,
+  type Frame,
+  FrameDecoder,
+  FrameType,
+  type HelloBody,
+  PREFACE,
+  PROTOCOL_VERSION,
+} from '@tether/protocol';
+import {
+  type DisconnectInfo,
+  type Peer,
+  type ServerOptions,
+  type TetherError,
+  TetherServer,
+} from '@tether/server';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
 
@@ -88,6 +104,10 @@ function framesOf(socket: WebSocket): Frame[] {
     decoder.push(data, (frame) => frames.push(frame));
   });
   return frames;
+}
+
+function hello(clientId: string): HelloBody {
+  return { versions: [PROTOCOL_VERSION], clientId, delivered: 0, acked: 0, maxFrame: 1 << 20 };
 }
 
 function closeOf(socket: WebSocket): Promise<number> {
@@ -311,6 +331,35 @@ describe('websocket - Node client and server', () => {
     expect(wrongReasons[0]).toMatch(/cannot connect/);
     // And the real endpoint is reachable all along.
     await client({ url: `ws://127.0.0.1:${wsPort}/tether` }).connect();
+  });
+
+  it('websocket - a peer that floods PINGs and never reads is pushed back through TCP, then closed', async () => {
+    const { server, wsPort } = await startServer({ pingIntervalMs: 200, evictAfterMs: 1000 });
+    const disconnected = new Promise<DisconnectInfo>((resolve) =>
+      server.once('disconnect', (_peer, info) => resolve(info)),
+    );
+    const { socket, frames } = await openRaw(`ws://127.0.0.1:${wsPort}/tether`);
+    socket.send(Buffer.concat([PREFACE, encodeHello(hello('flooder'))]));
+    await expect.poll(() => frames.some((f) => f.type === FrameType.WELCOME)).toBe(true);
+    // Reads nothing from now on: the server's PONGs pile up on its side.
+    (socket as unknown as { pause(): void }).pause();
+    const burst = Buffer.concat(Array.from({ length: 1000 }, (_, i) => encodePing(i)));
+    let mostWaiting = 0;
+    let closed = false;
+    socket.once('close', () => {
+      closed = true;
+    });
+    const until = performance.now() + 3000;
+    while (!closed && performance.now() < until) {
+      if (socket.bufferedAmount < 32 * 1024 * 1024) socket.send(burst);
+      mostWaiting = Math.max(mostWaiting, socket.bufferedAmount);
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+    const info = await disconnected;
+    expect(info.code).toBe(ErrorCode.SLOW_CONSUMER);
+    // The server stopped reading it (ws paused its TCP socket): our bytes waited on our side.
+    expect(mostWaiting).toBeGreaterThan(4 * 1024 * 1024);
+    expect(server.stats().inboundBufferedBytes).toBe(0);
   });
 
   it('websocket - close() tells WebSocket clients GOAWAY and stops the endpoint', async () => {
