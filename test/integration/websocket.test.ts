@@ -229,12 +229,26 @@ describe('websocket - Node client and server', () => {
     await expect.poll(() => errors.map((e) => e.code)).toEqual([ErrorCode.UNEXPECTED_FRAME]);
   });
 
-  it('websocket - a message over 16 KiB is refused with 1009', async () => {
-    const { wsPort } = await startServer();
+  it('websocket - a message over 16 KiB is refused with 1009 and FRAME_TOO_LARGE, at once', async () => {
+    const { server, wsPort } = await startServer();
+    const errors: TetherError[] = [];
+    server.on('error', (error) => errors.push(error));
     const { socket } = await openRaw(`ws://127.0.0.1:${wsPort}/tether`);
     const closed = closeOf(socket);
     socket.send(Buffer.alloc(WEBSOCKET_MAX_MESSAGE + 1));
     expect(await closed).toBe(1009);
+    await expect.poll(() => errors.map((e) => e.code)).toEqual([ErrorCode.FRAME_TOO_LARGE]);
+    // A peer that does not read the close frame is cut at once too (not after ws's close timeout).
+    const { socket: deaf } = await openRaw(`ws://127.0.0.1:${wsPort}/tether`);
+    const deafClosed = closeOf(deaf);
+    (deaf as unknown as { pause(): void }).pause();
+    const before = performance.now();
+    deaf.send(Buffer.alloc(WEBSOCKET_MAX_MESSAGE + 1));
+    await expect.poll(() => errors.length).toBe(2);
+    (deaf as unknown as { resume(): void }).resume();
+    await deafClosed;
+    expect(performance.now() - before).toBeLessThan(2000);
+    expect(server.stats().connections).toBe(0);
   });
 
   it('websocket - one connection limit for TCP and WebSocket; the refused learn TOO_MANY_CONNECTIONS', async () => {
@@ -343,8 +357,9 @@ describe('websocket - Node client and server', () => {
     await expect.poll(() => frames.some((f) => f.type === FrameType.WELCOME)).toBe(true);
     // Reads nothing from now on: the server's PONGs pile up on its side.
     (socket as unknown as { pause(): void }).pause();
-    // 180 KB a burst: the flooder outruns the server however busy the machine is.
-    const burst = Buffer.concat(Array.from({ length: 10_000 }, (_, i) => encodePing(i)));
+    // 140 KB a burst, in messages under the 16 KiB cap: the flooder outruns the server however
+    // busy the machine is.
+    const message = Buffer.concat(Array.from({ length: 1000 }, (_, i) => encodePing(i)));
     let mostWaiting = 0;
     let closed = false;
     socket.once('close', () => {
@@ -352,7 +367,9 @@ describe('websocket - Node client and server', () => {
     });
     const until = performance.now() + 3000;
     while (!closed && performance.now() < until) {
-      if (socket.bufferedAmount < 32 * 1024 * 1024) socket.send(burst);
+      if (socket.bufferedAmount < 32 * 1024 * 1024) {
+        for (let i = 0; i < 10; i++) socket.send(message);
+      }
       mostWaiting = Math.max(mostWaiting, socket.bufferedAmount);
       await new Promise((resolve) => setTimeout(resolve, 1));
     }

@@ -104,8 +104,7 @@ export class WebSocketTransport extends EventEmitter implements Transport {
     socket.binaryType = 'arraybuffer';
     socket.addEventListener('message', (event) => this.#onMessage(event.data));
     socket.addEventListener('close', (event) => this.#onClose(event.code, event.reason));
-    // A failed socket also closes (code 1006): the close says what happened.
-    socket.addEventListener('error', () => {});
+    socket.addEventListener('error', (event) => this.#onError(event.error));
   }
 
   get writableLength(): number {
@@ -273,6 +272,33 @@ export class WebSocketTransport extends EventEmitter implements Transport {
     super.on(event, listener, context);
     if (event === 'data' && this.#held.length > 0 && !this.#paused) this.#queueDelivery();
     return this;
+  }
+
+  // A browser's error event says nothing (its close follows, with a code). The ws package's
+  // carries what its receiver refused (a message over maxPayload, a bad frame): it has sent the
+  // peer its close frame, and a peer that does not read it would hold the socket until ws's close
+  // timeout, so the connection ends now, with the reason.
+  #onError(cause: unknown): void {
+    const code = (cause as { code?: unknown } | undefined)?.code;
+    if (this.destroyed || typeof code !== 'string' || !code.startsWith('WS_ERR_')) return;
+    const message = cause instanceof Error ? cause.message : code;
+    this.destroyed = true;
+    this.#stopDrainPoll();
+    this.#held = [];
+    this.#heldBytes = 0;
+    this.emit(
+      'error',
+      code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH'
+        ? new ProtocolError(
+            ErrorCode.FRAME_TOO_LARGE,
+            `a WebSocket message over ${WEBSOCKET_MAX_MESSAGE} bytes: ${message}`,
+          )
+        : new TetherError(ErrorCode.CONNECTION_LOST, `WebSocket error: ${message}`),
+    );
+    this.#scheduler.defer(() => {
+      this.socket.terminate?.();
+      this.#emitClose();
+    });
   }
 
   #queueDelivery(): void {

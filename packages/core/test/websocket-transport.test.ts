@@ -231,6 +231,25 @@ describe('websocket transport', () => {
     expect(events).toEqual(['data:8', 'end', 'close']);
   });
 
+  it('websocket transport - a ws receiver error ends the transport at once; a browser error waits for the close', () => {
+    const ws = harness(new PausableWebSocket());
+    const tooBig = Object.assign(new Error('Max payload size exceeded'), {
+      code: 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH',
+    });
+    ws.socket.fire('error', { error: tooBig });
+    expect(ws.events).toEqual([`error:${ErrorCode.FRAME_TOO_LARGE}`]);
+    expect(ws.transport.destroyed).toBe(true);
+    ws.scheduler.runDeferred();
+    expect((ws.socket as PausableWebSocket).terminated).toBe(1);
+    expect(ws.events).toEqual([`error:${ErrorCode.FRAME_TOO_LARGE}`, 'close']);
+
+    const browser = harness();
+    browser.socket.fire('error', {});
+    expect(browser.events).toEqual([]);
+    browser.socket.closed(1006);
+    expect(browser.events).toEqual([`error:${ErrorCode.CONNECTION_LOST}`, 'close']);
+  });
+
   it('websocket transport - end sends what is queued, then closes with 1000', () => {
     const { socket, transport } = harness();
     transport.end(bytes(3));
