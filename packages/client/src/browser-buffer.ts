@@ -11,7 +11,7 @@ type Encoding = 'utf8' | 'utf-8' | 'hex' | 'latin1' | 'binary' | 'base64';
 
 /** Node's Buffer, as much of it as the client uses (the statics are added below). */
 class BufferImpl extends Uint8Array {
-  readUInt32BE(offset = 0): number {
+  readUInt32BE(offset: number = 0): number {
     check(this, offset, 4);
     return (
       (this[offset] as number) * 0x100_0000 +
@@ -21,7 +21,7 @@ class BufferImpl extends Uint8Array {
     );
   }
 
-  writeUInt32BE(value: number, offset = 0): number {
+  writeUInt32BE(value: number, offset: number = 0): number {
     check(this, offset, 4);
     if (!(value >= 0 && value <= 0xffff_ffff && Number.isInteger(value))) {
       throw new RangeError(`value out of range: ${value}`);
@@ -36,8 +36,8 @@ class BufferImpl extends Uint8Array {
   /** Writes `text` at `offset` (at most `length` bytes); returns the bytes written. */
   write(
     text: string,
-    offset = 0,
-    length = this.length - offset,
+    offset: number = 0,
+    length: number = this.length - offset,
     encoding: Encoding = 'utf8',
   ): number {
     const bytes = encode(text, encoding).subarray(
@@ -48,7 +48,11 @@ class BufferImpl extends Uint8Array {
     return bytes.length;
   }
 
-  override toString(encoding: Encoding = 'utf8', start = 0, end = this.length): string {
+  override toString(
+    encoding: Encoding = 'utf8',
+    start: number = 0,
+    end: number = this.length,
+  ): string {
     const part = this.subarray(start, end);
     switch (encoding) {
       case 'hex': {
@@ -66,7 +70,12 @@ class BufferImpl extends Uint8Array {
     }
   }
 
-  copy(target: Uint8Array, targetStart = 0, sourceStart = 0, sourceEnd = this.length): number {
+  copy(
+    target: Uint8Array,
+    targetStart: number = 0,
+    sourceStart: number = 0,
+    sourceEnd: number = this.length,
+  ): number {
     const part = this.subarray(sourceStart, sourceEnd).subarray(0, target.length - targetStart);
     target.set(part, targetStart);
     return part.length;
@@ -163,7 +172,14 @@ function concat(list: readonly Uint8Array[], total?: number): BufferImpl {
   return out;
 }
 
-const statics = { alloc, allocUnsafe, from, isBuffer, byteLength, concat };
+const statics: {
+  alloc: typeof alloc;
+  allocUnsafe: typeof allocUnsafe;
+  from: typeof from;
+  isBuffer: typeof isBuffer;
+  byteLength: typeof byteLength;
+  concat: typeof concat;
+} = { alloc, allocUnsafe, from, isBuffer, byteLength, concat };
 // `from` replaces Uint8Array.from: defined, not declared, as its signature differs.
 for (const [name, value] of Object.entries(statics)) {
   Object.defineProperty(BufferImpl, name, { value, writable: true, configurable: true });

@@ -13,7 +13,7 @@ export const WEBSOCKET_SUBPROTOCOL = 'tether.v1';
  * announce, so it fits every peer before and after the handshake, and it bounds what a WebSocket
  * library holds for one message before the frame decoder sees it.
  */
-export const WEBSOCKET_MAX_MESSAGE = 16 * 1024;
+export const WEBSOCKET_MAX_MESSAGE: number = 16 * 1024;
 
 /** WebSocket close codes the adapter sends (RFC 6455 section 7.4; 4000-4999 are private use). */
 export const WebSocketClose = {
