@@ -145,6 +145,22 @@ describe('websocket - Node client and server', () => {
     expect(peer?.remoteAddress).toMatch(/^127\.0\.0\.1:\d+$/);
   });
 
+  it('websocket - 100,000 small messages in one burst arrive whole, read a turn at a time', async () => {
+    // More than a turn's reading budget arrives at once: the server pauses the WebSocket between
+    // turns, and what ws had read meanwhile must not count against the paused bound.
+    const { server, wsPort } = await startServer();
+    let received = 0;
+    server.on('message', () => received++);
+    const c = client({ url: `ws://127.0.0.1:${wsPort}/tether`, overflow: 'wait' });
+    await c.connect();
+    const payload = Buffer.alloc(128, 1);
+    let last: Promise<unknown> = Promise.resolve();
+    for (let i = 0; i < 100_000; i++) last = c.send(payload);
+    await last;
+    expect(received).toBe(100_000);
+    expect(c.stats().reconnects).toBe(0);
+  });
+
   it('websocket - a session moves between TCP and WebSocket connections and resumes', async () => {
     const { server, port, wsPort } = await startServer();
     const kinds = ['tcp', 'ws', 'tcp', 'ws'];

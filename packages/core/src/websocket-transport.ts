@@ -171,9 +171,10 @@ export class WebSocketTransport extends EventEmitter implements Transport {
   resume(): void {
     if (!this.#paused || this.destroyed) return;
     this.#paused = false;
-    this.socket.resume?.();
-    // Held messages are delivered after this call, never inside it (as a socket's data).
+    // Held messages are delivered after this call, never inside it (as a socket's data), and
+    // the socket is read again only once they are: else it could pour in more before them.
     if (this.#held.length > 0) this.#queueDelivery();
+    else this.socket.resume?.();
   }
 
   // Packs the stream into messages of at most WEBSOCKET_MAX_MESSAGE bytes: small chunks are
@@ -316,6 +317,7 @@ export class WebSocketTransport extends EventEmitter implements Transport {
         this.#heldBytes -= chunk.length;
         this.emit('data', chunk);
       }
+      if (!this.#paused && !this.destroyed && this.#held.length === 0) this.socket.resume?.();
     });
   }
 

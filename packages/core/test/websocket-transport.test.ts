@@ -178,6 +178,28 @@ describe('websocket transport', () => {
     expect(transport.readableLength).toBe(0);
   });
 
+  it('websocket transport - the socket is read again only once the held messages are delivered', () => {
+    const { socket, scheduler, transport, events } = harness(new PausableWebSocket(), 1000);
+    transport.pause();
+    socket.message(bytes(600).buffer);
+    transport.resume();
+    // Not yet: a socket resumed now would pour in more before the held ones are out.
+    expect((socket as PausableWebSocket).resumed).toBe(0);
+    scheduler.runDeferred();
+    expect(events).toEqual(['data:600']);
+    expect((socket as PausableWebSocket).resumed).toBe(1);
+    // Paused again while delivering (a turn's budget spent): the socket stays paused.
+    transport.pause();
+    socket.message(bytes(300).buffer);
+    socket.message(bytes(300).buffer);
+    transport.on('data', () => transport.pause());
+    transport.resume();
+    scheduler.runDeferred();
+    expect(events).toEqual(['data:600', 'data:300']);
+    expect((socket as PausableWebSocket).resumed).toBe(1);
+    expect(transport.readableLength).toBe(300);
+  });
+
   it('websocket transport - more than maxPausedBytes held while paused fails the transport (close 4001)', () => {
     const { socket, scheduler, transport, events } = harness(new FakeWebSocket(), 1000);
     transport.pause();
