@@ -1,6 +1,6 @@
 /**
- * The short slice of `pnpm chaos` that `pnpm test` runs: 20 proxy runs, 3 netns runs and 5 loss
- * runs from a fixed base seed (override with CHAOS_BASE=n), on two worker processes. Run i of a
+ * The short slice of `pnpm chaos` that `pnpm test` runs: 20 proxy runs, 5 ws runs, 3 netns runs and
+ * 5 loss runs from a fixed base seed (override with CHAOS_BASE=n), on two worker processes. Run i of a
  * suite has the same seed as in `pnpm chaos --base <base>`, so `pnpm chaos --base <base> --suite
  * loss --runs 5` replays the loss part; a failure prints each run's seed and replay command.
  */

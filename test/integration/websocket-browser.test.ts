@@ -92,6 +92,7 @@ interface Harness {
     outbox: number;
   };
   close(): Promise<void>;
+  refusals(): Promise<{ store: string; tcp: string; tcpReconnects: number }>;
 }
 
 /** Runs `call` on the page's harness. */
@@ -264,6 +265,14 @@ describe('websocket - the browser build in Chromium', { timeout: 120_000 }, () =
     expect(stats.sessions.length).toBeGreaterThanOrEqual(6);
     expect(stats.sessions.slice(1).every((s) => s.resumed)).toBe(true);
     await shot('2-after-cuts');
+  });
+
+  it('websocket browser - a page has no TCP and no store: both refused at once', async (ctx) => {
+    ctx.skip(!HAVE_CHROMIUM, SKIP_NOTE);
+    const refusals = await harness((h) => h.refusals());
+    expect(refusals.store).toMatch(/^TypeError: the store option needs a file system/);
+    expect(refusals.tcp).toBe('INVALID_OPTION');
+    expect(refusals.tcpReconnects).toBe(0);
   });
 
   it('websocket browser - a stream of requests across a cut, every reply to its request', async (ctx) => {

@@ -165,6 +165,26 @@ window.harness = {
     return state.probeFired;
   },
 
+  /** What the page says to a client without `url` (no TCP here) and to the store option. */
+  async refusals() {
+    const out = {};
+    try {
+      new TetherClient({ url: 'ws://127.0.0.1:1/tether', store: { dir: 'x' } });
+      out.store = 'constructed';
+    } catch (error) {
+      out.store = `${error.name}: ${error.message}`;
+    }
+    const tcp = new TetherClient({ port: 7070, retries: 3 });
+    try {
+      await tcp.connect();
+      out.tcp = 'connected';
+    } catch (error) {
+      out.tcp = error.code;
+    }
+    out.tcpReconnects = tcp.stats().reconnects;
+    return out;
+  },
+
   stats() {
     const s = state.client.stats();
     return {

@@ -97,6 +97,8 @@ const FATAL: ReadonlySet<string> = new Set([
   ErrorCode.UNSUPPORTED_VERSION,
   ErrorCode.STORE_DAMAGED,
   ErrorCode.STORE_FAILED,
+  // The way to connect cannot work here (TCP in a browser, no WebSocket to load).
+  ErrorCode.INVALID_OPTION,
 ]);
 
 // The endpoint is not a Tether server. Fatal at the first connect (a wrong address); once a
