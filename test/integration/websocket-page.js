@@ -9,6 +9,7 @@ const state = {
   sessions: [],
   errors: [],
   acked: 0,
+  files: [],
 };
 
 function show(text) {
@@ -73,6 +74,17 @@ window.harness = {
       report();
     });
     client.on('error', (error) => state.errors.push(`${error.code}: ${error.message}`));
+    client.on('file', async (file) => {
+      const digest = hex(await crypto.subtle.digest('SHA-256', await file.blob.arrayBuffer()));
+      state.files.push({
+        name: file.name,
+        size: file.size,
+        sha256: file.sha256,
+        blobSize: file.blob.size,
+        digest,
+      });
+      show(`downloaded ${file.name}: ${file.size} bytes, SHA-256 ${digest}`);
+    });
     client.on('state', () => report());
     await client.connect();
     report();
@@ -96,6 +108,10 @@ window.harness = {
 
   received() {
     return state.received.slice();
+  },
+
+  downloads() {
+    return state.files.slice();
   },
 
   clearReceived() {
