@@ -12,10 +12,8 @@ const here = dirname(fileURLToPath(import.meta.url));
 // `node build-browser.mjs [outdir]`: tests build into a directory of their own.
 const outdir = process.argv[2] ?? join(here, 'dist', 'browser');
 
-const result = await esbuild.build({
-  entryPoints: { 'tether-client': join(here, 'src', 'index.ts') },
+const common = {
   bundle: true,
-  splitting: true,
   format: 'esm',
   platform: 'browser',
   target: 'es2022',
@@ -26,16 +24,44 @@ const result = await esbuild.build({
   inject: [join(here, 'src', 'browser-buffer.ts')],
   // Dynamic imports of packages a page cannot have (ws: the global WebSocket is used).
   external: ['ws', 'node:*'],
-  outdir,
   metafile: true,
-  // For size analysis: esbuild --analyze, or https://esbuild.github.io/analyze/.
-
   legalComments: 'none',
   logLevel: 'warning',
-});
+};
+
+// The file module is a bundle of its own, imported on first use: not a chunk shared with the
+// client's (esbuild's splitting would move every module both reach into a chunk the client loads
+// at once: the protocol's file state machines with the rest). It carries its own copy of what it
+// shares with the client; Buffers and Transfers are made so that they cross (see
+// browser-buffer.ts, lazy-file-engine.ts).
+const FILES = 'tether-client-files.js';
+const filesApart = {
+  name: 'files-apart',
+  setup(build) {
+    build.onResolve({ filter: /blob-files\.browser\.js$/ }, () => ({
+      path: `./${FILES}`,
+      external: true,
+    }));
+  },
+};
+
+const results = [
+  await esbuild.build({
+    ...common,
+    entryPoints: [join(here, 'src', 'index.ts')],
+    outfile: join(outdir, 'tether-client.js'),
+    plugins: [filesApart],
+  }),
+  await esbuild.build({
+    ...common,
+    entryPoints: [join(here, 'src', 'blob-files.browser.ts')],
+    outfile: join(outdir, FILES),
+  }),
+];
 
 const sizes = {};
-for (const [file, info] of Object.entries(result.metafile.outputs)) {
+const outputs = results.flatMap((result) => Object.entries(result.metafile.outputs));
+for (const [file, info] of outputs) {
   if (!file.endsWith('.js')) continue;
   const bytes = readFileSync(file);
   if (/\bnode:|require\(/.test(bytes.toString('latin1'))) {

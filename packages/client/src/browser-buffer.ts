@@ -3,6 +3,10 @@
 // (the `buffer` package) would cost more than the rest of the client's dependencies together.
 // Encodings: utf8, hex, latin1 and base64. A test runs the protocol's codec against it.
 
+// Marks this Buffer's instances, whichever copy of this module made them: the file module is a
+// bundle of its own, with its own copy, and Buffers cross between the two.
+const BRAND = Symbol.for('tether.browser-buffer');
+
 const utf8Encoder = new TextEncoder();
 const utf8Decoder = new TextDecoder();
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
@@ -152,7 +156,9 @@ function from(
 }
 
 function isBuffer(value: unknown): value is BufferImpl {
-  return value instanceof BufferImpl;
+  return (
+    value instanceof Uint8Array && (value as unknown as Record<symbol, unknown>)[BRAND] === true
+  );
 }
 
 function byteLength(value: string | ArrayBufferView, encoding: Encoding = 'utf8'): number {
@@ -184,6 +190,7 @@ const statics: {
 for (const [name, value] of Object.entries(statics)) {
   Object.defineProperty(BufferImpl, name, { value, writable: true, configurable: true });
 }
+Object.defineProperty(BufferImpl.prototype, BRAND, { value: true });
 
 /** The injected `Buffer`. */
 export const Buffer = BufferImpl as unknown as typeof statics & {

@@ -86,8 +86,9 @@ export class LazyFileEngine implements FileEngine {
     this.#engine?.pump();
   }
 
+  // Every Transfer is made here, also once the module is loaded: the module is a bundle of its
+  // own, and its Transfer class is not the one this package exports (instanceof must hold).
   sendFile(file: string | Blob, options: SendFileOptions = {}): Transfer {
-    if (this.#engine !== undefined) return this.#engine.sendFile(file, options);
     const name = options.name ?? (typeof file === 'string' ? file : blobName(file));
     const closed = this.#closed;
     if (typeof file === 'string' || closed !== undefined) {
@@ -119,7 +120,8 @@ export class LazyFileEngine implements FileEngine {
       },
     );
     Object.assign(waiting, { file, options, transfer, cancelled: false, real: undefined }, settle);
-    this.#waiting.push(waiting);
+    if (this.#engine !== undefined) this.#handOver(this.#engine, waiting);
+    else this.#waiting.push(waiting);
     return transfer;
   }
 
@@ -138,17 +140,20 @@ export class LazyFileEngine implements FileEngine {
     }
     this.#engine = engine;
     if (this.#link !== undefined) engine.attach(this.#link);
-    for (const waiting of this.#waiting.splice(0)) {
-      if (waiting.cancelled) continue;
-      const real = engine.sendFile(waiting.file, waiting.options);
-      waiting.real = real;
-      real.on('progress', (progress) => waiting.transfer.emit('progress', progress));
-      real.done.then(waiting.resolve, waiting.reject);
-    }
+    for (const waiting of this.#waiting.splice(0)) this.#handOver(engine, waiting);
     // Offers made on a connection that is gone are void: the server offers them again.
     for (const { frame, link } of this.#offers.splice(0)) {
       if (link === this.#link) engine.handle(frame);
     }
+  }
+
+  // The real engine takes the send; its Transfer's progress and outcome go to ours.
+  #handOver(engine: FileEngine, waiting: Waiting): void {
+    if (waiting.cancelled) return;
+    const real = engine.sendFile(waiting.file, waiting.options);
+    waiting.real = real;
+    real.on('progress', (progress) => waiting.transfer.emit('progress', progress));
+    real.done.then(waiting.resolve, waiting.reject);
   }
 
   #failed(cause: unknown): void {

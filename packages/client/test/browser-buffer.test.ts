@@ -41,7 +41,7 @@ afterEach(() => {
 });
 
 describe('browser buffer', () => {
-  it('browser buffer - from, alloc, concat, byteLength and isBuffer as Node has them', () => {
+  it('browser buffer - from, alloc, concat, byteLength and isBuffer as Node has them', async () => {
     const texts = ['', 'hello', 'ünïcødé ✓ 𝄞', 'a'.repeat(1000)];
     for (const text of texts) {
       expect(hexOf(BrowserBuffer.from(text))).toBe(NodeBuffer.from(text).toString('hex'));
@@ -64,6 +64,12 @@ describe('browser buffer', () => {
     expect(BrowserBuffer.isBuffer(new Uint8Array(3))).toBe(false);
     // A subarray of a Buffer is a Buffer (as in Node).
     expect(BrowserBuffer.isBuffer(view.subarray(1))).toBe(true);
+    // A Buffer of another copy of the module (the file module is a bundle of its own) is one too.
+    vi.resetModules();
+    const { Buffer: OtherCopy } = await import('../src/browser-buffer.js');
+    expect(OtherCopy).not.toBe(BrowserBuffer);
+    expect(BrowserBuffer.isBuffer(OtherCopy.from([1]))).toBe(true);
+    expect(BrowserBuffer.isBuffer(NodeBuffer.from([1]))).toBe(false);
     const parts = [BrowserBuffer.from([1, 2]), new Uint8Array([3]), BrowserBuffer.alloc(2, 7)];
     expect(hexOf(BrowserBuffer.concat(parts))).toBe('0102030707');
     expect(hexOf(BrowserBuffer.concat(parts, 2))).toBe('0102');

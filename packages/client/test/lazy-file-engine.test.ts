@@ -104,9 +104,15 @@ describe('lazy file engine', () => {
     real.settles[0]?.(result);
     await expect(transfer.done).resolves.toBe(result);
     expect(progress).toEqual([5]);
-    // Once loaded, calls go straight through.
-    lazy.sendFile(file);
+    // Once loaded, sends go through at once, still in a Transfer of this package (the module's
+    // own Transfer class is another copy in the browser build).
+    const later = lazy.sendFile(file);
     expect(real.sends).toHaveLength(2);
+    expect(later).not.toBe(real.sends[1]?.transfer);
+    expect(later).toBeInstanceOf(Transfer);
+    const laterResult = { id: later.id, name: 'a.txt', size: 5 } as TransferResult;
+    real.settles[1]?.(laterResult);
+    await expect(later.done).resolves.toBe(laterResult);
   });
 
   it('lazy file engine - offers wait for the module on their connection; answers to nothing are refused', async () => {

@@ -12,7 +12,10 @@ export interface BlobLike {
 
 const READ_SIZE = 1024 * 1024;
 // A Blob that is not a File has nothing to fingerprint: it keeps one random id while it lives.
-const blobIds = new WeakMap<object, string>();
+// One map per page, whichever copy of this module asks (the client's browser build has two).
+const registry = globalThis as { [key: symbol]: WeakMap<object, string> | undefined };
+const BLOB_IDS = Symbol.for('tether.blob-ids');
+const blobIds: WeakMap<object, string> = (registry[BLOB_IDS] ??= new WeakMap());
 
 /** The name a Blob is offered under when `sendFile` names none: a File's name, else `blob`. */
 export function blobName(blob: BlobLike): string {
