@@ -15,7 +15,14 @@ const READ_SIZE = 1024 * 1024;
 // One map per page, whichever copy of this module asks (the client's browser build has two).
 const registry = globalThis as { [key: symbol]: WeakMap<object, string> | undefined };
 const BLOB_IDS = Symbol.for('tether.blob-ids');
-const blobIds: WeakMap<object, string> = (registry[BLOB_IDS] ??= new WeakMap());
+function blobIds(): WeakMap<object, string> {
+  let ids = registry[BLOB_IDS];
+  if (ids === undefined) {
+    ids = new WeakMap();
+    registry[BLOB_IDS] = ids;
+  }
+  return ids;
+}
 
 /** The name a Blob is offered under when `sendFile` names none: a File's name, else `blob`. */
 export function blobName(blob: BlobLike): string {
@@ -35,11 +42,11 @@ export function blobTransferId(blob: BlobLike, name: string, owner: string): str
   if (typeof file.name === 'string' && typeof file.lastModified === 'number') {
     identity = `file:${file.name}\n${blob.size}\n${file.lastModified}\n${String(file.type)}`;
   } else {
-    let random = blobIds.get(blob);
+    let random = blobIds().get(blob);
     if (random === undefined) {
       const bytes = globalThis.crypto.getRandomValues(new Uint8Array(16));
       random = Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
-      blobIds.set(blob, random);
+      blobIds().set(blob, random);
     }
     identity = `blob:${random}\n${blob.size}`;
   }
