@@ -12,6 +12,7 @@ export const SUBJECTS: readonly string[] = [
   'tether-tls',
   'tether-watched',
   'tether-cluster',
+  'tether-ws',
 ];
 
 /** Runs (or ratios) further apart than this flag their cell. */
@@ -40,14 +41,16 @@ export function limitOf(system: string): string | undefined {
 
 /** Whom `system` is compared with, of the systems present: its limit, the best peer, and for
  *  tether every peer, for tether-tls, tether-watched and tether-cluster tether (what TLS, what a
- *  watched dashboard, what sessions in Redis behind HAProxy cost). */
+ *  watched dashboard, what sessions in Redis behind HAProxy cost), for tether-ws ws and tether
+ *  (what WebSocket costs). */
 export function comparisonsOf(system: string, present: readonly string[]): string[] {
   const against: string[] = [];
   const limit = limitOf(system);
   if (limit !== undefined && present.includes(limit)) against.push(limit);
   if (present.some((s) => PEERS.includes(s))) against.push('best peer');
   if (system === 'tether') against.push(...PEERS.filter((p) => present.includes(p)));
-  const variants = ['tether-tls', 'tether-watched', 'tether-cluster'];
+  if (system === 'tether-ws' && present.includes('ws')) against.push('ws');
+  const variants = ['tether-tls', 'tether-watched', 'tether-cluster', 'tether-ws'];
   if (variants.includes(system) && present.includes('tether')) {
     against.push('tether');
   }

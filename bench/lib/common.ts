@@ -7,6 +7,7 @@ export const SYSTEMS = [
   'tether-tls',
   'tether-watched',
   'tether-cluster',
+  'tether-ws',
   'raw-net',
   'raw-tls',
   'ws',

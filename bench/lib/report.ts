@@ -32,6 +32,7 @@ const SHOWN: Record<string, readonly string[]> = {
   'tether-tls': ['raw-tls', 'tether'],
   'tether-watched': ['tether'],
   'tether-cluster': ['tether'],
+  'tether-ws': ['ws', 'tether'],
 };
 
 const fmt = (v: number | null | undefined, digits = 0): string => {

@@ -7,9 +7,11 @@ export async function system(name: SystemName): Promise<System> {
     case 'tether':
     case 'tether-tls':
     case 'tether-watched':
+    case 'tether-ws':
       return (await import('./tether.js')).tether({
         tls: name === 'tether-tls',
         watched: name === 'tether-watched',
+        webSocket: name === 'tether-ws',
       });
     case 'tether-cluster':
       return (await import('./tether-cluster.js')).tetherCluster;

@@ -1,6 +1,7 @@
 // Tether: acknowledged, exactly-once sends (send() resolves on the server application's receipt).
 // `tether-tls` is the same over TLS; `tether-watched` is the same with the server's dashboard on
-// and someone watching it (systems/dashboard-watcher.ts): what the dashboard costs.
+// and someone watching it (systems/dashboard-watcher.ts): what the dashboard costs; `tether-ws` is
+// the same over WebSocket (the server's endpoint on a port of its own, the client's `url`, ws).
 import { TetherClient } from '@tether/client';
 import { TetherServer } from '@tether/server';
 import { type DashboardWatcher, watchDashboard } from './dashboard-watcher.js';
@@ -12,9 +13,11 @@ export interface TetherVariant {
   tls: boolean;
   /** The dashboard on (port 0), its live page open and /metrics scraped every second. */
   watched: boolean;
+  /** Over WebSocket: the client connects to the server's `webSocket` endpoint. */
+  webSocket: boolean;
 }
 
-export function tether({ tls: useTls, watched }: TetherVariant): System {
+export function tether({ tls: useTls, watched, webSocket }: TetherVariant): System {
   return {
     async startServer(options: ServerOptions) {
       const server = new TetherServer({
@@ -29,6 +32,7 @@ export function tether({ tls: useTls, watched }: TetherVariant): System {
         maxConnectionsPerAddress: 20_000,
         // The default 1 MiB frame limit counts the frame header, so a 1 MiB payload is refused.
         maxFrame: MAX_FRAME,
+        ...(webSocket ? { webSocket: { port: 0 } } : {}),
       });
       server.on('message', (m, peer) => {
         options.handler(m.data, (d) => {
@@ -56,7 +60,7 @@ export function tether({ tls: useTls, watched }: TetherVariant): System {
         }
       }
       return {
-        port: address.port,
+        port: webSocket ? (server.webSocketAddress?.port ?? 0) : address.port,
         memoryPid: process.pid,
         helpers: [],
         close: async () => {
@@ -69,6 +73,7 @@ export function tether({ tls: useTls, watched }: TetherVariant): System {
       const client = new TetherClient({
         host: '127.0.0.1',
         port: options.port,
+        ...(webSocket ? { url: `ws://127.0.0.1:${options.port}/tether` } : {}),
         overflow: 'wait',
         maxFrame: MAX_FRAME,
         ...(useTls && options.tls ? { tls: { ca: options.tls.cert } } : {}),

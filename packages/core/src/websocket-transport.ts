@@ -101,7 +101,9 @@ export class WebSocketTransport extends EventEmitter implements Transport {
     this.#scheduler = options.scheduler;
     this.#maxPausedBytes = options.maxPausedBytes;
     this.#highWaterMark = options.highWaterMark ?? 64 * 1024;
-    socket.binaryType = 'arraybuffer';
+    // ws (it has terminate) hands over its Buffers as they are; the WHATWG value would copy each
+    // message into a new ArrayBuffer.
+    socket.binaryType = socket.terminate === undefined ? 'arraybuffer' : 'nodebuffer';
     socket.addEventListener('message', (event) => this.#onMessage(event.data));
     socket.addEventListener('close', (event) => this.#onClose(event.code, event.reason));
     socket.addEventListener('error', (event) => this.#onError(event.error));

@@ -285,6 +285,8 @@ describe('websocket transport', () => {
 
   it('websocket transport - destroy terminates where it can, else closes with 4000; close is emitted once', () => {
     const ws = harness(new PausableWebSocket());
+    // ws hands over its Buffers as they are (no copy into an ArrayBuffer per message).
+    expect(ws.socket.binaryType).toBe('nodebuffer');
     ws.transport.destroy();
     ws.transport.destroy();
     expect((ws.socket as PausableWebSocket).terminated).toBe(1);
