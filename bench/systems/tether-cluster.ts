@@ -154,5 +154,6 @@ export const tetherCluster: System = {
       close: () => cluster.stop(),
     };
   },
-  connect: (options: ClientOptions) => tether({ tls: false, watched: false }).connect(options),
+  connect: (options: ClientOptions) =>
+    tether({ tls: false, watched: false, webSocket: false }).connect(options),
 };

@@ -38,7 +38,7 @@ describe('chaos - seeded runs through the proxy and across network namespaces', 
       // The proxy scenario with the client on WebSocket: the same seeds as `--suite ws`.
       ...Array.from({ length: WS_RUNS }, (_, i) => ({
         suite: Suite.WS,
-        seed: deriveSeed(BASE, 4, i),
+        seed: deriveSeed(BASE, 5, i),
       })),
     ];
     removeStaleFileDirs();
