@@ -7,6 +7,7 @@
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sleep } from './lib/common.js';
+import { runBundleCell } from './runner/bundle-cell.js';
 import { runClusterResumeCell } from './runner/cluster-resume-cell.js';
 import { type Context, createContext } from './runner/context.js';
 import { runFileCells } from './runner/file-cells.js';
@@ -43,6 +44,7 @@ async function main(): Promise<void> {
   if (scenarios.includes('cluster-resume') && ctx.options.systems.includes('tether-cluster')) {
     await runClusterResumeCell(ctx);
   }
+  if (scenarios.includes('bundle')) await runBundleCell(ctx);
   const ended = await loadSnapshot();
   const seconds = Math.round((ended.time - started.time) / 1000);
   process.stdout.write(writeResults(ctx, seconds, loadBetween(started, ended)));

@@ -35,6 +35,7 @@ export const SCENARIOS = [
   'recovery',
   'idle-connections',
   'cluster-resume',
+  'bundle',
 ] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 

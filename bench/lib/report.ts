@@ -288,6 +288,28 @@ export function renderMarkdown(r: Result): string {
     );
     out.push(...ratioTable(r, 'file', (c) => size(c.payloadBytes)));
   }
+  const bundles = of('bundle');
+  if (bundles.length) {
+    const socketIo = bundles.find((x) => x.system === 'socket.io-client')?.extra?.gzipBytes;
+    const kb = (b: unknown): string => `${(Number(b) / 1000).toFixed(1)} KB`;
+    out.push(
+      '## browser bundle',
+      '',
+      "Each built as Tether's browser build is (esbuild: one ESM bundle, browser platform, es2022, minified), then gzipped at level 9. KB = 1000 bytes.",
+      '',
+      table(
+        ['system', 'what', 'min', 'min+gzip', 'vs socket.io-client'],
+        bundles.map((x) => [
+          x.system,
+          String(x.extra?.what ?? ''),
+          kb(x.extra?.minBytes),
+          kb(x.extra?.gzipBytes),
+          socketIo === undefined ? '–' : times(Number(x.extra?.gzipBytes) / Number(socketIo)),
+        ]),
+      ),
+      '',
+    );
+  }
   const rc = of('recovery');
   if (rc.length) {
     out.push(

@@ -229,6 +229,25 @@ it('bench - pnpm bench:dashboard (smoke): tether-watched vs tether in throughput
   expect(stdout).toContain('| x 200 | tether-watched vs tether |');
 }, 120_000);
 
+it('pnpm bench --scenarios bundle - browser bundles built alike, sizes from the built bytes', async () => {
+  const { stdout, result } = await bench(['--scenarios', 'bundle', '--systems', 'tether']);
+  const rows = result.rows.filter((r) => r.scenario === 'bundle');
+  expect(rows.map((r) => r.system)).toEqual(['tether', 'tether', 'socket.io-client', 'mqtt']);
+  for (const row of rows) {
+    const min = row.extra?.minBytes as number;
+    const gzip = row.extra?.gzipBytes as number;
+    // Real minified code: kilobytes, and gzip shrinks it.
+    expect(min).toBeGreaterThan(10_000);
+    expect(gzip).toBeGreaterThan(2_000);
+    expect(gzip).toBeLessThan(min);
+  }
+  // The second Tether row adds the file module to what the first has.
+  const [connect, withFiles] = rows as [Row, Row];
+  expect(withFiles.extra?.minBytes as number).toBeGreaterThan(connect.extra?.minBytes as number);
+  expect(stdout).toContain('## browser bundle');
+  expect(stdout).toMatch(/\| socket\.io-client \| .* \| 1\.00x \|/);
+}, 120_000);
+
 describe('bench cell stats', () => {
   it('rotated - each repetition starts one system later', () => {
     expect(rotated(['a', 'b', 'c'], 0)).toEqual(['a', 'b', 'c']);
