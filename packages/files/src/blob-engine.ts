@@ -2,9 +2,7 @@ import {
   DEFAULT_FILE_CHUNK,
   DEFAULT_FILE_WINDOW,
   ErrorCode,
-  encodeFileFailed,
-  FrameType,
-  ProtocolError,
+  type ProtocolError,
   TetherError,
 } from '@tether/protocol';
 import { EventEmitter } from 'eventemitter3';
@@ -14,6 +12,7 @@ import type { TransferEngineEvents } from './engine.js';
 import type { FileEngine } from './file-engine.js';
 import type { FileFrame } from './file-frame.js';
 import { LinkPort, type TransferLink } from './port.js';
+import { routeFileFrame } from './route-file-frame.js';
 import { Sender, type SendFileOptions } from './sender.js';
 import type { Sha256Factory } from './sha256.js';
 import { Transfer } from './transfer.js';
@@ -29,14 +28,6 @@ export interface BlobTransferEngineOptions {
   /** Monotonic clock in ms. Default `performance.now()`. */
   now?: () => number;
 }
-
-// Receiver-to-sender frames: they must name a transfer this side offered on the connection.
-const ANSWERS: ReadonlySet<number> = new Set([
-  FrameType.FILE_ACCEPT,
-  FrameType.FILE_STATUS,
-  FrameType.FILE_COMPLETE,
-  FrameType.FILE_FAILED,
-]);
 
 /**
  * File transfer for a runtime without a file system (a browser page): uploads from Blobs (Files
@@ -96,51 +87,7 @@ export class BlobTransferEngine extends EventEmitter<TransferEngineEvents> imple
 
   handle(frame: FileFrame): ProtocolError | undefined {
     if (this.#closed || !this.#port.attached) return undefined;
-    const id = frame.type === FrameType.FILE_CHUNK ? frame.id : frame.body.id;
-    if (ANSWERS.has(frame.type) && !this.#port.wasOffered(id)) {
-      return new ProtocolError(
-        ErrorCode.UNEXPECTED_FRAME,
-        `file frame 0x${frame.type.toString(16)} for transfer ${id}, never offered on this connection`,
-      );
-    }
-    const receiver = this.#receiver;
-    switch (frame.type) {
-      case FrameType.FILE_OFFER:
-        if (receiver !== undefined) receiver.onOffer(frame.body);
-        else {
-          this.#port.send(
-            encodeFileFailed({
-              id,
-              code: ErrorCode.TRANSFER_REFUSED,
-              message: 'this endpoint does not accept files',
-              retryable: false,
-            }),
-          );
-        }
-        break;
-      case FrameType.FILE_CHUNK:
-        receiver?.onChunk(frame);
-        break;
-      case FrameType.FILE_END:
-        receiver?.onEnd(id, frame.body.sha256);
-        break;
-      case FrameType.FILE_CANCEL:
-        if (!this.#sender.onCancel(id, frame.body.reason)) receiver?.onCancel(id);
-        break;
-      case FrameType.FILE_ACCEPT:
-        this.#sender.onAccept(id, frame.body.offset);
-        break;
-      case FrameType.FILE_STATUS:
-        this.#sender.onStatus(id, frame.body.offset);
-        break;
-      case FrameType.FILE_COMPLETE:
-        this.#sender.onComplete(id, frame.body.size, frame.body.sha256);
-        break;
-      case FrameType.FILE_FAILED:
-        this.#sender.onFailed(id, frame.body.code, frame.body.message);
-        break;
-    }
-    return undefined;
+    return routeFileFrame(frame, this.#port, this.#sender, this.#receiver);
   }
 
   pump(): void {

@@ -2,10 +2,7 @@ import * as nodePath from 'node:path';
 import {
   DEFAULT_FILE_CHUNK,
   DEFAULT_FILE_WINDOW,
-  ErrorCode,
-  encodeFileFailed,
-  FrameType,
-  ProtocolError,
+  type ProtocolError,
   type TetherError,
 } from '@tether/protocol';
 import { EventEmitter } from 'eventemitter3';
@@ -18,6 +15,7 @@ import { pathSource } from './path-source.js';
 import { LinkPort, type TransferLink } from './port.js';
 import { ReceiveDirectory } from './receive-directory.js';
 import { type FileOfferInfo, type ReceivedFile, Receiver } from './receiver.js';
+import { routeFileFrame } from './route-file-frame.js';
 import { Sender, type SendFileOptions } from './sender.js';
 import type { Transfer } from './transfer.js';
 
@@ -90,13 +88,6 @@ export interface TransferEngineEvents {
   error: (error: TetherError) => void;
 }
 
-// Receiver-to-sender frames: they must name a transfer this side offered on the connection.
-const ANSWERS: ReadonlySet<number> = new Set([
-  FrameType.FILE_ACCEPT,
-  FrameType.FILE_STATUS,
-  FrameType.FILE_COMPLETE,
-  FrameType.FILE_FAILED,
-]);
 const DIRECTORY_OPTIONS = [
   'minFreeBytes',
   'partialTtlMs',
@@ -243,51 +234,7 @@ export class TransferEngine extends EventEmitter<TransferEngineEvents> implement
    */
   handle(frame: FileFrame): ProtocolError | undefined {
     if (this.#closed || !this.#port.attached) return undefined;
-    if (ANSWERS.has(frame.type) && !this.#port.wasOffered(answerId(frame))) {
-      return new ProtocolError(
-        ErrorCode.UNEXPECTED_FRAME,
-        `file frame 0x${frame.type.toString(16)} for transfer ${answerId(frame)}, never offered on this connection`,
-      );
-    }
-    switch (frame.type) {
-      case FrameType.FILE_OFFER:
-        if (this.#receiver !== undefined) this.#receiver.onOffer(frame.body);
-        else {
-          this.#port.send(
-            encodeFileFailed({
-              id: frame.body.id,
-              code: ErrorCode.TRANSFER_REFUSED,
-              message: 'this endpoint does not accept files',
-              retryable: false,
-            }),
-          );
-        }
-        break;
-      case FrameType.FILE_CHUNK:
-        this.#receiver?.onChunk(frame);
-        break;
-      case FrameType.FILE_END:
-        this.#receiver?.onEnd(frame.body.id, frame.body.sha256);
-        break;
-      case FrameType.FILE_CANCEL:
-        if (!this.#sender.onCancel(frame.body.id, frame.body.reason)) {
-          this.#receiver?.onCancel(frame.body.id);
-        }
-        break;
-      case FrameType.FILE_ACCEPT:
-        this.#sender.onAccept(frame.body.id, frame.body.offset);
-        break;
-      case FrameType.FILE_STATUS:
-        this.#sender.onStatus(frame.body.id, frame.body.offset);
-        break;
-      case FrameType.FILE_COMPLETE:
-        this.#sender.onComplete(frame.body.id, frame.body.size, frame.body.sha256);
-        break;
-      case FrameType.FILE_FAILED:
-        this.#sender.onFailed(frame.body.id, frame.body.code, frame.body.message);
-        break;
-    }
-    return undefined;
+    return routeFileFrame(frame, this.#port, this.#sender, this.#receiver);
   }
 
   /** The socket drained: continue sending chunks. */
@@ -339,8 +286,4 @@ export class TransferEngine extends EventEmitter<TransferEngineEvents> implement
     await this.#receiver?.close();
     await this.#directory?.leave(this.#reportError);
   }
-}
-
-function answerId(frame: FileFrame): string {
-  return frame.type === FrameType.FILE_CHUNK ? frame.id : frame.body.id;
 }
