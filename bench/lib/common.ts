@@ -78,6 +78,27 @@ export interface Row {
   note?: string;
 }
 
+/** A row of a single measurement whose figures are all in `extra` (recovery, resume, bundle). */
+export function extraRow(
+  system: string,
+  scenario: string,
+  payloadBytes: number,
+  extra: NonNullable<Row['extra']>,
+): Row {
+  return {
+    system,
+    scenario,
+    payloadBytes,
+    msgsPerSec: null,
+    mbPerSec: null,
+    p50Us: null,
+    p99Us: null,
+    p999Us: null,
+    runs: 1,
+    extra,
+  };
+}
+
 /** One ratio of two systems of a cell, taken in every repetition (both ran in it). */
 export interface Ratio {
   system: string;

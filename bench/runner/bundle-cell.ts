@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import * as esbuild from 'esbuild';
-import type { Row } from '../lib/common.js';
+import { extraRow, type Row } from '../lib/common.js';
 import type { Context } from './context.js';
 
 /** What a page imports of each peer: its client's connect function. */
@@ -30,18 +30,7 @@ interface Sizes {
 }
 
 function row(system: string, what: string, min: number, gzip: number): Row {
-  return {
-    system,
-    scenario: 'bundle',
-    payloadBytes: 0,
-    msgsPerSec: null,
-    mbPerSec: null,
-    p50Us: null,
-    p99Us: null,
-    p999Us: null,
-    runs: 1,
-    extra: { what, minBytes: min, gzipBytes: gzip },
-  };
+  return extraRow(system, 'bundle', 0, { what, minBytes: min, gzipBytes: gzip });
 }
 
 async function peerSizes(ctx: Context, entry: string): Promise<{ min: number; gzip: number }> {

@@ -1,6 +1,6 @@
 // The cluster-resume cell: `tether-cluster` only (scenarios/cluster-resume.ts). One run of
 // `kills` kills; every client moved is one sample.
-import type { Row } from '../lib/common.js';
+import { extraRow, type Row } from '../lib/common.js';
 import { measureResume } from '../scenarios/cluster-resume.js';
 import { type Context, failedRow } from './context.js';
 import { loadBetween, loadSnapshot } from './load.js';
@@ -25,31 +25,20 @@ export async function runClusterResumeCell(ctx: Context): Promise<void> {
   let row: Row;
   try {
     const f = await measureResume(clients, kills, execArgv, ctx.log);
-    row = {
-      system: 'tether-cluster',
-      scenario: 'cluster-resume',
-      payloadBytes: 0,
-      msgsPerSec: null,
-      mbPerSec: null,
-      p50Us: null,
-      p99Us: null,
-      p999Us: null,
-      runs: 1,
-      extra: {
-        clients,
-        kills: f.kills,
-        moved: f.moved,
-        resumeP50Ms: percentile(f.resumeMs, 0.5),
-        resumeP99Ms: percentile(f.resumeMs, 0.99),
-        resumeMaxMs: percentile(f.resumeMs, 1),
-        detectP50Ms: percentile(f.detectMs, 0.5),
-        detectP99Ms: percentile(f.detectMs, 0.99),
-        afterDetectP50Ms: percentile(f.afterDetectMs, 0.5),
-        afterDetectP99Ms: percentile(f.afterDetectMs, 0.99),
-        notBack: f.notBack,
-        sessionsLost: f.sessionsLost,
-      },
-    };
+    row = extraRow('tether-cluster', 'cluster-resume', 0, {
+      clients,
+      kills: f.kills,
+      moved: f.moved,
+      resumeP50Ms: percentile(f.resumeMs, 0.5),
+      resumeP99Ms: percentile(f.resumeMs, 0.99),
+      resumeMaxMs: percentile(f.resumeMs, 1),
+      detectP50Ms: percentile(f.detectMs, 0.5),
+      detectP99Ms: percentile(f.detectMs, 0.99),
+      afterDetectP50Ms: percentile(f.afterDetectMs, 0.5),
+      afterDetectP99Ms: percentile(f.afterDetectMs, 0.99),
+      notBack: f.notBack,
+      sessionsLost: f.sessionsLost,
+    });
   } catch (error) {
     row = failedRow(ctx, 'tether-cluster', 'cluster-resume', 0, error);
   }

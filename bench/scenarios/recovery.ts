@@ -3,7 +3,7 @@
 // each system's default settings: time until the client notices (capped), and time from healing
 // the link until the first echo arrives; messages never echoed count as lost.
 import { ChaosProxy } from '@tether/chaos';
-import { type Row, sleep, type WorkerArgs } from '../lib/common.js';
+import { extraRow, type Row, sleep, type WorkerArgs } from '../lib/common.js';
 import { system } from '../systems/index.js';
 
 export async function recoveryRun(
@@ -63,24 +63,13 @@ export async function recoveryRun(
   const detectMs = deadAt === 0 ? null : deadAt - cutAt;
   const recoverMs = firstAfterHeal === 0 ? null : firstAfterHeal - healAt;
   return [
-    {
-      system: args.system,
-      scenario: 'recovery',
-      payloadBytes: 16,
-      msgsPerSec: null,
-      mbPerSec: null,
-      p50Us: null,
-      p99Us: null,
-      p999Us: null,
-      runs: 1,
-      extra: {
-        detectMs,
-        detectCapMs: capMs,
-        detectReason: deadReason || null,
-        firstDeliveryAfterHealMs: recoverMs,
-        sent: seq,
-        lost,
-      },
-    },
+    extraRow(args.system, 'recovery', 16, {
+      detectMs,
+      detectCapMs: capMs,
+      detectReason: deadReason || null,
+      firstDeliveryAfterHealMs: recoverMs,
+      sent: seq,
+      lost,
+    }),
   ];
 }
