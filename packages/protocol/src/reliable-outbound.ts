@@ -162,6 +162,11 @@ export class ReliableOutbound<Entry extends OutboundEntry = OutboundEntry> {
     return all;
   }
 
+  /** The oldest message not yet acknowledged: the first in flight, else the first queued. */
+  oldest(): Entry | undefined {
+    return this.#inFlight.peek() ?? this.#queued.peek();
+  }
+
   /** Queued messages, oldest first. */
   queued(): Iterable<Entry> {
     return this.#queued;

@@ -96,6 +96,22 @@ describe('reliable-outbound', () => {
     expectBookkeeping(out, { queued: 0, inFlight: 2, queuedBytes: 0, inFlightBytes: 8 });
   });
 
+  it('reliable-outbound - oldest() is the first in flight, else the first queued, else undefined', () => {
+    const out: Out = new ReliableOutbound();
+    expect(out.oldest()).toBeUndefined();
+    enqueueSizes(out, [1, 2, 3]);
+    expect(out.oldest()?.meta).toBe('m0');
+    out.takeSendable(1);
+    expect(out.oldest()?.meta).toBe('m0');
+    released(out.ack(1));
+    expect(out.oldest()?.meta).toBe('m1');
+    out.dropQueued((e) => e.meta === 'm1');
+    expect(out.oldest()?.meta).toBe('m2');
+    out.takeSendable();
+    released(out.ack(2));
+    expect(out.oldest()).toBeUndefined();
+  });
+
   it('reliable-outbound - takeSendable respects the in-flight byte window', () => {
     const out: Out = new ReliableOutbound();
     enqueueSizes(out, [400, 400, 400, 400]);
