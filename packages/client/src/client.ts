@@ -349,7 +349,18 @@ export class TetherClient extends EventEmitter<ClientEvents> {
     const ttl = options.ttlMs;
     const expiresAt = ttl === undefined ? Number.POSITIVE_INFINITY : this.#scheduler.now() + ttl;
     this.#outbox.submit(
-      { payload, flags, requestId, seq: 0, resolve, reject, expiresAt, journalId: 0 },
+      {
+        payload,
+        flags,
+        requestId,
+        seq: 0,
+        resolve,
+        reject,
+        expiresAt,
+        journalId: 0,
+        order: 0,
+        publishId: 0,
+      },
       options.signal,
     );
   }

@@ -6,6 +6,7 @@ import {
   ReliableOutbound,
   TetherError,
 } from '@tether/protocol';
+import { FlushWaiters } from './flush-waiters.js';
 import { OverflowPolicy } from './options.js';
 
 /** Resolution of `send()`: the server's application received the message. */
@@ -15,7 +16,10 @@ export interface SendReceipt {
   seq: number;
 }
 
-/** One message from `send()` until the server acknowledges it: stream entry and promise in one. */
+/**
+ * One message from `send()` or `publish()` until the server acknowledges it: stream entry and
+ * outcome in one (a promise's callbacks, or for `publish()` the client's failure report).
+ */
 export interface PendingSend extends OutboundEntry {
   resolve(receipt: SendReceipt): void;
   reject(error: Error): void;
@@ -23,6 +27,10 @@ export interface PendingSend extends OutboundEntry {
   readonly expiresAt: number;
   /** The store's id of the message (the `store` option); 0 without a store. */
   journalId: number;
+  /** Place in the outbox's submission order, given by the outbox; 0 for restored messages. */
+  order: number;
+  /** The id `publish()` returned; 0 for the others, whose outcome settles a promise. */
+  publishId: number;
 }
 
 /** Outbox limits. */
@@ -55,6 +63,9 @@ export class Outbox {
   #ttlTimerAt = Number.POSITIVE_INFINITY;
   #withTtl = 0;
   #emptyWaiters: (() => void)[] = [];
+  readonly #flushes: FlushWaiters;
+  /** Order given to the last message submitted. */
+  #submitted = 0;
 
   constructor(
     clientId: string,
@@ -70,6 +81,7 @@ export class Outbox {
     this.#onEnqueued = onEnqueued;
     this.#onDrop = onDrop;
     this.stream = stream;
+    this.#flushes = new FlushWaiters(scheduler);
     // A stream restored from a store may hold queued messages with a TTL.
     for (const entry of stream.queued()) {
       if (entry.expiresAt === Number.POSITIVE_INFINITY) continue;
@@ -99,26 +111,17 @@ export class Outbox {
       return;
     }
     if (payload.length > this.#limits.maxBytes) {
-      entry.reject(
-        new TetherError(
-          ErrorCode.QUEUE_FULL,
-          `message of ${payload.length} bytes exceeds the outbox byte cap`,
-        ),
-      );
+      entry.reject(this.#overCap(payload.length));
       return;
     }
+    entry.order = ++this.#submitted;
     // Waiters go first, so 'wait' keeps the order of send() calls.
     if (this.#waiters.length === 0 && this.#makeRoom(payload.length)) {
       this.#enqueue(entry);
       return;
     }
     if (this.#limits.overflow !== OverflowPolicy.WAIT) {
-      entry.reject(
-        new TetherError(
-          ErrorCode.QUEUE_FULL,
-          `outbox full (${this.stream.count} messages, ${this.stream.bytes} bytes)`,
-        ),
-      );
+      entry.reject(this.#full());
       return;
     }
     const waiter: Waiter = { entry, onAbort: undefined, signal };
@@ -133,7 +136,7 @@ export class Outbox {
         );
         // The sends behind it may fit now.
         this.#admitWaiters();
-        this.#notifyIfEmpty();
+        this.#ended();
       };
       signal.addEventListener('abort', waiter.onAbort, { once: true });
     }
@@ -142,6 +145,35 @@ export class Outbox {
       this.#withTtl++;
       this.#armTtl(entry.expiresAt);
     }
+  }
+
+  /**
+   * Queues a message at once or returns why not (`publish()`, which never waits): QUEUE_FULL
+   * when there is no room after the overflow policy (under 'wait', also while sends wait).
+   */
+  offer(entry: PendingSend): TetherError | undefined {
+    const bytes = entry.payload.length;
+    if (bytes > this.#limits.maxBytes) return this.#overCap(bytes);
+    if (this.#waiters.length > 0 || !this.#makeRoom(bytes)) return this.#full();
+    entry.order = ++this.#submitted;
+    this.#enqueue(entry);
+    return undefined;
+  }
+
+  /**
+   * Resolves once every message submitted so far has ended: acknowledged, or failed (TTL,
+   * drop-oldest, withdrawn). Rejects with `failAll`'s error, FLUSH_TIMEOUT after `timeoutMs`,
+   * or ABORTED on `signal`.
+   */
+  flush(timeoutMs?: number, signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted) {
+      return Promise.reject(
+        new TetherError(ErrorCode.ABORTED, 'flush aborted', { cause: signal.reason }),
+      );
+    }
+    const mark = this.#submitted;
+    if (this.#oldestOrder() > mark) return Promise.resolve();
+    return this.#flushes.add(mark, timeoutMs, signal);
   }
 
   /** Takes back queued (never transmitted) messages matching `predicate`, rejecting them. */
@@ -153,7 +185,7 @@ export class Outbox {
     }
     if (removed.length === 0) return;
     this.#admitWaiters();
-    this.#notifyIfEmpty();
+    this.#ended();
   }
 
   /** Resolves once nothing is queued, in flight or waiting (at once if so already). */
@@ -166,10 +198,13 @@ export class Outbox {
   released(entries: PendingSend[]): void {
     for (const entry of entries) {
       if (entry.expiresAt !== Number.POSITIVE_INFINITY) this.#withTtl--;
-      entry.resolve({ id: `${this.#clientId}:${entry.seq}`, seq: entry.seq });
+      // A published message has no promise: no receipt to make.
+      if (entry.publishId === 0) {
+        entry.resolve({ id: `${this.#clientId}:${entry.seq}`, seq: entry.seq });
+      }
     }
     this.#admitWaiters();
-    this.#notifyIfEmpty();
+    this.#ended();
   }
 
   /**
@@ -195,11 +230,16 @@ export class Outbox {
       waiter.entry.reject(expiredError());
     }
     if (expired.length > 0 || expiredWaiters.length > 0) this.#admitWaiters();
-    this.#notifyIfEmpty();
+    this.#ended();
   }
 
-  /** Rejects everything (queued, in flight and waiting) with `error`; stops the TTL timer. */
+  /**
+   * Rejects everything (queued, in flight and waiting) and every pending flush with `error`;
+   * stops the TTL timer.
+   */
   failAll(error: Error): void {
+    // First: a flush must not resolve because its messages ended by failing here.
+    this.#flushes.failAll(error);
     this.#scheduler.clearTimeout(this.#ttlTimer);
     this.#ttlTimer = undefined;
     this.#ttlTimerAt = Number.POSITIVE_INFINITY;
@@ -211,6 +251,34 @@ export class Outbox {
     }
     this.#withTtl = 0;
     this.#notifyIfEmpty();
+  }
+
+  // After messages ended (acknowledged or failed): wake whoever waits for that.
+  #ended(): void {
+    this.#notifyIfEmpty();
+    if (this.#flushes.length > 0) this.#flushes.reached(this.#oldestOrder());
+  }
+
+  // Order of the oldest message not yet ended: stream order is submission order, and messages
+  // waiting for room come after every message in the stream.
+  #oldestOrder(): number {
+    return (
+      this.stream.oldest()?.order ?? this.#waiters.peek()?.entry.order ?? Number.POSITIVE_INFINITY
+    );
+  }
+
+  #overCap(bytes: number): TetherError {
+    return new TetherError(
+      ErrorCode.QUEUE_FULL,
+      `message of ${bytes} bytes exceeds the outbox byte cap`,
+    );
+  }
+
+  #full(): TetherError {
+    return new TetherError(
+      ErrorCode.QUEUE_FULL,
+      `outbox full (${this.stream.count} messages, ${this.stream.bytes} bytes)`,
+    );
   }
 
   #isEmpty(): boolean {
@@ -248,6 +316,7 @@ export class Outbox {
       );
       this.#onDrop(oldest);
     }
+    if (this.#flushes.length > 0) this.#flushes.reached(this.#oldestOrder());
     return true;
   }
 

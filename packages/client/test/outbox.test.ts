@@ -1,5 +1,5 @@
 import { schedulerWithClock } from '@tether/core';
-import { ErrorCode, type TetherError } from '@tether/protocol';
+import { ErrorCode, TetherError } from '@tether/protocol';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { OverflowPolicy as Policy } from '../src/options.js';
 import { Outbox, type OutboxLimits, type PendingSend, type SendReceipt } from '../src/outbox.js';
@@ -55,6 +55,8 @@ function harness(limits: Partial<OutboxLimits> = {}) {
           reject,
           expiresAt,
           journalId: 0,
+          order: 0,
+          publishId: 0,
         },
         options.signal,
       );
@@ -500,5 +502,220 @@ describe('outbox - failAll', () => {
     controller.abort();
     await vi.advanceTimersByTimeAsync(10_000);
     expect(waiting.error).toBe(error);
+  });
+});
+
+/** A published message as the outbox sees it: no promise; failures land in `failed`. */
+function published(payload: string, publishId: number, failed: [number, string][], ttlMs?: number) {
+  return {
+    payload: Buffer.from(payload),
+    flags: 0,
+    requestId: 0,
+    seq: 0,
+    expiresAt: ttlMs === undefined ? Number.POSITIVE_INFINITY : Date.now() + ttlMs,
+    journalId: 0,
+    order: 0,
+    publishId,
+    resolve: () => {
+      throw new Error('a published message gets no receipt');
+    },
+    reject: (error: Error) => {
+      failed.push([publishId, (error as TetherError).code]);
+    },
+  } satisfies Entry;
+}
+
+/** Tracks a flush() promise. */
+function trackFlush(promise: Promise<void>): { status: string; error: TetherError | undefined } {
+  const tracked = { status: 'pending', error: undefined as TetherError | undefined };
+  promise.then(
+    () => {
+      tracked.status = 'resolved';
+    },
+    (error: TetherError) => {
+      tracked.status = 'rejected';
+      tracked.error = error;
+    },
+  );
+  return tracked;
+}
+
+describe('outbox - offer (publish)', () => {
+  it('outbox - offer queues at once and returns QUEUE_FULL, never rejecting, at either cap', () => {
+    const failed: [number, string][] = [];
+    const { outbox, queued } = harness({ maxMessages: 2, maxBytes: 6 });
+    expect(outbox.offer(published('aa', 1, failed))).toBeUndefined();
+    expect(outbox.offer(published('bbbbbbb', 2, failed))?.code).toBe(ErrorCode.QUEUE_FULL);
+    expect(outbox.offer(published('bbbbb', 3, failed))?.code).toBe(ErrorCode.QUEUE_FULL);
+    expect(outbox.offer(published('bb', 4, failed))).toBeUndefined();
+    expect(outbox.offer(published('c', 5, failed))?.code).toBe(ErrorCode.QUEUE_FULL);
+    expect(queued()).toEqual(['aa', 'bb']);
+    expect(failed).toEqual([]);
+  });
+
+  it('outbox - offer under wait does not wait: QUEUE_FULL when full or while sends wait', async () => {
+    const failed: [number, string][] = [];
+    const { outbox, send, transmit, ack, queued } = harness({
+      maxMessages: 2,
+      overflow: Policy.WAIT,
+    });
+    send('a');
+    send('b');
+    const waiting = send('c');
+    expect(outbox.offer(published('p', 1, failed))?.code).toBe(ErrorCode.QUEUE_FULL);
+    transmit();
+    ack(1); // room for one: the waiting send takes it
+    await settle();
+    expect(waiting.status).toBe('pending');
+    expect(queued()).toEqual(['c']);
+    expect(outbox.offer(published('p', 2, failed))?.code).toBe(ErrorCode.QUEUE_FULL);
+    ack(2);
+    expect(outbox.offer(published('p', 3, failed))).toBeUndefined();
+    expect(queued()).toEqual(['c', 'p']);
+  });
+
+  it('outbox - offer under drop-oldest drops the oldest queued message and reports it', () => {
+    const failed: [number, string][] = [];
+    const { outbox, queued, onDrop } = harness({ maxMessages: 2, overflow: Policy.DROP_OLDEST });
+    outbox.offer(published('a', 1, failed));
+    outbox.offer(published('b', 2, failed));
+    expect(outbox.offer(published('c', 3, failed))).toBeUndefined();
+    expect(queued()).toEqual(['b', 'c']);
+    expect(failed).toEqual([[1, ErrorCode.MESSAGE_DROPPED]]);
+    expect(onDrop).toHaveBeenCalledTimes(1);
+  });
+
+  it('outbox - an acknowledged published message is released without a receipt', () => {
+    const failed: [number, string][] = [];
+    const { outbox, transmit, ack } = harness();
+    outbox.offer(published('a', 1, failed));
+    transmit();
+    // resolve() of the entry throws: released() must not call it.
+    expect(ack(1).map((e) => e.publishId)).toEqual([1]);
+    expect(outbox.depth).toBe(0);
+  });
+});
+
+describe('outbox - flush', () => {
+  it('outbox - flush resolves at once when nothing is pending, else once everything before it is acknowledged', async () => {
+    const failed: [number, string][] = [];
+    const { outbox, send, transmit, ack } = harness({ maxMessages: 10 });
+    const empty = trackFlush(outbox.flush());
+    send('a');
+    outbox.offer(published('b', 1, failed));
+    const first = trackFlush(outbox.flush());
+    outbox.offer(published('c', 2, failed));
+    const second = trackFlush(outbox.flush());
+    await settle();
+    expect(empty.status).toBe('resolved');
+    transmit();
+    ack(1);
+    await settle();
+    expect([first.status, second.status]).toEqual(['pending', 'pending']);
+    ack(2);
+    await settle();
+    expect([first.status, second.status]).toEqual(['resolved', 'pending']);
+    ack(3);
+    await settle();
+    expect(second.status).toBe('resolved');
+  });
+
+  it('outbox - a message sent after the flush does not hold it', async () => {
+    const { outbox, send, transmit, ack } = harness({ maxMessages: 10 });
+    send('a');
+    const flushed = trackFlush(outbox.flush());
+    send('b');
+    transmit();
+    ack(1);
+    await settle();
+    expect(flushed.status).toBe('resolved');
+    expect(outbox.depth).toBe(1);
+  });
+
+  it('outbox - messages that end by failing (drop-oldest, TTL, withdrawn) end the flush too', async () => {
+    const failed: [number, string][] = [];
+    const { outbox, send, transmit, ack } = harness({
+      maxMessages: 3,
+      overflow: Policy.DROP_OLDEST,
+    });
+    send('a');
+    transmit(); // 'a' in flight
+    outbox.offer(published('dropped', 1, failed));
+    outbox.offer(published('expires', 2, failed, 100));
+    const first = trackFlush(outbox.flush());
+    outbox.offer(published('withdrawn', 3, failed)); // full: drops message 1
+    const second = trackFlush(outbox.flush());
+    expect(failed).toEqual([[1, ErrorCode.MESSAGE_DROPPED]]);
+    ack(1);
+    await settle();
+    expect([first.status, second.status]).toEqual(['pending', 'pending']);
+    vi.advanceTimersByTime(100);
+    await settle();
+    expect(failed.at(-1)).toEqual([2, ErrorCode.MESSAGE_EXPIRED]);
+    expect([first.status, second.status]).toEqual(['resolved', 'pending']);
+    outbox.withdraw((e) => e.publishId === 3, new TetherError(ErrorCode.ABORTED, 'withdrawn'));
+    await settle();
+    expect(failed.at(-1)).toEqual([3, ErrorCode.ABORTED]);
+    expect(second.status).toBe('resolved');
+    expect(outbox.depth).toBe(0);
+  });
+
+  it('outbox - flush waits for sends waiting for room', async () => {
+    const { outbox, send, transmit, ack } = harness({ maxMessages: 1, overflow: Policy.WAIT });
+    send('a');
+    send('b'); // waits
+    const flushed = trackFlush(outbox.flush());
+    transmit();
+    ack(1); // 'b' admitted
+    await settle();
+    expect(flushed.status).toBe('pending');
+    transmit();
+    ack(2);
+    await settle();
+    expect(flushed.status).toBe('resolved');
+  });
+
+  it('outbox - flush rejects with FLUSH_TIMEOUT after timeoutMs, leaving later flushes waiting', async () => {
+    const { outbox, send, transmit, ack } = harness();
+    send('a');
+    const short = trackFlush(outbox.flush(100));
+    const long = trackFlush(outbox.flush());
+    vi.advanceTimersByTime(99);
+    await settle();
+    expect(short.status).toBe('pending');
+    vi.advanceTimersByTime(1);
+    await settle();
+    expect(short.error?.code).toBe(ErrorCode.FLUSH_TIMEOUT);
+    expect(long.status).toBe('pending');
+    transmit();
+    ack(1);
+    await settle();
+    expect(long.status).toBe('resolved');
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it('outbox - flush rejects with ABORTED on its signal, at once when already aborted', async () => {
+    const { outbox, send } = harness();
+    send('a');
+    const controller = new AbortController();
+    const flushed = trackFlush(outbox.flush(undefined, controller.signal));
+    const already = trackFlush(outbox.flush(undefined, AbortSignal.abort()));
+    controller.abort();
+    await settle();
+    expect(flushed.error?.code).toBe(ErrorCode.ABORTED);
+    expect(already.error?.code).toBe(ErrorCode.ABORTED);
+  });
+
+  it('outbox - failAll rejects pending flushes with its error instead of resolving them', async () => {
+    const failed: [number, string][] = [];
+    const { outbox, send } = harness();
+    send('a');
+    outbox.offer(published('b', 1, failed));
+    const flushed = trackFlush(outbox.flush(1000));
+    outbox.failAll(new TetherError(ErrorCode.RETRIES_EXHAUSTED, 'gave up'));
+    await settle();
+    expect(flushed.error?.code).toBe(ErrorCode.RETRIES_EXHAUSTED);
+    expect(failed).toEqual([[1, ErrorCode.RETRIES_EXHAUSTED]]);
+    expect(vi.getTimerCount()).toBe(0);
   });
 });

@@ -88,6 +88,8 @@ function entry(payload: Buffer, expiresAt: number): PendingSend {
     expiresAt,
     resolve: () => {},
     reject: () => {},
+    order: 0,
+    publishId: 0,
   };
 }
 

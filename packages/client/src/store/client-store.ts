@@ -360,6 +360,8 @@ function openLocked(
         expiresAt,
         resolve: ignore,
         reject: ignore,
+        order: 0,
+        publishId: 0,
       };
       // Plain messages are the application's to wait on; requests and responses are not.
       if (entry.flags === 0) restored.push(restoredMessage(pending));
