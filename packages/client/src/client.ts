@@ -26,7 +26,7 @@ import pRetry from 'p-retry';
 import { authProof } from './auth-proof.js';
 import { ClientHandshake, type CloseInfo } from './client-handshake.js';
 import { ClientSession } from './client-session.js';
-import { type ClientEvents, ClientState } from './events.js';
+import { type ClientEvents, ClientState, type PublishFailure } from './events.js';
 import { makeFileEngine } from './file-engine.js';
 import { openSocket, sleep } from './open-socket.js';
 import { openWebSocket } from './open-websocket.js';
@@ -38,6 +38,7 @@ import {
 } from './options.js';
 import { Outbox, type PendingSend, type SendReceipt } from './outbox.js';
 import { PendingRequests } from './pending-requests.js';
+import { Published } from './published.js';
 import { randomUUID } from './random-id.js';
 import {
   ClientStore,
@@ -53,6 +54,20 @@ export interface SendOptions {
   /** Reject with MESSAGE_EXPIRED if not transmitted within this many ms. */
   ttlMs?: number;
   /** Abort while the message waits for room in the outbox. */
+  signal?: AbortSignal;
+}
+
+/** Options of one `publish()`. */
+export interface PublishOptions {
+  /** Fail with MESSAGE_EXPIRED (the `publishFailed` event) if not transmitted within this many ms. */
+  ttlMs?: number;
+}
+
+/** Options of `flush()`. */
+export interface FlushOptions {
+  /** Reject with FLUSH_TIMEOUT after this many ms. Default: no limit. */
+  timeoutMs?: number;
+  /** Reject with ABORTED when it fires. */
   signal?: AbortSignal;
 }
 
@@ -153,6 +168,10 @@ export class TetherClient extends EventEmitter<ClientEvents> {
   #lastDeadLinkSilenceMs: number | undefined;
   #connected: Promise<void> | undefined;
   #settleConnected: ((error?: Error) => void) | undefined;
+  /** The id of the last message `publish()` accepted. */
+  #published = 0;
+  /** Failures of published messages, reported together once the current call returned. */
+  #publishFailures: PublishFailure[] = [];
 
   constructor(options: ClientOptions) {
     super();
@@ -251,8 +270,48 @@ export class TetherClient extends EventEmitter<ClientEvents> {
    */
   send(payload: Payload, options: SendOptions = {}): Promise<SendReceipt> {
     return new Promise((resolve, reject) => {
-      this.#submit(toBuffer(payload), 0, 0, options, reject, resolve);
+      this.#submit(payloadBuffer(payload), 0, 0, options, reject, resolve);
     });
+  }
+
+  /**
+   * Sends `payload` (bytes, or a string as UTF-8) like `send()`, with the same exactly-once,
+   * ordered delivery and the same outbox, but without a promise: returns the message's publish
+   * id (1, 2, 3 ... per client). A message that ends without an acknowledgement is reported once
+   * by the `publishFailed` event with that id; `flush()` waits for acknowledgements.
+   *
+   * Never waits: when the outbox has no room it throws QUEUE_FULL (under the 'drop-oldest'
+   * policy it drops the oldest queued message instead; under 'wait' it throws as 'reject' does).
+   * A payload that is not bytes or a string throws INVALID_OPTION, one too large for the
+   * server's frames MESSAGE_TOO_LARGE, a closed client CLOSED. A Buffer is kept by reference
+   * until the message ends: do not change it before then.
+   */
+  publish(payload: Payload, options?: PublishOptions): number {
+    const buffer = payloadBuffer(payload);
+    const ttl = options?.ttlMs;
+    const refusal = this.#refusal(buffer, 0, ttl);
+    if (refusal !== undefined) throw refusal;
+    const expiresAt = ttl === undefined ? Number.POSITIVE_INFINITY : this.#scheduler.now() + ttl;
+    const id = this.#published + 1;
+    const error = this.#outbox.offer(new Published(buffer, expiresAt, id, this.#publishFailed));
+    if (error !== undefined) throw error;
+    this.#published = id;
+    return id;
+  }
+
+  /**
+   * Resolves once every message sent or published before the call has ended: acknowledged by
+   * the server, or failed and reported (its `send()` promise rejected, or `publishFailed`).
+   * Rejects with FLUSH_TIMEOUT after `timeoutMs`, ABORTED on `signal`, and with the client's
+   * error when it closes first (CLOSED, RETRIES_EXHAUSTED, STORE_FAILED ...).
+   */
+  flush(options: FlushOptions = {}): Promise<void> {
+    const { timeoutMs, signal } = options;
+    if (this.#abort.signal.aborted) return Promise.reject(closedError());
+    if (timeoutMs !== undefined && !(timeoutMs > 0)) {
+      return Promise.reject(new TypeError(`timeoutMs must be > 0, got ${timeoutMs}`));
+    }
+    return this.#outbox.flush(timeoutMs, signal);
   }
 
   /** Sends `value` as JSON. */
@@ -365,9 +424,41 @@ export class TetherClient extends EventEmitter<ClientEvents> {
     );
   }
 
+  // A published message ended without an acknowledgement: reported once the current call (the
+  // publish() that dropped it, close(), an ACK read ...) returned, so that a listener never runs
+  // inside the outbox's work, and in the order the messages failed.
+  #publishFailed = (entry: Published, error: Error): void => {
+    const failure = error instanceof TetherError ? error : storeFailed(error);
+    const pending = this.#publishFailures;
+    pending.push({
+      id: entry.publishId,
+      seq: entry.seq,
+      payload: entry.payload,
+      code: failure.code,
+      error: failure,
+    });
+    if (pending.length === 1) queueMicrotask(this.#reportPublishFailures);
+  };
+
+  #reportPublishFailures = (): void => {
+    const failures = this.#publishFailures;
+    this.#publishFailures = [];
+    for (const failure of failures) {
+      try {
+        this.emit('publishFailed', failure);
+      } catch (cause) {
+        this.emit(
+          'error',
+          new TetherError(ErrorCode.HANDLER_FAILED, 'a publishFailed listener threw', { cause }),
+        );
+      }
+    }
+  };
+
   // Why a send cannot even be queued, or undefined.
   #refusal(payload: Buffer, flags: number, ttl: number | undefined): Error | undefined {
-    if (this.#state === ClientState.CLOSED) return closedError();
+    // Aborted: closing, even before the state says so (a listener called during the close).
+    if (this.#abort.signal.aborted) return closedError();
     if (dataFrameLength(payload.length, flags) > this.#peerMaxFrame) {
       return tooLarge(payload.length, this.#peerMaxFrame);
     }
@@ -756,6 +847,17 @@ function storeFailed(error: unknown): TetherError {
     `the client's store failed: ${(error as Error).message}`,
     { cause: error },
   );
+}
+
+// The bytes of a payload: a string as UTF-8, a Uint8Array (a Buffer) as it is.
+function payloadBuffer(payload: Payload): Buffer {
+  if (typeof payload !== 'string' && !(payload instanceof Uint8Array)) {
+    throw new TetherError(
+      ErrorCode.INVALID_OPTION,
+      `payload must be a string or a Uint8Array, got ${payload === null ? 'null' : typeof payload}`,
+    );
+  }
+  return toBuffer(payload);
 }
 
 function closedError(): TetherError {

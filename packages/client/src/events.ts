@@ -1,5 +1,5 @@
 import type { ReceivedFile } from '@tether/files';
-import type { Message, RttStats, TetherError } from '@tether/protocol';
+import type { ErrorCode, Message, RttStats, TetherError } from '@tether/protocol';
 import type { StoreDamage } from './store/client-store.js';
 
 /** States of a client; one `state` event per change. */
@@ -52,6 +52,22 @@ export interface DropInfo {
   reason: 'overflow';
 }
 
+/**
+ * Payload of the `publishFailed` event: a message from `publish()` ended without being
+ * acknowledged by the server.
+ */
+export interface PublishFailure {
+  /** The number `publish()` returned for the message. */
+  id: number;
+  /** Its seq if it was transmitted (its message id was then `${clientId}:${seq}`), else 0. */
+  seq: number;
+  /** The payload, as published (a Buffer; a string was encoded as UTF-8). */
+  payload: Buffer;
+  /** `error.code`: CLOSED, MESSAGE_EXPIRED, MESSAGE_DROPPED, RETRIES_EXHAUSTED, STORE_FAILED ... */
+  code: ErrorCode;
+  error: TetherError;
+}
+
 /** Events of {@link TetherClient}. */
 export interface ClientEvents {
   state: (change: StateChange) => void;
@@ -60,6 +76,11 @@ export interface ClientEvents {
   reconnecting: (info: ReconnectInfo) => void;
   session: (info: SessionInfo) => void;
   drop: (info: DropInfo) => void;
+  /**
+   * A message from `publish()` ended without an acknowledgement; reported after the call that
+   * caused it returned (in a microtask), once per message.
+   */
+  publishFailed: (failure: PublishFailure) => void;
   /** A file from the server was received, verified by SHA-256 and stored in `downloadDir`. */
   file: (file: ReceivedFile) => void;
   /**

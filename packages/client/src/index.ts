@@ -12,12 +12,21 @@ export { ErrorCode, Message, ProtocolError, TetherError } from '@tether/protocol
 export type {
   ClientStats,
   CloseOptions,
+  FlushOptions,
+  PublishOptions,
   RequestOptions,
   SendOptions,
   SendReceipt,
 } from './client.js';
 export { TetherClient } from './client.js';
-export type { ClientEvents, DropInfo, ReconnectInfo, SessionInfo, StateChange } from './events.js';
+export type {
+  ClientEvents,
+  DropInfo,
+  PublishFailure,
+  ReconnectInfo,
+  SessionInfo,
+  StateChange,
+} from './events.js';
 export { ClientState } from './events.js';
 export type { ClientOptions, StoreOptions } from './options.js';
 export { OverflowPolicy, StoreSync } from './options.js';
