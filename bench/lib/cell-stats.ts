@@ -13,6 +13,7 @@ export const SUBJECTS: readonly string[] = [
   'tether-watched',
   'tether-cluster',
   'tether-ws',
+  'tether-publish',
 ];
 
 /** Runs (or ratios) further apart than this flag their cell. */
@@ -42,7 +43,8 @@ export function limitOf(system: string): string | undefined {
 /** Whom `system` is compared with, of the systems present: its limit, the best peer, and for
  *  tether every peer, for tether-tls, tether-watched and tether-cluster tether (what TLS, what a
  *  watched dashboard, what sessions in Redis behind HAProxy cost), for tether-ws ws and tether
- *  (what WebSocket costs). */
+ *  (what WebSocket costs), for tether-publish nats and tether (publish() against nats.js's
+ *  publish(), and what a promise per message costs). */
 export function comparisonsOf(system: string, present: readonly string[]): string[] {
   const against: string[] = [];
   const limit = limitOf(system);
@@ -50,7 +52,14 @@ export function comparisonsOf(system: string, present: readonly string[]): strin
   if (present.some((s) => PEERS.includes(s))) against.push('best peer');
   if (system === 'tether') against.push(...PEERS.filter((p) => present.includes(p)));
   if (system === 'tether-ws' && present.includes('ws')) against.push('ws');
-  const variants = ['tether-tls', 'tether-watched', 'tether-cluster', 'tether-ws'];
+  if (system === 'tether-publish' && present.includes('nats')) against.push('nats');
+  const variants = [
+    'tether-tls',
+    'tether-watched',
+    'tether-cluster',
+    'tether-ws',
+    'tether-publish',
+  ];
   if (variants.includes(system) && present.includes('tether')) {
     against.push('tether');
   }

@@ -8,6 +8,7 @@ export const SYSTEMS = [
   'tether-watched',
   'tether-cluster',
   'tether-ws',
+  'tether-publish',
   'raw-net',
   'raw-tls',
   'ws',
@@ -20,11 +21,12 @@ export type SystemName = (typeof SYSTEMS)[number];
 
 /**
  * Systems a run without `--systems` takes: all but `tether-watched` (Tether with its dashboard
- * watched) and `tether-cluster` (Tether on Redis behind HAProxy), which each answer one question
- * (what the dashboard costs; what sessions in Redis cost) and are asked for by name.
+ * watched), `tether-cluster` (Tether on Redis behind HAProxy) and `tether-publish` (Tether's
+ * `publish()` and `flush()`), which each answer one question (what the dashboard costs; what
+ * sessions in Redis cost; what a promise per message costs) and are asked for by name.
  */
 export const DEFAULT_SYSTEMS: readonly SystemName[] = SYSTEMS.filter(
-  (s) => s !== 'tether-watched' && s !== 'tether-cluster',
+  (s) => s !== 'tether-watched' && s !== 'tether-cluster' && s !== 'tether-publish',
 );
 
 /** `cluster-resume` runs only for `tether-cluster` (and only when it is asked for). */

@@ -33,6 +33,7 @@ const SHOWN: Record<string, readonly string[]> = {
   'tether-watched': ['tether'],
   'tether-cluster': ['tether'],
   'tether-ws': ['ws', 'tether'],
+  'tether-publish': ['nats', 'tether'],
 };
 
 const fmt = (v: number | null | undefined, digits = 0): string => {

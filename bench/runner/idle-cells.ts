@@ -52,9 +52,10 @@ export async function runIdleCells(ctx: Context): Promise<void> {
       `idle-connections: ulimit -n is ${limit}; 10,000 connections need > 10,500, ran 1,000 only.`,
     );
   }
-  // tether-ws idles as tether does (the same heartbeats, over ws): left out with the TLS systems.
+  // tether-ws idles as tether does (the same heartbeats, over ws), and tether-publish is tether
+  // (only its sends differ): left out with the TLS systems.
   const idleSystems = options.systems.filter(
-    (s) => s !== 'mqtt-qos1' && !s.endsWith('-tls') && s !== 'tether-ws',
+    (s) => s !== 'mqtt-qos1' && !s.endsWith('-tls') && s !== 'tether-ws' && s !== 'tether-publish',
   );
   if (options.quick && !options.smoke) {
     ctx.notes.push(

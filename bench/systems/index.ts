@@ -13,6 +13,8 @@ export async function system(name: SystemName): Promise<System> {
         watched: name === 'tether-watched',
         webSocket: name === 'tether-ws',
       });
+    case 'tether-publish':
+      return (await import('./tether-publish.js')).tetherPublish;
     case 'tether-cluster':
       return (await import('./tether-cluster.js')).tetherCluster;
     case 'raw-net':
