@@ -660,6 +660,18 @@ describe('outbox - flush', () => {
     expect(outbox.depth).toBe(0);
   });
 
+  it('outbox - a flush waiting only for a message that drop-oldest drops resolves then', async () => {
+    const failed: [number, string][] = [];
+    const { outbox } = harness({ maxMessages: 1, overflow: Policy.DROP_OLDEST });
+    outbox.offer(published('a', 1, failed));
+    const flushed = trackFlush(outbox.flush());
+    outbox.offer(published('b', 2, failed)); // drops 'a'; 'b' came after the flush
+    await settle();
+    expect(failed).toEqual([[1, ErrorCode.MESSAGE_DROPPED]]);
+    expect(flushed.status).toBe('resolved');
+    expect(outbox.depth).toBe(1);
+  });
+
   it('outbox - flush waits for sends waiting for room', async () => {
     const { outbox, send, transmit, ack } = harness({ maxMessages: 1, overflow: Policy.WAIT });
     send('a');
