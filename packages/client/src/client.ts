@@ -428,6 +428,7 @@ export class TetherClient extends EventEmitter<ClientEvents> {
   // publish() that dropped it, close(), an ACK read ...) returned, so that a listener never runs
   // inside the outbox's work, and in the order the messages failed.
   #publishFailed = (entry: Published, error: Error): void => {
+    // The outbox fails messages with TetherErrors; anything else could only be the store's.
     const failure = error instanceof TetherError ? error : storeFailed(error);
     const pending = this.#publishFailures;
     pending.push({
