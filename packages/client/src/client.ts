@@ -321,6 +321,12 @@ export class TetherClient extends EventEmitter<ClientEvents> {
 
   /** Sends a request and resolves with the server handler's reply. Survives reconnects. */
   request(payload: Payload, options: RequestOptions = {}): Promise<Buffer> {
+    let bytes: Buffer;
+    try {
+      bytes = payloadBuffer(payload);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     const { id, reply } = this.#requests.open(
       options.timeoutMs ?? 30_000,
       options.signal,
@@ -334,7 +340,7 @@ export class TetherClient extends EventEmitter<ClientEvents> {
     if (this.#requests.has(id)) {
       const submitOptions: SendOptions =
         options.signal === undefined ? {} : { signal: options.signal };
-      this.#submit(toBuffer(payload), DataFlag.REQUEST, id, submitOptions, (error) =>
+      this.#submit(bytes, DataFlag.REQUEST, id, submitOptions, (error) =>
         this.#requests.fail(id, error),
       );
     }

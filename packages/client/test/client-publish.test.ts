@@ -97,6 +97,16 @@ describe('client publish offline', () => {
     });
   });
 
+  it('client publish - request() rejects a payload that is not bytes or a string with INVALID_OPTION, holding nothing', async () => {
+    const client = offlineClient();
+    await expect(client.request(42 as unknown as string)).rejects.toMatchObject({
+      code: ErrorCode.INVALID_OPTION,
+    });
+    // Refused before it was opened: no pending request, no timer waiting for its timeout.
+    expect(client.stats().pendingRequests).toBe(0);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
   it('client publish - a full outbox throws QUEUE_FULL under reject and under wait (publish never waits)', async () => {
     for (const overflow of ['reject', 'wait'] as const) {
       const client = offlineClient({ maxQueuedMessages: 2, overflow });
