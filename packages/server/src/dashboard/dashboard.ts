@@ -67,15 +67,12 @@ export class Dashboard {
     this.#server = server;
     this.#options = options;
     this.#access = new Access(options.token);
-    let metrics: Metrics | undefined;
     this.#monitor = new Monitor(server, {
       logSize: options.logSize,
       rttHistory: options.rttHistory,
-      rttSample: (ms) => metrics?.observeRtt(ms),
     });
     const surveyor = new Surveyor(server, this.#monitor);
-    metrics = new Metrics(server, this.#monitor, surveyor, options);
-    this.#metrics = metrics;
+    this.#metrics = new Metrics(server, this.#monitor, surveyor, options);
     this.#streams = new LiveStreams(server, this.#monitor, surveyor, options);
     this.#http = http.createServer(
       { headersTimeout: 10_000, requestTimeout: 10_000, maxHeaderSize: 8192 },

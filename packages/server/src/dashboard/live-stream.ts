@@ -1,15 +1,8 @@
 import type { ServerResponse } from 'node:http';
 import type { TetherServer } from '../server.js';
 import type { LogEntry, Monitor } from './monitor.js';
-import {
-  type PageOrder,
-  type PeerPage,
-  type PeerQuery,
-  pageOrder,
-  peerPage,
-  queryKey,
-} from './peer-view.js';
-import type { Survey, Surveyor } from './survey.js';
+import { type PeerPage, type PeerQuery, pageOrder, peerPage, queryKey } from './peer-view.js';
+import type { SessionSums, Surveyor } from './survey.js';
 
 /** The server's figures at one moment, as the page's header shows them. */
 export interface Totals {
@@ -30,8 +23,8 @@ export interface Totals {
   transfersActive: number;
   outboxMessages: number;
   /**
-   * Wall-clock ms of the pass over all sessions that `connected`, `bytesIn`, `bytesOut` and
-   * `outboxMessages` come from (with many sessions it is taken less often than updates are sent).
+   * Wall-clock ms of the pass over all sessions that `bytesIn`, `bytesOut` and `outboxMessages`
+   * come from (with many sessions it is taken less often than updates are sent).
    */
   sampledAt: number;
   /** The server is listening for clients. */
@@ -49,14 +42,13 @@ export interface Update {
   log: LogEntry[];
 }
 
-/** The totals: counters from the server and the monitor now, sums from the survey. */
-function totals(server: TetherServer, monitor: Monitor, survey: Survey): Totals {
+/** The totals: counters from the server and the monitor now, sums from the last pass. */
+function totals(server: TetherServer, monitor: Monitor, sums: SessionSums): Totals {
   const stats = server.stats();
-  const { sums } = survey;
   return {
     connections: stats.connections,
     sessions: stats.sessions,
-    connected: sums.connected,
+    connected: monitor.connected,
     messagesIn: stats.messagesIn,
     messagesOut: stats.messagesOut,
     bytesIn: sums.bytesIn,
@@ -69,7 +61,7 @@ function totals(server: TetherServer, monitor: Monitor, survey: Survey): Totals 
     refusedConnections: stats.refusedConnections,
     transfersActive: monitor.activeTransfers(),
     outboxMessages: sums.outboxMessages,
-    sampledAt: Date.now() - (performance.now() - survey.at),
+    sampledAt: Date.now() - (performance.now() - sums.at),
     listening: server.address !== undefined,
     draining: server.draining,
   };
@@ -89,8 +81,9 @@ interface Stream {
 
 /**
  * The live page's Server-Sent Events streams: one `data:` line of JSON (an {@link Update}) per
- * interval while any viewer is connected, no timer otherwise. Viewers asking for the same page
- * share its sort.
+ * interval while any viewer is connected, no timer otherwise. An update reads the server's and
+ * the monitor's counters and the stats of the rows on its page; the sums and the order come from
+ * the {@link Surveyor}. Viewers asking for the same page share it.
  */
 export class LiveStreams {
   readonly #server: TetherServer;
@@ -100,10 +93,6 @@ export class LiveStreams {
   readonly #maxStreams: number;
   readonly #streams = new Set<Stream>();
   #timer: NodeJS.Timeout | undefined;
-
-  /** The survey the pages were cut from, and each page asked for, by query. */
-  #ordered: Survey | undefined;
-  readonly #orders = new Map<string, PageOrder>();
 
   constructor(
     server: TetherServer,
@@ -140,7 +129,7 @@ export class LiveStreams {
       'Content-Type': 'text/event-stream; charset=utf-8',
       'X-Accel-Buffering': 'no',
     });
-    this.#send(stream, this.#surveyor.take(this.#intervalMs), new Map());
+    this.#send(stream, this.#surveyor.sums(this.#intervalMs), new Map());
     if (this.#timer === undefined) {
       this.#timer = setInterval(() => this.#tick(), this.#intervalMs);
       this.#timer.unref();
@@ -150,9 +139,9 @@ export class LiveStreams {
 
   /** One update for a single request (`/api/snapshot`). */
   once(query: PeerQuery): Update {
-    const survey = this.#surveyor.take(this.#intervalMs);
+    const sums = this.#surveyor.sums(this.#intervalMs);
     const since = Math.max(0, this.#monitor.lastSeq - FIRST_LOG_ENTRIES);
-    return this.#update(survey, query, new Map(), since);
+    return this.#update(sums, query, new Map(), since);
   }
 
   /** Ends every stream. */
@@ -163,50 +152,40 @@ export class LiveStreams {
   }
 
   #tick(): void {
-    const survey = this.#surveyor.take(this.#intervalMs);
+    const sums = this.#surveyor.sums(this.#intervalMs);
     const pages = new Map<string, PeerPage>();
-    for (const stream of this.#streams) this.#send(stream, survey, pages);
+    for (const stream of this.#streams) this.#send(stream, sums, pages);
   }
 
-  #send(stream: Stream, survey: Survey, pages: Map<string, PeerPage>): void {
+  #send(stream: Stream, sums: SessionSums, pages: Map<string, PeerPage>): void {
     const response = stream.response;
     if (response.writableLength > MAX_STREAM_BACKLOG || response.destroyed) return;
-    const update = this.#update(survey, stream.query, pages, stream.since);
+    const update = this.#update(sums, stream.query, pages, stream.since);
     const last = update.log.at(-1);
     if (last !== undefined) stream.since = last.seq;
     response.write(`data: ${JSON.stringify(update)}\n\n`);
   }
 
-  // Pages share one update per query; their order is cut once per survey, their rows are
-  // read now.
-  #update(survey: Survey, query: PeerQuery, pages: Map<string, PeerPage>, since: number): Update {
+  // Viewers of one page share it within an update; its rows are read now.
+  #update(
+    sums: SessionSums,
+    query: PeerQuery,
+    pages: Map<string, PeerPage>,
+    since: number,
+  ): Update {
     const key = queryKey(query);
     let page = pages.get(key);
     if (page === undefined) {
-      page = peerPage(this.#order(survey, query, key), this.#monitor);
+      const order = this.#surveyor.order(query, this.#intervalMs);
+      page = peerPage(pageOrder(order, query), this.#monitor);
       pages.set(key, page);
     }
     return {
       time: Date.now(),
-      totals: totals(this.#server, this.#monitor, survey),
+      totals: totals(this.#server, this.#monitor, sums),
       peers: page,
       log: this.#monitor.logSince(since),
     };
-  }
-
-  #order(survey: Survey, query: PeerQuery, key: string): PageOrder {
-    if (this.#ordered !== survey) {
-      this.#ordered = survey;
-      this.#orders.clear();
-    }
-    let order = this.#orders.get(key);
-    if (order === undefined) {
-      const started = performance.now();
-      order = pageOrder(survey.entries, query);
-      this.#surveyor.charge(performance.now() - started);
-      this.#orders.set(key, order);
-    }
-    return order;
   }
 
   #stop(): void {

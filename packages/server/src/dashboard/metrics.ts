@@ -1,12 +1,8 @@
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import type { TetherServer } from '../server.js';
 import type { Monitor } from './monitor.js';
+import { RttHistogramMetric } from './rtt-histogram.js';
 import type { SessionSums, Surveyor } from './survey.js';
-
-/** RTT buckets in seconds: loopback (sub-millisecond) to a satellite link under load. */
-export const RTT_BUCKETS_SECONDS: readonly number[] = [
-  0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
-];
 
 /**
  * prom-client's default metrics that walk every handle, resource or file descriptor at each
@@ -27,12 +23,13 @@ const SUMS_MAX_AGE_MS = 250;
 
 /**
  * Tether's metrics in a prom-client registry, named by Prometheus conventions (`tether_`
- * prefix, base units, `_total` for counters). Counters and gauges are read from the server's
- * stats and the monitor when scraped; RTT samples are observed as they come.
+ * prefix, base units, `_total` for counters). Counters and gauges are read when scraped from
+ * the server's stats, the monitor's running counters and, for bytes and outboxes, the
+ * surveyor's last pass over the sessions; the RTT histogram is the monitor's, counted per
+ * sample as they come.
  */
 export class Metrics {
   readonly registry: Registry;
-  readonly #rtt: Histogram;
   /** Names of the metrics this made, to remove them from an application's registry. */
   readonly #names: string[];
 
@@ -48,7 +45,7 @@ export class Metrics {
     this.#names = names;
     const registers: Target = { registers: [registry], names };
     const stats = () => server.stats();
-    const sums = (): SessionSums => surveyor.take(SUMS_MAX_AGE_MS).sums;
+    const sums = (): SessionSums => surveyor.sums(SUMS_MAX_AGE_MS);
 
     gauge(
       registers,
@@ -66,7 +63,7 @@ export class Metrics {
       registers,
       'tether_sessions_connected',
       'Sessions with a connection up.',
-      () => sums().connected,
+      () => monitor.connected,
     );
     gauge(registers, 'tether_draining', '1 while the server drains (close() in progress).', () =>
       server.draining ? 1 : 0,
@@ -182,13 +179,13 @@ export class Metrics {
       'Bytes held in incomplete frames across all connections.',
       () => stats().inboundBufferedBytes,
     );
-    this.#rtt = new Histogram({
-      name: 'tether_rtt_seconds',
-      help: 'Round-trip times measured by PING/PONG, one per sample.',
-      buckets: [...RTT_BUCKETS_SECONDS],
-      registers: [registry],
-    });
-    names.push('tether_rtt_seconds');
+    const rtt = new RttHistogramMetric(
+      'tether_rtt_seconds',
+      'Round-trip times measured by PING/PONG, one per sample.',
+      monitor.rttHistogram,
+    );
+    registry.registerMetric(rtt.asMetric());
+    names.push(rtt.name);
     // An application's registry may have them already (its own, or an earlier server's).
     if (
       options.processMetrics &&
@@ -197,11 +194,6 @@ export class Metrics {
       collectDefaultMetrics({ register: registry });
       for (const name of PER_HANDLE_METRICS) registry.removeSingleMetric(name);
     }
-  }
-
-  /** An RTT sample in milliseconds. */
-  observeRtt(ms: number): void {
-    this.#rtt.observe(ms / 1000);
   }
 
   /** The text exposition of the registry. */

@@ -2,6 +2,7 @@ import type { RttStats } from '@tether/protocol';
 import type { Peer } from '../peer.js';
 import type { DisconnectInfo, TetherServer } from '../server.js';
 import type { TransferUpdate } from '../transfer-watch.js';
+import { RttHistogram } from './rtt-histogram.js';
 
 /** Kinds of {@link LogEntry}. */
 export const LogKind = {
@@ -46,8 +47,6 @@ export interface MonitorOptions {
   logSize: number;
   /** RTT samples kept per session for its graph. */
   rttHistory: number;
-  /** Called per RTT sample (ms), for the metrics. */
-  rttSample?(ms: number): void;
 }
 
 // A reason can be a peer's whole ERROR message (up to the control-frame cap): the log keeps
@@ -86,9 +85,11 @@ class SampleRing {
 
 /**
  * What the dashboard remembers beyond the server's own stats, from the server's public events
- * only: totals that outlive sessions, the event log, each session's recent RTT samples and its
+ * only: totals that outlive sessions, kept as running counters (so neither the page nor a scrape
+ * walks the sessions for them), the event log, each session's recent RTT samples and its
  * transfers in progress. Memory is bounded by the log size and, per live session, one sample
- * ring and its transfers; everything of a session goes when it expires.
+ * ring, its transfers and its place in the set of connected ones; everything of a session goes
+ * when it expires.
  */
 export class Monitor {
   readonly #options: MonitorOptions;
@@ -96,8 +97,14 @@ export class Monitor {
   #seq = 0;
   readonly #rtt = new Map<string, SampleRing>();
   readonly #transfers = new Map<string, Map<string, TransferView>>();
+  #transfersActive = 0;
   /** Why each session's last connection ended, for the line of its resume. */
   readonly #lastDrop = new Map<string, string>();
+  /** Sessions with a connection up, by id. */
+  readonly #up = new Set<string>();
+  #membership = 0;
+  /** Every RTT sample of every session. */
+  readonly rttHistogram = new RttHistogram();
   /** Counters over the server's life. */
   opened = 0;
   resumed = 0;
@@ -164,6 +171,20 @@ export class Monitor {
     return this.#rtt.get(peerId)?.toArray() ?? [];
   }
 
+  /** Sessions with a connection up. */
+  get connected(): number {
+    return this.#up.size;
+  }
+
+  /**
+   * Changes whenever a session opens, expires, connects, disconnects or resumes (from another
+   * address, maybe): an order of the sessions by client id, address or state, or one filtered on
+   * them, still holds while it stays the same.
+   */
+  get membership(): number {
+    return this.#membership;
+  }
+
   /** Transfers in progress of a session. */
   transfers(peerId: string): TransferView[] {
     const own = this.#transfers.get(peerId);
@@ -177,12 +198,12 @@ export class Monitor {
 
   /** File transfers accepted and not finished, all sessions. */
   activeTransfers(): number {
-    let count = 0;
-    for (const own of this.#transfers.values()) count += own.size;
-    return count;
+    return this.#transfersActive;
   }
 
   #connected(peer: Peer, info: { resumed: boolean }): void {
+    this.#membership++;
+    this.#up.add(peer.id);
     if (info.resumed) {
       this.resumed++;
       const after = this.#lastDrop.get(peer.id);
@@ -195,6 +216,8 @@ export class Monitor {
   }
 
   #disconnected(peer: Peer, info: DisconnectInfo): void {
+    this.#membership++;
+    this.#up.delete(peer.id);
     this.closes.set(info.code, (this.closes.get(info.code) ?? 0) + 1);
     this.#lastDrop.set(peer.id, cut(`${info.code}: ${info.reason}`));
     // An eviction has its own line.
@@ -202,11 +225,14 @@ export class Monitor {
   }
 
   #expired(peer: Peer, reason: string): void {
+    this.#membership++;
+    this.#up.delete(peer.id);
     this.expired++;
     const stats = peer.stats();
     this.retiredBytesIn += stats.bytesIn;
     this.retiredBytesOut += stats.bytesOut;
     this.#rtt.delete(peer.id);
+    this.#transfersActive -= this.#transfers.get(peer.id)?.size ?? 0;
     this.#transfers.delete(peer.id);
     this.#lastDrop.delete(peer.id);
     this.#add(LogKind.EXPIRE, peer, '', reason);
@@ -221,7 +247,7 @@ export class Monitor {
       this.#rtt.set(peer.id, ring);
     }
     ring.push(rtt.last);
-    this.#options.rttSample?.(rtt.last);
+    this.rttHistogram.observe(rtt.last);
   }
 
   #transfer(peer: Peer, update: TransferUpdate): void {
@@ -239,13 +265,14 @@ export class Monitor {
         this.#transfers.set(peer.id, own);
       }
       const { id, direction, name, size, bytes } = update;
+      if (known === undefined) this.#transfersActive++;
       own.set(id, { id, direction, name, size, bytes });
       if (update.state === 'started' && known === undefined) {
         this.#add(LogKind.TRANSFER, peer, update.state, `${direction} ${name}`);
       }
       return;
     }
-    own?.delete(update.id);
+    if (own?.delete(update.id)) this.#transfersActive--;
     if (own?.size === 0) this.#transfers.delete(peer.id);
     const key = `${update.direction} ${update.state}`;
     this.transfersEnded.set(key, (this.transfersEnded.get(key) ?? 0) + 1);

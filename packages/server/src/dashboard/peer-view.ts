@@ -1,6 +1,5 @@
-import type { Peer, PeerStats } from '../peer.js';
+import type { Peer } from '../peer.js';
 import type { TransferView } from './monitor.js';
-import type { SurveyEntry } from './survey.js';
 
 /** Columns the peer table sorts by. */
 export const SortKey = {
@@ -84,7 +83,23 @@ export interface PeerRow {
   lastSeen: number;
 }
 
-/** Which sessions one page shows, in order, as of the survey it was cut from. */
+/**
+ * The sessions one view matches, in its order, as of when it was taken (with many sessions an
+ * order by a changing column is taken less often than pages are cut from it).
+ */
+export interface PeerOrder {
+  /** Sessions in all. */
+  total: number;
+  sort: SortKey;
+  desc: boolean;
+  filter: string;
+  /** The matching sessions, in order. */
+  peers: Peer[];
+  /** Monotonic ms (`performance.now()`) when taken. */
+  at: number;
+}
+
+/** Which sessions one page shows, in order. */
 export interface PageOrder {
   /** Sessions in all. */
   total: number;
@@ -108,69 +123,90 @@ export interface RowDetails {
   transfers(peerId: string): TransferView[];
 }
 
-type Compare = (a: PeerStats, b: PeerStats) => number;
+/**
+ * Columns read from what a session holds until it connects, disconnects or ends (its client id,
+ * its address, whether it is connected): an order by one of them stays right until then.
+ */
+export const STATIC_SORTS: ReadonlySet<SortKey> = new Set([
+  SortKey.CLIENT,
+  SortKey.ADDRESS,
+  SortKey.STATE,
+]);
 
-const byNumber =
-  (value: (s: PeerStats) => number): Compare =>
-  (a, b) =>
-    value(a) - value(b);
+type SortValue = number | string;
 
-const byText =
-  (value: (s: PeerStats) => string): Compare =>
-  (a, b) => {
-    const x = value(a);
-    const y = value(b);
-    return x < y ? -1 : x > y ? 1 : 0;
-  };
-
-// A peer without an RTT sample yet counts as the slowest.
-const COMPARE: Record<SortKey, Compare> = {
-  client: byText((s) => s.clientId),
-  address: byText((s) => s.remoteAddress),
-  state: byNumber((s) => (s.connected ? 1 : 0)),
-  rtt: byNumber((s) => s.rtt?.srtt ?? Number.MAX_VALUE),
-  messagesIn: byNumber((s) => s.messagesIn),
-  messagesOut: byNumber((s) => s.messagesOut),
-  bytesIn: byNumber((s) => s.bytesIn),
-  bytesOut: byNumber((s) => s.bytesOut),
-  queue: byNumber((s) => s.queueDepth),
-  transfers: byNumber((s) => s.transfers),
-  lastSeen: byNumber((s) => s.lastSeen),
+// The fixed columns are read from the peer itself; the others need its stats (one object per
+// session). A peer without an RTT sample yet counts as the slowest.
+const VALUE: Record<SortKey, (peer: Peer) => SortValue> = {
+  client: (p) => p.clientId,
+  address: (p) => p.remoteAddress,
+  state: (p) => (p.connected ? 1 : 0),
+  rtt: (p) => p.stats().rtt?.srtt ?? Number.MAX_VALUE,
+  messagesIn: (p) => p.stats().messagesIn,
+  messagesOut: (p) => p.stats().messagesOut,
+  bytesIn: (p) => p.stats().bytesIn,
+  bytesOut: (p) => p.stats().bytesOut,
+  queue: (p) => p.stats().queueDepth,
+  transfers: (p) => p.stats().transfers,
+  lastSeen: (p) => p.stats().lastSeen,
 };
 
-function matches({ stats }: SurveyEntry, filter: string): boolean {
+function compare(x: SortValue, y: SortValue): number {
+  return x < y ? -1 : x > y ? 1 : 0;
+}
+
+function matches(peer: Peer, filter: string): boolean {
   return (
-    stats.clientId.toLowerCase().includes(filter) ||
-    stats.remoteAddress.toLowerCase().includes(filter) ||
-    stats.id.includes(filter)
+    peer.clientId.toLowerCase().includes(filter) ||
+    peer.remoteAddress.toLowerCase().includes(filter) ||
+    peer.id.includes(filter)
   );
 }
 
+/** A key naming a view's order (its page and size aside): views with the same key share it. */
+export function orderKey(query: PeerQuery): string {
+  return `${query.sort}\u0000${query.desc}\u0000${query.filter}`;
+}
+
 /**
- * The sessions of the page `query` asks for: filtered, sorted (ties by session id, so a page is
- * stable between updates), cut to the page.
+ * The sessions `query` matches, sorted by its column (ties by session id, so a page is stable
+ * between updates). Each session's value is read once.
  */
-export function pageOrder(all: readonly SurveyEntry[], query: PeerQuery): PageOrder {
-  const matching = query.filter === '' ? [...all] : all.filter((e) => matches(e, query.filter));
-  const compare = COMPARE[query.sort];
+export function orderPeers(peers: readonly Peer[], query: PeerQuery, at: number): PeerOrder {
+  const value = VALUE[query.sort];
   const sign = query.desc ? -1 : 1;
-  matching.sort(
-    (a, b) =>
-      sign * compare(a.stats, b.stats) ||
-      (a.stats.id < b.stats.id ? -1 : a.stats.id > b.stats.id ? 1 : 0),
-  );
-  const pages = Math.max(1, Math.ceil(matching.length / query.size));
-  const page = Math.min(query.page, pages - 1);
+  const keyed: { peer: Peer; id: string; value: SortValue }[] = [];
+  for (const peer of peers) {
+    if (query.filter === '' || matches(peer, query.filter)) {
+      keyed.push({ peer, id: peer.id, value: value(peer) });
+    }
+  }
+  keyed.sort((a, b) => sign * compare(a.value, b.value) || compare(a.id, b.id));
   return {
-    total: all.length,
-    matched: matching.length,
-    page,
-    pages,
-    size: query.size,
+    total: peers.length,
     sort: query.sort,
     desc: query.desc,
     filter: query.filter,
-    peers: matching.slice(page * query.size, (page + 1) * query.size).map((e) => e.peer),
+    peers: keyed.map((k) => k.peer),
+    at,
+  };
+}
+
+/** The page `query` asks for, cut from its order (past the end: the last page). */
+export function pageOrder(order: PeerOrder, query: PeerQuery): PageOrder {
+  const matched = order.peers.length;
+  const pages = Math.max(1, Math.ceil(matched / query.size));
+  const page = Math.min(query.page, pages - 1);
+  return {
+    total: order.total,
+    matched,
+    page,
+    pages,
+    size: query.size,
+    sort: order.sort,
+    desc: order.desc,
+    filter: order.filter,
+    peers: order.peers.slice(page * query.size, (page + 1) * query.size),
   };
 }
 
