@@ -104,7 +104,7 @@ export class Monitor {
   readonly #up = new Set<string>();
   #membership = 0;
   /** Every RTT sample of every session. */
-  readonly rttHistogram = new RttHistogram();
+  readonly rttHistogram: RttHistogram = new RttHistogram();
   /** Counters over the server's life. */
   opened = 0;
   resumed = 0;
