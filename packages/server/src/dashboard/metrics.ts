@@ -1,6 +1,7 @@
-import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import { collectDefaultMetrics, Registry } from 'prom-client';
 import type { TetherServer } from '../server.js';
 import type { Monitor } from './monitor.js';
+import { type Labels, ReadMetric, ReadMetricType } from './read-metric.js';
 import { RttHistogramMetric } from './rtt-histogram.js';
 import type { SessionSums, Surveyor } from './survey.js';
 
@@ -23,10 +24,10 @@ const SUMS_MAX_AGE_MS = 250;
 
 /**
  * Tether's metrics in a prom-client registry, named by Prometheus conventions (`tether_`
- * prefix, base units, `_total` for counters). Counters and gauges are read when scraped from
- * the server's stats, the monitor's running counters and, for bytes and outboxes, the
- * surveyor's last pass over the sessions; the RTT histogram is the monitor's, counted per
- * sample as they come.
+ * prefix, base units, `_total` for counters). Counters and gauges are read when scraped
+ * ({@link ReadMetric}) from the server's stats, the monitor's running counters and, for bytes
+ * and outboxes, the surveyor's last pass over the sessions; the RTT histogram is the
+ * monitor's, counted per sample as they come.
  */
 export class Metrics {
   readonly registry: Registry;
@@ -216,25 +217,20 @@ interface Target {
   registers: Registry[];
   names: string[];
 }
-type Labels = Record<string, string>;
+
+function register(target: Target, metric: ReadMetric): void {
+  target.names.push(metric.name);
+  for (const registry of target.registers) registry.registerMetric(metric.asMetric());
+}
 
 function gauge(target: Target, name: string, help: string, read: () => number): void {
-  target.names.push(name);
-  new Gauge({
-    name,
-    help,
-    registers: target.registers,
-    collect() {
-      this.set(read());
-    },
-  });
+  register(target, new ReadMetric(name, help, ReadMetricType.GAUGE, [], () => [[{}, read()]]));
 }
 
 function counter(target: Target, name: string, help: string, read: () => number): void {
   labelledCounter(target, name, help, [], () => [[{}, read()]]);
 }
 
-// prom-client counters only go up by inc(): each scrape sets them to the server's own totals.
 function labelledCounter(
   target: Target,
   name: string,
@@ -242,15 +238,5 @@ function labelledCounter(
   labelNames: string[],
   read: () => [Labels, number][],
 ): void {
-  target.names.push(name);
-  new Counter({
-    name,
-    help,
-    labelNames,
-    registers: target.registers,
-    collect() {
-      this.reset();
-      for (const [labels, value] of read()) this.inc(labels, value);
-    },
-  });
+  register(target, new ReadMetric(name, help, ReadMetricType.COUNTER, labelNames, read));
 }

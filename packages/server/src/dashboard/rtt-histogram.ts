@@ -1,4 +1,5 @@
 import type { Metric } from 'prom-client';
+import { NO_SHARED_LABELS, type SeriesValue } from './read-metric.js';
 
 /** RTT buckets in seconds: loopback (sub-millisecond) to a satellite link under load. */
 export const RTT_BUCKETS_SECONDS: readonly number[] = [
@@ -51,13 +52,6 @@ export class RttHistogram {
   }
 }
 
-/** One series of a histogram, as prom-client's `get()` gives it. */
-interface HistogramValue {
-  labels: Record<string, string | number>;
-  value: number;
-  metricName: string;
-}
-
 /**
  * A {@link RttHistogram} as a prom-client metric: what a registry asks of a metric (`name`,
  * `help`, `type`, `aggregator`, `get()`, `reset()`), with the series a prom-client `Histogram`
@@ -83,17 +77,23 @@ export class RttHistogramMetric {
     help: string;
     type: string;
     aggregator: string;
-    values: HistogramValue[];
+    values: SeriesValue[];
   }> {
     const { buckets, sumSeconds, count } = this.#histogram.snapshot();
     const bucket = `${this.name}_bucket`;
+    const shared = NO_SHARED_LABELS;
     const values = buckets.map(
-      ([le, value]): HistogramValue => ({ labels: { le }, value, metricName: bucket }),
+      ([le, value]): SeriesValue => ({
+        labels: { le },
+        value,
+        metricName: bucket,
+        sharedLabels: shared,
+      }),
     );
     values.push(
-      { labels: { le: '+Inf' }, value: count, metricName: bucket },
-      { labels: {}, value: sumSeconds, metricName: `${this.name}_sum` },
-      { labels: {}, value: count, metricName: `${this.name}_count` },
+      { labels: { le: '+Inf' }, value: count, metricName: bucket, sharedLabels: shared },
+      { labels: {}, value: sumSeconds, metricName: `${this.name}_sum`, sharedLabels: shared },
+      { labels: {}, value: count, metricName: `${this.name}_count`, sharedLabels: shared },
     );
     return {
       name: this.name,
