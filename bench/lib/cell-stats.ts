@@ -11,6 +11,7 @@ export const SUBJECTS: readonly string[] = [
   'tether',
   'tether-tls',
   'tether-watched',
+  'tether-twin',
   'tether-cluster',
   'tether-ws',
   'tether-publish',
@@ -41,10 +42,11 @@ export function limitOf(system: string): string | undefined {
 }
 
 /** Whom `system` is compared with, of the systems present: its limit, the best peer, and for
- *  tether every peer, for tether-tls, tether-watched and tether-cluster tether (what TLS, what a
- *  watched dashboard, what sessions in Redis behind HAProxy cost), for tether-ws ws and tether
- *  (what WebSocket costs), for tether-publish nats and tether (publish() against nats.js's
- *  publish(), and what a promise per message costs). */
+ *  tether every peer, for tether-tls, tether-watched, tether-twin and tether-cluster tether (what
+ *  TLS, what a watched dashboard, what sessions in Redis behind HAProxy cost; tether-twin, the
+ *  same code, shows how far two identical systems measure apart in the same run), for tether-ws
+ *  ws and tether (what WebSocket costs), for tether-publish nats and tether (publish() against
+ *  nats.js's publish(), and what a promise per message costs). */
 export function comparisonsOf(system: string, present: readonly string[]): string[] {
   const against: string[] = [];
   const limit = limitOf(system);
@@ -56,6 +58,7 @@ export function comparisonsOf(system: string, present: readonly string[]): strin
   const variants = [
     'tether-tls',
     'tether-watched',
+    'tether-twin',
     'tether-cluster',
     'tether-ws',
     'tether-publish',

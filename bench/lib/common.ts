@@ -6,6 +6,7 @@ export const SYSTEMS = [
   'tether',
   'tether-tls',
   'tether-watched',
+  'tether-twin',
   'tether-cluster',
   'tether-ws',
   'tether-publish',
@@ -21,12 +22,17 @@ export type SystemName = (typeof SYSTEMS)[number];
 
 /**
  * Systems a run without `--systems` takes: all but `tether-watched` (Tether with its dashboard
- * watched), `tether-cluster` (Tether on Redis behind HAProxy) and `tether-publish` (Tether's
- * `publish()` and `flush()`), which each answer one question (what the dashboard costs; what
- * sessions in Redis cost; what a promise per message costs) and are asked for by name.
+ * watched), `tether-twin` (`tether` again, in processes of its own), `tether-cluster` (Tether on
+ * Redis behind HAProxy) and `tether-publish` (Tether's `publish()` and `flush()`), which each
+ * answer one question (what the dashboard costs; how far two identical systems measure apart;
+ * what sessions in Redis cost; what a promise per message costs) and are asked for by name.
  */
 export const DEFAULT_SYSTEMS: readonly SystemName[] = SYSTEMS.filter(
-  (s) => s !== 'tether-watched' && s !== 'tether-cluster' && s !== 'tether-publish',
+  (s) =>
+    s !== 'tether-watched' &&
+    s !== 'tether-twin' &&
+    s !== 'tether-cluster' &&
+    s !== 'tether-publish',
 );
 
 /** `cluster-resume` runs only for `tether-cluster` (and only when it is asked for). */

@@ -31,6 +31,7 @@ const SHOWN: Record<string, readonly string[]> = {
   tether: ['raw-net', 'best peer', 'nats', 'ws'],
   'tether-tls': ['raw-tls', 'tether'],
   'tether-watched': ['tether'],
+  'tether-twin': ['tether'],
   'tether-cluster': ['tether'],
   'tether-ws': ['ws', 'tether'],
   'tether-publish': ['nats', 'tether'],
@@ -139,6 +140,12 @@ export function renderMarkdown(r: Result): string {
   if (r.rows.some((x) => x.system === 'tether-watched')) {
     out.push(
       '`tether-watched` is `tether` with the server\'s dashboard on, its live page open (the `/events` stream of the default view, read to the end) and `/metrics` scraped every second, both from inside the server worker (so its CPU includes reading them); "tether-watched vs tether" is what a watched dashboard costs.',
+      '',
+    );
+  }
+  if (r.rows.some((x) => x.system === 'tether-twin')) {
+    out.push(
+      '`tether-twin` is `tether` again, the same code in server and client workers of its own: "tether-twin vs tether" is how far two identical systems measure apart in this run, the resolution of the other ratios to tether.',
       '',
     );
   }

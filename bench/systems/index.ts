@@ -5,6 +5,7 @@ import type { System } from './types.js';
 export async function system(name: SystemName): Promise<System> {
   switch (name) {
     case 'tether':
+    case 'tether-twin':
     case 'tether-tls':
     case 'tether-watched':
     case 'tether-ws':

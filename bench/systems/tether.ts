@@ -23,7 +23,7 @@ export function tether({ tls: useTls, watched, webSocket }: TetherVariant): Syst
       const server = new TetherServer({
         port: 0,
         ...(useTls && options.tls ? { tls: { cert: options.tls.cert, key: options.tls.key } } : {}),
-        // Its defaults otherwise: the live page every 1 s, prom-client's process metrics.
+        // Its defaults otherwise: the live page every 1 s, no prom-client process metrics.
         ...(watched ? { dashboard: { port: 0 } } : {}),
         ...(options.uploadDir ? { uploadDir: options.uploadDir } : {}),
         // The defaults (10,000 total, 256 per address) would refuse the idle-connections scenario,

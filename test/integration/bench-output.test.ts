@@ -176,11 +176,11 @@ it('bench - pnpm bench --smoke writes latest.json and latest.md in the --out dir
   );
 }, 120_000);
 
-it('bench - pnpm bench:dashboard (smoke): tether-watched vs tether in throughput and at rest, per repetition', async () => {
+it('bench - pnpm bench:dashboard (smoke): tether-watched and tether-twin vs tether in throughput and at rest, per repetition', async () => {
   const { stdout, result } = await bench([
     '--smoke',
     '--systems',
-    'tether,tether-watched',
+    'tether,tether-watched,tether-twin',
     '--scenarios',
     'throughput,idle-connections',
   ]);
@@ -188,29 +188,38 @@ it('bench - pnpm bench:dashboard (smoke): tether-watched vs tether in throughput
   expect(rows.filter((r) => r.note)).toEqual([]);
   expect(rows.map((r) => `${r.scenario} ${r.system}`).sort()).toEqual([
     'idle-connections tether',
+    'idle-connections tether-twin',
     'idle-connections tether-watched',
     'throughput tether',
+    'throughput tether-twin',
     'throughput tether-watched',
   ]);
   expect(result.cells.map((c) => c.scenario)).toEqual(['throughput', 'idle-connections']);
   for (const cell of result.cells) {
     const of = (system: string) =>
       rows.find((r) => r.scenario === cell.scenario && r.system === system) as Row;
-    const [tether, watched] = [of('tether'), of('tether-watched')];
+    const [tether, watched, twin] = [of('tether'), of('tether-watched'), of('tether-twin')];
     // Both ran in every repetition, in a rotated order, and the ratio is taken in each.
     expect(cell.repetitions).toHaveLength(3);
     const first = cell.repetitions[0]?.order as string[];
-    expect([...first].sort()).toEqual(['tether', 'tether-watched']);
+    expect([...first].sort()).toEqual(['tether', 'tether-twin', 'tether-watched']);
     cell.repetitions.forEach((rep, i) => {
       expect(rep.order).toEqual(rotated(first, i));
       expect(rep.values.tether).toBe(tether.values[i]);
       expect(rep.values['tether-watched']).toBe(watched.values[i]);
+      expect(rep.values['tether-twin']).toBe(twin.values[i]);
     });
-    const ratio = cell.ratios.find((r) => r.system === 'tether-watched' && r.against === 'tether');
-    const perRepetition = watched.values.map((v, i) => v / (tether.values[i] as number));
-    expect(ratio?.perRepetition).toEqual(perRepetition);
-    expect(ratio?.median).toBe(median(perRepetition));
-    expect(cell.ratios.map((r) => `${r.system} vs ${r.against}`)).toEqual([
+    for (const [name, row] of [
+      ['tether-watched', watched],
+      ['tether-twin', twin],
+    ] as const) {
+      const ratio = cell.ratios.find((r) => r.system === name && r.against === 'tether');
+      const perRepetition = row.values.map((v, i) => v / (tether.values[i] as number));
+      expect(ratio?.perRepetition).toEqual(perRepetition);
+      expect(ratio?.median).toBe(median(perRepetition));
+    }
+    expect(cell.ratios.map((r) => `${r.system} vs ${r.against}`).sort()).toEqual([
+      'tether-twin vs tether',
       'tether-watched vs tether',
     ]);
   }
@@ -227,6 +236,7 @@ it('bench - pnpm bench:dashboard (smoke): tether-watched vs tether in throughput
   }
   expect(stdout).toContain('| 128 B | tether-watched vs tether |');
   expect(stdout).toContain('| x 200 | tether-watched vs tether |');
+  expect(stdout).toContain('| x 200 | tether-twin vs tether |');
 }, 120_000);
 
 it('pnpm bench --scenarios bundle - browser bundles built alike, sizes from the built bytes', async () => {
@@ -272,6 +282,7 @@ describe('bench cell stats', () => {
     // What the dashboard costs: tether-watched against tether, besides its limit.
     expect(limitOf('tether-watched')).toBe('raw-net');
     expect(comparisonsOf('tether-watched', ['tether-watched', 'tether'])).toEqual(['tether']);
+    expect(comparisonsOf('tether-twin', ['tether-twin', 'tether'])).toEqual(['tether']);
     expect(comparisonsOf('tether-watched', ['tether-watched', 'tether', 'raw-net'])).toEqual([
       'raw-net',
       'tether',
