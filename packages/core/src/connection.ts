@@ -102,6 +102,9 @@ const LINGER_MS = 1000;
 // connection waits; a bulk transfer only pauses for a turn now and then.
 const TURN_BUDGET_BYTES = 256 * 1024;
 
+// Bytes of queued frames handed to the transport in one write while it takes them at once.
+const WRITE_SLICE_BYTES = 192 * 1024;
+
 // The transport's listeners are shared by every connection (each finds its own on the
 // transport): an idle connection should cost as little memory as possible, and each closure
 // would cost some.
@@ -286,7 +289,7 @@ export class Connection<E extends OutboundEntry> implements Scheduled {
   /** Sends ERROR with the code (and when to come back, if given) and closes: the peer learns why. */
   fail(error: TetherError, retryAfterMs?: number): void {
     if (this.#phase === Phase.CLOSED) return;
-    this.#drainBatch();
+    this.#drainBatch(true);
     const { code, message } = error;
     this.transport.end(
       encodeError(retryAfterMs === undefined ? { code, message } : { code, message, retryAfterMs }),
@@ -298,7 +301,7 @@ export class Connection<E extends OutboundEntry> implements Scheduled {
   /** Writes what is queued, then closes the sending side (a graceful end). */
   end(error: TetherError): void {
     if (this.#phase === Phase.CLOSED) return;
-    this.#drainBatch();
+    this.#drainBatch(true);
     this.transport.end();
     this.#linger();
     this.#finish(error, undefined);
@@ -378,6 +381,9 @@ export class Connection<E extends OutboundEntry> implements Scheduled {
 
   /** @internal The transport drained: bulk senders (file chunks) may continue. */
   transportDrained(): void {
+    if (this.#phase === Phase.OPEN && !this.#flushQueued && (this.#link?.batch.bytes ?? 0) > 0) {
+      this.#flushNow();
+    }
     this.#resume(PauseReason.OUTBOUND_BACKLOG);
     if (this.#phase === Phase.OPEN) this.#session?.filesIfStarted?.pump();
   }
@@ -431,11 +437,32 @@ export class Connection<E extends OutboundEntry> implements Scheduled {
     this.#checkReplyBacklog();
   };
 
-  // Hands the batch to the transport (also on the way out, before ERROR or FIN).
-  #drainBatch(): void {
+  // Hands the batch to the transport, a slice at a time while the transport takes it (`all`: on
+  // the way out, before ERROR or FIN). A slice the transport cannot hand on at once leaves the
+  // rest queued (still encoded as little as possible) until its 'drain': the bytes to copy stay
+  // within what the operating system is taking, and a staging buffer the transport has let go
+  // of is written again instead of fresh memory.
+  #drainBatch(all = false): void {
     const link = this.#link;
-    if (link === undefined || this.transport.destroyed) return;
-    const bytes = link.batch.drainTo(this.transport);
+    const transport = this.transport;
+    if (link === undefined || transport.destroyed) return;
+    const batch = link.batch;
+    let bytes = 0;
+    while (batch.bytes > 0) {
+      // Nothing waiting in the transport: it holds none of the buffers it was given before.
+      const released = transport.writableLength === 0;
+      const buffers = batch.take(all ? Number.POSITIVE_INFINITY : WRITE_SLICE_BYTES);
+      let room = true;
+      if (buffers.length > 1) transport.cork();
+      for (const buffer of buffers) {
+        bytes += buffer.length;
+        if (!transport.write(buffer)) room = false;
+      }
+      if (buffers.length > 1) transport.uncork();
+      batch.settle(released && transport.writableLength === 0);
+      // A write that returned false promises a 'drain' (transportDrained writes the rest).
+      if (!room && transport.writableLength > 0) break;
+    }
     if (this.#session !== undefined) this.#session.bytesOut += bytes;
   }
 

@@ -1,5 +1,7 @@
+import { EventEmitter } from 'node:events';
 import {
   ErrorCode,
+  encodeAck,
   encodeData,
   encodeHello,
   encodePing,
@@ -17,6 +19,7 @@ import { Deadlines } from '../src/deadlines.js';
 import { type MemoryTransport, memoryTransportPair } from '../src/memory-transport.js';
 import { VirtualScheduler } from '../src/scheduler.js';
 import { Session } from '../src/session.js';
+import type { Transport } from '../src/transport.js';
 
 /** A session that records what its link hands it. */
 class RecordingSession extends Session<OutboundEntry> {
@@ -157,4 +160,115 @@ describe('connection', () => {
     scheduler.advance(1);
     expect(connection.transport.destroyed).toBe(true);
   });
+
+  it('connection - the batch waits for drain while the transport is full, then goes out in order', () => {
+    const { scheduler, connection, session, sink } = fullTransportHarness();
+    const payload = Buffer.alloc(1024, 5);
+    for (let i = 0; i < 1000; i++) {
+      session.outbound.enqueue({ payload, flags: 0, requestId: 0, seq: 0 });
+    }
+    connection.pump();
+    scheduler.runDeferred();
+    // The transport took one slice and said it is full: the rest waits in the batch.
+    const firstSlice = sink.bytes();
+    expect(firstSlice).toBeGreaterThan(0);
+    expect(firstSlice).toBeLessThan(400 * 1024);
+    expect(connection.backlogBytes).toBe(14 + 1000 * (1024 + 14));
+    // More frames while waiting go behind them; nothing is written until 'drain'.
+    session.outbound.enqueue({ payload, flags: 0, requestId: 0, seq: 0 });
+    connection.pump();
+    scheduler.runDeferred();
+    expect(sink.bytes()).toBe(firstSlice);
+    for (let rounds = 0; sink.bytes() < 14 + 1001 * (1024 + 14); rounds++) {
+      expect(rounds).toBeLessThan(100);
+      sink.drain();
+    }
+    expect(sink.stream().equals(dataStream(1, 1001, payload))).toBe(true);
+    sink.drain();
+    expect(connection.backlogBytes).toBe(0);
+  });
+
+  it('connection - fail() writes everything the batch holds before the ERROR, full or not', () => {
+    const { scheduler, connection, session, sink } = fullTransportHarness();
+    const payload = Buffer.alloc(1024, 6);
+    for (let i = 0; i < 500; i++) {
+      session.outbound.enqueue({ payload, flags: 0, requestId: 0, seq: 0 });
+    }
+    connection.pump();
+    scheduler.runDeferred();
+    expect(sink.bytes()).toBeLessThan(500 * (1024 + 14));
+    connection.fail({ code: ErrorCode.CLOSED, message: 'bye' } as TetherError);
+    const stream = sink.stream();
+    const data = dataStream(1, 500, payload);
+    expect(stream.subarray(0, data.length).equals(data)).toBe(true);
+    expect(stream[data.length + 4]).toBe(FrameType.ERROR);
+  });
 });
+
+/** What the connection writes: its ACK of nothing delivered yet (a new link repeats it), then DATA. */
+function dataStream(from: number, to: number, payload: Buffer): Buffer {
+  return Buffer.concat([
+    encodeAck(0),
+    ...Array.from({ length: to - from + 1 }, (_, i) => encodeData(from + i, payload)),
+  ]);
+}
+
+/**
+ * A transport that is always full: every write returns false and leaves its bytes waiting
+ * until the test calls `drain()`, which hands them on and emits 'drain'.
+ */
+class FullTransport extends EventEmitter {
+  destroyed = false;
+  readableLength = 0;
+  readonly written: Buffer[] = [];
+  #waiting = 0;
+  get writableLength(): number {
+    return this.#waiting;
+  }
+  write(chunk: Uint8Array): boolean {
+    this.written.push(Buffer.from(chunk));
+    this.#waiting += chunk.length;
+    return false;
+  }
+  cork(): void {}
+  uncork(): void {}
+  end(chunk?: Uint8Array): void {
+    if (chunk !== undefined) this.write(chunk);
+  }
+  destroy(): void {
+    this.destroyed = true;
+  }
+  pause(): void {}
+  resume(): void {}
+  drain(): void {
+    this.#waiting = 0;
+    this.emit('drain');
+  }
+}
+
+function fullTransportHarness() {
+  const scheduler = new VirtualScheduler();
+  const transport = new FullTransport();
+  const session = new RecordingSession();
+  const owner: ConnectionOwner<OutboundEntry> = {
+    handshakeFrame: () => {},
+    handshakeExpired: () => {},
+    control: () => false,
+    closed: () => {},
+  };
+  const deadlines = new Deadlines<Connection<OutboundEntry>>(scheduler, (c, at) => c.deadline(at));
+  const connection = new Connection(transport as unknown as Transport, owner, {
+    scheduler,
+    deadlines,
+    maxFrame: 1 << 20,
+    replyBacklogLimit: Number.POSITIVE_INFINITY,
+    remoteAddress: 'full',
+  });
+  connection.open(session, { ...OPEN, maxInFlightBytes: 1 << 30 }, []);
+  const sink = {
+    bytes: () => transport.written.reduce((sum, b) => sum + b.length, 0),
+    stream: () => Buffer.concat(transport.written),
+    drain: () => transport.drain(),
+  };
+  return { scheduler, connection, session, sink };
+}

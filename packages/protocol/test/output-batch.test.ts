@@ -232,4 +232,79 @@ describe('output-batch - drainTo', () => {
     expect(batch.drainTo(sink)).toBe(0);
     expect(calls).toEqual([]);
   });
+
+  it('output-batch - take(maxBytes) takes whole frames up to the limit and leaves the rest in order', () => {
+    const random = seededRandom(7);
+    for (let round = 0; round < 30; round++) {
+      const batch = new OutputBatch();
+      const input = frames(Array.from({ length: 300 }, () => 1 + random(20 * KiB)));
+      const expected = Buffer.concat(input);
+      pushAll(batch, input);
+      const written: Buffer[] = [];
+      const limit = 1 + random(200 * KiB);
+      let takes = 0;
+      while (batch.bytes > 0) {
+        const before = batch.bytes;
+        const out = batch.take(limit);
+        const bytes = out.reduce((sum, b) => sum + b.length, 0);
+        expect(bytes).toBeGreaterThan(0);
+        expect(before - batch.bytes).toBe(bytes);
+        // At most one run (64 KiB plus a small frame) or one large frame past the limit.
+        expect(bytes).toBeLessThan(limit + 80 * KiB);
+        written.push(...out.map((b) => Buffer.from(b)));
+        batch.settle(random(2) === 0);
+        takes++;
+      }
+      // equals: a deep toEqual of megabytes is slow.
+      expect(Buffer.concat(written).equals(expected)).toBe(true);
+      if (limit < expected.length / 2) expect(takes).toBeGreaterThan(1);
+    }
+  });
+
+  it('output-batch - after a partial take, push reports a non-empty batch until all is taken', () => {
+    const batch = new OutputBatch();
+    pushAll(batch, frames([30 * KiB, 30 * KiB, 30 * KiB]));
+    batch.take(1);
+    expect(batch.bytes).toBe(60 * KiB);
+    expect(batch.push(Buffer.from('a'))).toBe(false);
+    batch.take();
+    expect(batch.bytes).toBe(0);
+    expect(batch.push(Buffer.from('b'))).toBe(true);
+  });
+
+  it('output-batch - a staging buffer is written again only after the sink released it', () => {
+    // DATA items of 1 KiB: their runs are carved from a staging buffer.
+    const payload = Buffer.alloc(KiB, 1);
+    const fill = (batch: OutputBatch, from: number): void => {
+      for (let seq = from; seq < from + 100; seq++) {
+        batch.pushData({ seq, payload, flags: 0, requestId: 0 });
+      }
+    };
+    const batch = new OutputBatch();
+    fill(batch, 1);
+    const held = batch.take();
+    const copy = Buffer.concat(held);
+    batch.settle(false); // the sink still holds it
+    // Other batches take and release (the process-wide free stages).
+    for (let i = 0; i < 10; i++) {
+      const other = new OutputBatch();
+      fill(other, 1000 + i * 100);
+      other.take();
+      other.settle(true);
+    }
+    fill(batch, 101);
+    const next = batch.take();
+    batch.settle(true);
+    const heldMemory = new Set(held.map((b) => b.buffer));
+    for (const b of next) expect(heldMemory.has(b.buffer)).toBe(false);
+    expect(Buffer.concat(held).equals(copy)).toBe(true);
+    // Released: the next take of the same size may use the same memory; the bytes are right.
+    fill(batch, 201);
+    const again = Buffer.concat(batch.take());
+    batch.settle(true);
+    const expected = Buffer.concat(
+      Array.from({ length: 100 }, (_, i) => encodeData(201 + i, payload)),
+    );
+    expect(again.equals(expected)).toBe(true);
+  });
 });
