@@ -95,4 +95,37 @@ describe('decoder - a handler that throws', () => {
     expect(error?.code).toBe(ErrorCode.TRUNCATED_STREAM);
     expect(seen).toEqual([]);
   });
+
+  it('a large frame in pieces small and large decodes whole, holding about what arrived', () => {
+    const payload = Buffer.alloc(1024 * 1024);
+    for (let i = 0; i < payload.length; i++) payload[i] = (i * 31 + (i >> 8)) & 0xff;
+    const stream = Buffer.concat([encodeData(1, payload), encodeData(2, Buffer.from('next'))]);
+    for (const seed of [1, 2, 3]) {
+      const decoder = new FrameDecoder({ expectPreface: false, maxFrame: 2 * 1024 * 1024 });
+      const seen: Frame[] = [];
+      let state = seed;
+      const random = (n: number): number => {
+        state = (Math.imul(state, 1103515245) + 12345) >>> 0;
+        return state % n;
+      };
+      let pos = 0;
+      while (pos < stream.length) {
+        // A mix of trickled bytes and socket-sized reads, each its own chunk (copied: a socket's
+        // chunks are never reused).
+        const size = random(3) === 0 ? 1 + random(100) : 16 * 1024 + random(60 * 1024);
+        const chunk = Buffer.from(stream.subarray(pos, pos + size));
+        pos += chunk.length;
+        expect(decoder.push(chunk, (f) => seen.push(f))).toBeUndefined();
+        if (seen.length === 0) {
+          expect(decoder.bufferedBytes).toBe(pos);
+          // Views keep their chunks (exact size here); copies at most double.
+          expect(decoder.retainedBytes).toBeLessThanOrEqual(2 * pos);
+        }
+      }
+      expect(seen.map((f) => (f as { seq: number }).seq)).toEqual([1, 2]);
+      expect((seen[0] as { payload: Buffer }).payload.equals(payload)).toBe(true);
+      expect((seen[1] as { payload: Buffer }).payload.toString()).toBe('next');
+      expect(decoder.retainedBytes).toBe(0);
+    }
+  });
 });
