@@ -86,13 +86,8 @@ export interface Row {
   note?: string;
 }
 
-/** A row of a single measurement whose figures are all in `extra` (recovery, resume, bundle). */
-export function extraRow(
-  system: string,
-  scenario: string,
-  payloadBytes: number,
-  extra: NonNullable<Row['extra']>,
-): Row {
+/** A row of one measurement with none of the common figures (each scenario adds its own). */
+export function bareRow(system: string, scenario: string, payloadBytes: number): Row {
   return {
     system,
     scenario,
@@ -103,8 +98,17 @@ export function extraRow(
     p99Us: null,
     p999Us: null,
     runs: 1,
-    extra,
   };
+}
+
+/** A row of a single measurement whose figures are all in `extra` (recovery, resume, bundle). */
+export function extraRow(
+  system: string,
+  scenario: string,
+  payloadBytes: number,
+  extra: NonNullable<Row['extra']>,
+): Row {
+  return { ...bareRow(system, scenario, payloadBytes), extra };
 }
 
 /** One ratio of two systems of a cell, taken in every repetition (both ran in it). */

@@ -3,7 +3,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Cell, Row, SystemName } from '../lib/common.js';
+import { bareRow, type Cell, type Row, type SystemName } from '../lib/common.js';
 import type { Options } from './options.js';
 import { makeCertificate } from './tls-cert.js';
 
@@ -47,16 +47,5 @@ export function failedRow(
 ): Row {
   const text = String((error as Error)?.message ?? error).split('\n')[0] as string;
   ctx.log(`  ${system}/${scenario} failed: ${text}`);
-  return {
-    system,
-    scenario,
-    payloadBytes,
-    msgsPerSec: null,
-    mbPerSec: null,
-    p50Us: null,
-    p99Us: null,
-    p999Us: null,
-    runs: 0,
-    note: `failed: ${text}`,
-  };
+  return { ...bareRow(system, scenario, payloadBytes), runs: 0, note: `failed: ${text}` };
 }
