@@ -452,14 +452,20 @@ export class Connection<E extends OutboundEntry> implements Scheduled {
       // Nothing waiting in the transport: it holds none of the buffers it was given before.
       const released = transport.writableLength === 0;
       const buffers = batch.take(all ? Number.POSITIVE_INFINITY : WRITE_SLICE_BYTES);
+      // The staging buffer goes back for reuse once the transport let go of this take's buffers:
+      // the last one's write callback says so (writes complete in order).
+      const giveBack = batch.lend();
+      const last = buffers.length - 1;
       let room = true;
-      if (buffers.length > 1) transport.cork();
-      for (const buffer of buffers) {
+      if (last > 0) transport.cork();
+      for (let i = 0; i <= last; i++) {
+        const buffer = buffers[i] as Buffer;
         bytes += buffer.length;
-        if (!transport.write(buffer)) room = false;
+        if (!transport.write(buffer, i === last ? giveBack : undefined)) room = false;
       }
-      if (buffers.length > 1) transport.uncork();
-      batch.settle(released && transport.writableLength === 0);
+      if (last > 0) transport.uncork();
+      // Handed to the operating system already (a socket's synchronous write): no need to wait.
+      if (released && transport.writableLength === 0) giveBack?.();
       // A write that returned false promises a 'drain' (transportDrained writes the rest).
       if (!room && transport.writableLength > 0) break;
     }

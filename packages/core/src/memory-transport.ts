@@ -18,6 +18,7 @@ export class MemoryTransport extends EventEmitter implements Transport {
   #paused = false;
   #corked = 0;
   #corkedChunks: Uint8Array[] = [];
+  #corkedCallbacks: ((error?: Error | null) => void)[] = [];
   #ended = false;
   #peerEnded = false;
   #deliveryQueued = false;
@@ -40,13 +41,16 @@ export class MemoryTransport extends EventEmitter implements Transport {
     return this.#paused ? this.#inboxBytes : 0;
   }
 
-  write(chunk: Uint8Array): boolean {
+  /** `callback` follows in a deferred callback once the chunk is copied (as a socket's). */
+  write(chunk: Uint8Array, callback?: (error?: Error | null) => void): boolean {
     if (this.destroyed || this.#ended) return false;
     if (this.#corked > 0) {
       this.#corkedChunks.push(chunk);
+      if (callback !== undefined) this.#corkedCallbacks.push(callback);
       return true;
     }
     this.peer.#receive(Uint8Array.from(chunk));
+    if (callback !== undefined) this.#scheduler.defer(() => callback());
     const room = this.writableLength < this.highWaterMark;
     if (!room) this.#wantsDrain = true;
     return room;
@@ -59,8 +63,11 @@ export class MemoryTransport extends EventEmitter implements Transport {
   uncork(): void {
     if (this.#corked === 0 || --this.#corked > 0) return;
     const chunks = this.#corkedChunks;
+    const callbacks = this.#corkedCallbacks;
     this.#corkedChunks = [];
+    this.#corkedCallbacks = [];
     if (chunks.length > 0) this.write(Buffer.concat(chunks));
+    for (const callback of callbacks) this.#scheduler.defer(() => callback());
   }
 
   end(chunk?: Uint8Array): void {

@@ -5,8 +5,12 @@
  * message may hold several frames or part of one: the decoder does not care).
  */
 export interface Transport {
-  /** Queues bytes; false when the caller should wait for `drain` (as `socket.write`). */
-  write(chunk: Uint8Array): boolean;
+  /**
+   * Queues bytes; false when the caller should wait for `drain` (as `socket.write`). `callback`,
+   * as a socket's: called once the transport holds `chunk` no more (written, or dropped). A
+   * transport may never call it; the connection then does not write into that memory again.
+   */
+  write(chunk: Uint8Array, callback?: (error?: Error | null) => void): boolean;
   /** Holds writes until `uncork`, so several buffers leave in one system call. */
   cork(): unknown;
   uncork(): unknown;

@@ -272,3 +272,104 @@ function fullTransportHarness() {
   };
   return { scheduler, connection, session, sink };
 }
+
+/**
+ * A transport that behaves as a TLS socket does: it takes (encrypts, copies) what it is given at
+ * once, but counts it in `writableLength` and calls the write callbacks only on a later turn
+ * (`complete()`), emitting 'drain' then if a write returned false.
+ */
+class LaterTransport extends EventEmitter {
+  destroyed = false;
+  readableLength = 0;
+  /** The chunks as given (their memory), and copies of their bytes at the time of the write. */
+  readonly written: Buffer[] = [];
+  readonly copies: Buffer[] = [];
+  #waiting = 0;
+  #callbacks: (() => void)[] = [];
+  #needDrain = false;
+  get writableLength(): number {
+    return this.#waiting;
+  }
+  write(chunk: Buffer, callback?: () => void): boolean {
+    this.written.push(chunk);
+    this.copies.push(Buffer.from(chunk));
+    this.#waiting += chunk.length;
+    if (callback !== undefined) this.#callbacks.push(callback);
+    const room = this.#waiting < 16 * 1024;
+    if (!room) this.#needDrain = true;
+    return room;
+  }
+  cork(): void {}
+  uncork(): void {}
+  end(chunk?: Buffer): void {
+    if (chunk !== undefined) this.write(chunk);
+  }
+  destroy(): void {
+    this.destroyed = true;
+  }
+  pause(): void {}
+  resume(): void {}
+  complete(): void {
+    this.#waiting = 0;
+    const callbacks = this.#callbacks;
+    this.#callbacks = [];
+    for (const callback of callbacks) callback();
+    if (this.#needDrain) {
+      this.#needDrain = false;
+      this.emit('drain');
+    }
+  }
+}
+
+describe('connection - staging buffers over a transport that reports writes later (TLS)', () => {
+  it('connection - a staging buffer is written again once the write callback says the transport let go of it', () => {
+    const scheduler = new VirtualScheduler();
+    const transport = new LaterTransport();
+    const session = new RecordingSession();
+    const owner: ConnectionOwner<OutboundEntry> = {
+      handshakeFrame: () => {},
+      handshakeExpired: () => {},
+      control: () => false,
+      closed: () => {},
+    };
+    const deadlines = new Deadlines<Connection<OutboundEntry>>(scheduler, (c, at) =>
+      c.deadline(at),
+    );
+    const connection = new Connection(transport as unknown as Transport, owner, {
+      scheduler,
+      deadlines,
+      maxFrame: 1 << 20,
+      replyBacklogLimit: Number.POSITIVE_INFINITY,
+      remoteAddress: 'later',
+    });
+    connection.open(session, { ...OPEN, maxInFlightBytes: 1 << 30 }, []);
+    const payload = Buffer.alloc(1024, 7);
+    const burst = (): Buffer[] => {
+      const from = transport.written.length;
+      for (let i = 0; i < 100; i++) {
+        session.outbound.enqueue({ payload, flags: 0, requestId: 0, seq: 0 });
+      }
+      connection.pump();
+      scheduler.runDeferred();
+      return transport.written.slice(from);
+    };
+    const first = burst();
+    const firstMemory = new Set(first.map((b) => b.buffer));
+    const firstBytes = Buffer.concat(first);
+    // Still counted by the transport: a second burst must not write into the first one's memory.
+    const second = burst();
+    expect(second.length).toBeGreaterThan(0);
+    for (const b of second) expect(firstMemory.has(b.buffer)).toBe(false);
+    expect(Buffer.concat(first).equals(firstBytes)).toBe(true);
+    transport.complete();
+    scheduler.runDeferred();
+    // Let go of (the callbacks ran): the next burst is carved from memory already written.
+    const third = burst();
+    expect(third.some((b) => firstMemory.has(b.buffer) || b.buffer === second[0]?.buffer)).toBe(
+      true,
+    );
+    transport.complete();
+    scheduler.runDeferred();
+    expect(Buffer.concat(transport.copies).equals(dataStream(1, 300, payload))).toBe(true);
+  });
+});

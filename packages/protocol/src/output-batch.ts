@@ -34,7 +34,8 @@ const freeStages: Buffer[] = [];
 /**
  * Collects frames between flushes so that a burst of sends costs one write (one syscall), not
  * one per frame. The I/O layer schedules a flush when `push` reports the batch was empty, then
- * writes what `take` returns (under `cork` when it is several buffers), and calls `settle`.
+ * writes what `take` returns (under `cork` when it is several buffers), with `lend`'s function as
+ * the last write's callback (or calls `settle`).
  *
  * DATA frames are kept as their parts until `take`, which encodes a run of small frames into one
  * buffer of the run's exact size (one copy of each payload, no buffer per frame) and sends a large
@@ -79,6 +80,8 @@ export class OutputBatch {
     const out: Buffer[] = [];
     let start = this.#head;
     let taken = 0;
+    // The last run in `out` when it was carved from the staging buffer.
+    let carved: Buffer | undefined;
     while (start < items.length && taken < maxBytes) {
       // A run: consecutive small frames up to about TARGET_BUFFER bytes.
       let end = start;
@@ -97,7 +100,7 @@ export class OutputBatch {
         // A lone encoded frame needs no copy.
         out.push(items[start] as Buffer);
       } else if (runBytes + prefixBytes > 0) {
-        const run = this.#alloc(runBytes + prefixBytes);
+        let run = this.#alloc(runBytes + prefixBytes);
         let offset = 0;
         for (let i = start; i < end; i++)
           offset = writeItem(run, offset, items[i] as Buffer | DataItem);
@@ -111,7 +114,22 @@ export class OutputBatch {
             largeData.requestId,
           );
         }
-        out.push(run);
+        // Carved right after the run before it: one buffer, so the sink gets one write instead
+        // of a writev (a TLS socket copies a writev's buffers into one before encrypting).
+        const last = out.length - 1;
+        const previous = out[last];
+        if (
+          previous !== undefined &&
+          previous === carved &&
+          previous.buffer === run.buffer &&
+          previous.byteOffset + previous.length === run.byteOffset
+        ) {
+          run = Buffer.from(run.buffer, previous.byteOffset, previous.length + run.length);
+          out[last] = run;
+        } else {
+          out.push(run);
+        }
+        carved = run.buffer === this.#stage?.buffer ? run : undefined;
       }
       taken += runBytes;
       if (large !== undefined) {
@@ -136,17 +154,35 @@ export class OutputBatch {
   }
 
   /**
-   * Call after writing what {@link take} returned. `released`: the sink holds none of those
-   * buffers any more (a socket whose `writableLength` is 0 has handed every byte to the
-   * operating system), so the staging buffer they were carved from may be written again;
+   * Call after {@link take}, before writing what it returned: the next take starts a new staging
+   * buffer, and the one this take's runs were carved from is lent to the sink. Returns the
+   * function that gives it back (undefined when the take carved none): call it once the sink
+   * holds none of those buffers any more, as the write callback of the last of them or at once
+   * when a socket's `writableLength` is 0 after the writes. A TLS socket encrypts (copies) what
+   * it is given but reports it written only on a later turn, so only the callback sees it let
+   * go. Calls after the first do nothing; a stage never given back is left to the sink.
+   */
+  lend(): (() => void) | undefined {
+    const stage = this.#stage;
+    if (stage === undefined) return undefined;
+    this.#stage = undefined;
+    this.#stageUsed = 0;
+    let lent = true;
+    return () => {
+      if (!lent) return;
+      lent = false;
+      if (freeStages.length < STAGES_KEPT) freeStages.push(stage);
+    };
+  }
+
+  /**
+   * {@link lend} for a sink whose state is known after the writes: `released` (the sink holds
+   * none of the buffers, as a socket whose `writableLength` is 0) gives the stage back at once;
    * otherwise it is left to the sink.
    */
   settle(released: boolean): void {
-    const stage = this.#stage;
-    if (stage === undefined) return;
-    this.#stage = undefined;
-    this.#stageUsed = 0;
-    if (released && freeStages.length < STAGES_KEPT) freeStages.push(stage);
+    const giveBack = this.lend();
+    if (released) giveBack?.();
   }
 
   /** Writes everything queued to `sink` (corked when it is several buffers); returns the bytes. */

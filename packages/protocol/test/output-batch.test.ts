@@ -67,16 +67,17 @@ describe('output-batch', () => {
     expect(batch.bytes).toBe(0);
   });
 
-  it('output-batch - runs of small frames are cut at about 64 KiB', () => {
+  it('output-batch - runs of small frames are cut at about 64 KiB, joined while one staging buffer holds them', () => {
     const batch = new OutputBatch();
     const input = frames(Array.from({ length: 100 }, () => 4 * KiB)); // 400 KiB of 4 KiB frames
     pushAll(batch, input);
     const out = batch.take();
-    expect(out.map((b) => b.length)).toEqual([...Array(6).fill(64 * KiB), 16 * KiB]);
+    // Runs of 64 KiB: four fill a 256 KiB staging buffer, the other three start the next.
+    expect(out.map((b) => b.length)).toEqual([256 * KiB, 2 * 64 * KiB + 16 * KiB]);
     expect(Buffer.concat(out).equals(Buffer.concat(input))).toBe(true);
   });
 
-  it('output-batch - runs never exceed 64 KiB plus one small frame', () => {
+  it('output-batch - runs of 64 KiB plus one small frame at most fill staging buffers of 256 KiB', () => {
     const batch = new OutputBatch();
     const sizes = Array.from({ length: 300 }, (_, i) => ((i * 7919) % (16 * KiB - 1)) + 1);
     const input = frames(sizes);
@@ -84,8 +85,11 @@ describe('output-batch', () => {
     const out = batch.take();
     expect(out.length).toBeGreaterThan(1);
     expect(out.length).toBeLessThan(input.length / 3);
-    for (const buf of out) expect(buf.length).toBeLessThan(64 * KiB + 16 * KiB);
-    for (const buf of out.slice(0, -1)) expect(buf.length).toBeGreaterThanOrEqual(64 * KiB);
+    // A stage takes runs until the next (under 64 + 16 KiB) does not fit.
+    for (const buf of out) expect(buf.length).toBeLessThanOrEqual(256 * KiB);
+    for (const buf of out.slice(0, -1)) {
+      expect(buf.length).toBeGreaterThan(256 * KiB - (64 * KiB + 16 * KiB));
+    }
     expect(Buffer.concat(out).equals(Buffer.concat(input))).toBe(true);
   });
 
@@ -306,5 +310,65 @@ describe('output-batch - drainTo', () => {
       Array.from({ length: 100 }, (_, i) => encodeData(201 + i, payload)),
     );
     expect(again.equals(expected)).toBe(true);
+  });
+});
+
+describe('output-batch - staging buffers lent to the sink', () => {
+  const payload = Buffer.alloc(KiB, 3);
+  const fill = (batch: OutputBatch, from: number, count = 100): void => {
+    for (let seq = from; seq < from + count; seq++) {
+      batch.pushData({ seq, payload, flags: 0, requestId: 0 });
+    }
+  };
+  const dataStream = (from: number, count: number): Buffer =>
+    Buffer.concat(Array.from({ length: count }, (_, i) => encodeData(from + i, payload)));
+
+  it('output-batch - runs carved one after another from a staging buffer go out as one buffer', () => {
+    const batch = new OutputBatch();
+    // 200 frames of 1 KiB: four 64 KiB runs, all carved from one 256 KiB staging buffer.
+    fill(batch, 1, 200);
+    const out = batch.take();
+    batch.settle(true);
+    expect(out).toHaveLength(1);
+    expect((out[0] as Buffer).equals(dataStream(1, 200))).toBe(true);
+  });
+
+  it('output-batch - a lent stage is written again only after its give-back, once however often it is called', () => {
+    const batch = new OutputBatch();
+    fill(batch, 1);
+    const lent = batch.take();
+    const copy = Buffer.concat(lent);
+    const giveBack = batch.lend();
+    expect(giveBack).toBeTypeOf('function');
+    const lentMemory = lent[0]?.buffer;
+    // Not given back yet: other batches never carve from it.
+    for (let i = 0; i < 6; i++) {
+      const other = new OutputBatch();
+      fill(other, 1000 + i * 100);
+      const out = other.take();
+      other.lend();
+      for (const b of out) expect(b.buffer).not.toBe(lentMemory);
+    }
+    expect(Buffer.concat(lent).equals(copy)).toBe(true);
+    // Given back (twice: the second call must not hand it out a second time).
+    giveBack?.();
+    giveBack?.();
+    const first = new OutputBatch();
+    const second = new OutputBatch();
+    fill(first, 2000);
+    fill(second, 3000);
+    const a = first.take();
+    const b = second.take();
+    expect(a[0]?.buffer).toBe(lentMemory);
+    expect(b[0]?.buffer).not.toBe(lentMemory);
+    expect(Buffer.concat(a).equals(dataStream(2000, 100))).toBe(true);
+    expect(Buffer.concat(b).equals(dataStream(3000, 100))).toBe(true);
+  });
+
+  it('output-batch - lend returns nothing when the take carved no staging buffer', () => {
+    const batch = new OutputBatch();
+    batch.push(Buffer.from('small'));
+    batch.take();
+    expect(batch.lend()).toBeUndefined();
   });
 });
