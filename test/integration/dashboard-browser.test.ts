@@ -1,6 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -10,25 +9,10 @@ import { TetherClient } from '@tether/client';
 import { TetherServer } from '@tether/server';
 import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CHROMIUM, CHROMIUM_FLAGS, HAVE_CHROMIUM, SKIP_NOTE } from '../helpers/chromium.js';
 
 // The dashboard in a real browser: Debian's chromium, headless, driven by playwright-core (no
 // browser download). `.ci/run` installs chromium; elsewhere without it these tests skip.
-
-const CHROMIUM = '/usr/bin/chromium';
-const HAVE_CHROMIUM = existsSync(CHROMIUM);
-const SKIP_NOTE = `chromium not found at ${CHROMIUM} (apt-get install -y chromium; .ci/run installs it)`;
-// Under CI a missing browser is a broken install step, not a reason to skip.
-if (!HAVE_CHROMIUM && process.env.CI) throw new Error(SKIP_NOTE);
-const FLAGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
 const here = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(here, '..', '..');
@@ -115,7 +99,7 @@ describe('dashboard - in a real browser', { timeout: 60_000 }, () => {
     context = await chromium.launchPersistentContext(profile, {
       executablePath: CHROMIUM,
       headless: true,
-      args: FLAGS,
+      args: [...CHROMIUM_FLAGS],
       viewport: { width: 1500, height: 900 },
     });
     cleanups.push(() => context.close());

@@ -1,6 +1,5 @@
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -11,26 +10,12 @@ import { ChaosProxy } from '@tether/chaos';
 import { type Peer, type ReceivedFile, TetherServer } from '@tether/server';
 import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CHROMIUM, CHROMIUM_FLAGS, HAVE_CHROMIUM, SKIP_NOTE } from '../helpers/chromium.js';
 
 // The client's browser build in a real browser: Debian's chromium, headless, driven by
 // playwright-core (no browser download), through the chaos proxy to a TetherServer's WebSocket
 // endpoint. `.ci/run` installs chromium; elsewhere without it these tests skip.
 
-const CHROMIUM = '/usr/bin/chromium';
-const HAVE_CHROMIUM = existsSync(CHROMIUM);
-const SKIP_NOTE = `chromium not found at ${CHROMIUM} (apt-get install -y chromium; .ci/run installs it)`;
-// Under CI a missing browser is a broken install step, not a reason to skip.
-if (!HAVE_CHROMIUM && process.env.CI) throw new Error(SKIP_NOTE);
-const FLAGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 // Playwright turns off Chromium's throttling of background pages; a browser test of background
 // behaviour needs it on, as users have it.
 const THROTTLING_OFF = [
@@ -187,7 +172,7 @@ describe('websocket - the browser build in Chromium', { timeout: 120_000 }, () =
     context = await chromium.launchPersistentContext(join(work, 'profile'), {
       executablePath: CHROMIUM,
       headless: true,
-      args: FLAGS,
+      args: [...CHROMIUM_FLAGS],
       ignoreDefaultArgs: THROTTLING_OFF,
       viewport: { width: 900, height: 600 },
     });
