@@ -205,6 +205,14 @@ describe('client publish offline', () => {
     controller.abort();
     await settle();
     expect(flushed.error?.code).toBe(ErrorCode.ABORTED);
+    // A signal aborted before the call rejects at once, and leaves no timer behind.
+    await expect(
+      client.flush({ signal: AbortSignal.abort(), timeoutMs: 1000 }),
+    ).rejects.toMatchObject({ code: ErrorCode.ABORTED });
+    expect(vi.getTimerCount()).toBe(0);
+    for (const timeoutMs of [-1, Number.NaN]) {
+      await expect(client.flush({ timeoutMs })).rejects.toBeInstanceOf(TypeError);
+    }
   });
 
   it('client publish - a publishFailed listener that throws is reported as HANDLER_FAILED, the others still run', async () => {
