@@ -29,6 +29,7 @@ async function server(): Promise<void> {
   let memoryPid = process.pid;
   let helpers: { name: string; pid: number }[] = [];
   let close: () => Promise<void>;
+  let heartbeatFrames: (() => number) | undefined;
   if (args.scenario === 'file' && (args.system === 'raw-net' || args.system === 'raw-tls')) {
     const { startRawFileServer } = await import('./scenarios/file.js');
     const s = await startRawFileServer(
@@ -54,6 +55,7 @@ async function server(): Promise<void> {
     memoryPid = s.memoryPid;
     helpers = s.helpers;
     close = s.close;
+    heartbeatFrames = s.heartbeatFrames;
   }
   const cpuByProcess = async (): Promise<CpuByProcess> => {
     const byProcess: CpuByProcess = { server: await cpuOf(process.pid) };
@@ -73,6 +75,8 @@ async function server(): Promise<void> {
         heapUsedBytes: memoryPid === process.pid ? usage.heapUsed : 0,
         cpuUs: cpu,
       });
+    } else if (m.type === 'heartbeats') {
+      send({ type: 'heartbeats', frames: heartbeatFrames?.() ?? null });
     } else if (m.type === 'stop') {
       await Promise.race([close(), new Promise((r) => setTimeout(r, 500))]);
       process.exit(0);

@@ -37,6 +37,8 @@ export function rotated<T>(items: readonly T[], n: number): T[] {
 /** The practical limit a system is compared with: raw-tls for tether-tls, else raw-net. */
 export function limitOf(system: string): string | undefined {
   if (system === 'raw-net') return undefined;
+  // A reference itself, of the traffic it sends: against raw-net it would say nothing new.
+  if (system === 'raw-net-heartbeat') return undefined;
   if (system === 'tether-tls') return 'raw-tls';
   return 'raw-net';
 }
@@ -46,13 +48,18 @@ export function limitOf(system: string): string | undefined {
  *  TLS, what a watched dashboard, what sessions in Redis behind HAProxy cost; tether-twin, the
  *  same code, shows how far two identical systems measure apart in the same run), for tether-ws
  *  ws and tether (what WebSocket costs), for tether-publish nats and tether (publish() against
- *  nats.js's publish(), and what a promise per message costs). */
+ *  nats.js's publish(), and what a promise per message costs); at rest, every Tether system
+ *  with raw-net-heartbeat, the floor of its heartbeat traffic. */
 export function comparisonsOf(system: string, present: readonly string[]): string[] {
   const against: string[] = [];
   const limit = limitOf(system);
   if (limit !== undefined && present.includes(limit)) against.push(limit);
   if (present.some((s) => PEERS.includes(s))) against.push('best peer');
   if (system === 'tether') against.push(...PEERS.filter((p) => present.includes(p)));
+  // Idle: Tether against the plainest ping and echo at its heartbeat rates (the traffic's floor).
+  if (system.startsWith('tether') && present.includes('raw-net-heartbeat')) {
+    against.push('raw-net-heartbeat');
+  }
   if (system === 'tether-ws' && present.includes('ws')) against.push('ws');
   if (system === 'tether-publish' && present.includes('nats')) against.push('nats');
   const variants = [

@@ -11,6 +11,7 @@ export const SYSTEMS = [
   'tether-ws',
   'tether-publish',
   'raw-net',
+  'raw-net-heartbeat',
   'raw-tls',
   'ws',
   'socket.io',
@@ -34,6 +35,12 @@ export const DEFAULT_SYSTEMS: readonly SystemName[] = SYSTEMS.filter(
     s !== 'tether-cluster' &&
     s !== 'tether-publish',
 );
+
+/**
+ * Systems that exist for idle-connections only: `raw-net-heartbeat`, the plainest ping and echo on
+ * node:net at Tether's heartbeat rates (the floor of that traffic). Other cells leave them out.
+ */
+export const IDLE_ONLY: readonly SystemName[] = ['raw-net-heartbeat'];
 
 /** `cluster-resume` runs only for `tether-cluster` (and only when it is asked for). */
 export const SCENARIOS = [
@@ -188,6 +195,7 @@ export type RunnerMessage =
   | { type: 'op'; id: number; name: string; params: Record<string, unknown> }
   | { type: 'cpu' }
   | { type: 'sample' }
+  | { type: 'heartbeats' }
   | { type: 'stop' };
 
 /** Worker -> runner. */
@@ -198,6 +206,8 @@ export type WorkerMessage =
   | { type: 'op-result'; id: number; result?: unknown; error?: string }
   | { type: 'cpu'; byProcess: CpuByProcess }
   | { type: 'sample'; rssBytes: number; heapUsedBytes: number; cpuUs: number }
+  /** Heartbeat frames the server received so far; null for a system that does not count them. */
+  | { type: 'heartbeats'; frames: number | null }
   | { type: 'log'; text: string };
 
 export function median(values: number[]): number {

@@ -28,7 +28,7 @@ export interface Result {
 
 /** The per-repetition ratios the report shows (latest.json has every one). */
 const SHOWN: Record<string, readonly string[]> = {
-  tether: ['raw-net', 'best peer', 'nats', 'ws'],
+  tether: ['raw-net', 'raw-net-heartbeat', 'best peer', 'nats', 'ws'],
   'tether-tls': ['raw-tls', 'tether'],
   'tether-watched': ['tether'],
   'tether-twin': ['tether'],
@@ -401,7 +401,7 @@ export function renderMarkdown(r: Result): string {
     out.push(
       '## idle-connections',
       '',
-      `N clients (one client process) connect 64 at a time, then idle with default heartbeats; every system of a count stays up, and each repetition measures the CPU of every server side (worker and nats-server) over one and the same ${id[0]?.extra?.restSeconds} s window: median (min – max), % of one core. Server RSS after GC. Ratios are of CPU at rest (below 1.00x uses less).`,
+      `N clients (one client process) connect 64 at a time, then idle with default heartbeats; every system of a count stays up, and each repetition measures the CPU of every server side (worker and nats-server) over one and the same ${id[0]?.extra?.restSeconds} s window: median (min – max), % of one core. Server RSS after GC. Heartbeat exchanges: the PINGs and PONGs the server received per second (one per exchange, whoever pinged); CPU per exchange: the window's server CPU over them (median of the repetitions). raw-net-heartbeat is the plainest ping and echo on node:net at Tether's default heartbeat rates: the floor of that traffic. Ratios are of CPU at rest (below 1.00x uses less).`,
       '',
     );
     out.push(
@@ -414,6 +414,8 @@ export function renderMarkdown(r: Result): string {
           'server CPU at rest',
           'min – max',
           'spread',
+          'exchanges / s',
+          'CPU µs / exchange',
           'set-up / s',
           'runs',
         ],
@@ -429,6 +431,8 @@ export function renderMarkdown(r: Result): string {
             `${fmt(e.cpuAtRestPercent as number, 2)} %`,
             `${fmt(x.min, 2)} – ${fmt(x.max, 2)} %`,
             spreadText(x.values),
+            fmt(e.exchangesPerSec as number | null | undefined),
+            fmtCpu((e.cpuUsPerExchange as number | null | undefined) ?? undefined),
             fmt(e.setupPerSec as number),
             String(x.runs),
           ];

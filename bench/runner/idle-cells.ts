@@ -4,7 +4,7 @@
 // over one and the same window, so the ratio of two systems is taken over the same seconds.
 import { execSync } from 'node:child_process';
 import { rotated } from '../lib/cell-stats.js';
-import { type CpuByProcess, type SystemName, sleep } from '../lib/common.js';
+import { type CpuByProcess, median, type SystemName, sleep } from '../lib/common.js';
 import { type Context, failedRow } from './context.js';
 import {
   type CellSpec,
@@ -59,14 +59,17 @@ export async function runIdleCells(ctx: Context): Promise<void> {
   );
   if (options.quick && !options.smoke) {
     ctx.notes.push(
-      'idle-connections (--quick): the Tether systems and raw-net at 1,000, the Tether systems at 10,000; the full run does every system at both counts.',
+      'idle-connections (--quick): the Tether systems and raw-net-heartbeat at 1,000 and 10,000, raw-net at 1,000; the full run does every system at both counts.',
     );
   }
   for (const n of counts) {
     // --quick keeps to the cells the targets name (10,000 full clients of some peers in one
     // process take minutes).
     const these = options.quick
-      ? idleSystems.filter((s) => s.startsWith('tether') || (n <= 1000 && s === 'raw-net'))
+      ? idleSystems.filter(
+          (s) =>
+            s.startsWith('tether') || s === 'raw-net-heartbeat' || (n <= 1000 && s === 'raw-net'),
+        )
       : idleSystems;
     if (these.length) await idleCell(ctx, these, n);
   }
@@ -120,6 +123,21 @@ async function idleCell(
       const ms = measurementsOf(reps, system);
       if (!ms.length) continue;
       const { median: cpuAtRestPercent, ...base } = rowBase(spec, system, ms);
+      // Heartbeat exchanges the server took part in (frames it received) and its CPU per one.
+      const counted = ms.filter((m) => m.detail?.exchanges !== undefined);
+      const exchangesPerSec = counted.length
+        ? median(counted.map((m) => (m.detail?.exchanges as number) / m.units))
+        : null;
+      const perExchange = counted.filter((m) => (m.detail?.exchanges as number) > 0);
+      const cpuUsPerExchange = perExchange.length
+        ? median(
+            perExchange.map(
+              (m) =>
+                Object.values(m.cpuUs).reduce((a, b) => a + b, 0) /
+                (m.detail?.exchanges as number),
+            ),
+          )
+        : null;
       ctx.rows.push({
         ...base,
         msgsPerSec: null,
@@ -133,6 +151,8 @@ async function idleCell(
           rssPerConnectionBytes: up.rssPerConnectionBytes,
           heapPerConnectionBytes: up.heapPerConnectionBytes,
           cpuAtRestPercent,
+          exchangesPerSec,
+          cpuUsPerExchange,
           restSeconds: windowMs / 1000,
           setupPerSec: up.setupPerSec,
         },
@@ -170,12 +190,17 @@ async function restWindows(
       return undefined;
     }
   };
+  const heartbeats = (pair: SystemPair): Promise<number | null> =>
+    pair.heartbeatFrames().catch(() => null);
   for (let round = 0; round < plan.repetitions; round++) {
     const order = rotated(pairs, round);
-    const start = new Map<SystemPair, { cpu: CpuByProcess; at: number }>();
+    const start = new Map<SystemPair, { cpu: CpuByProcess; at: number; frames: number | null }>();
     for (const pair of order) {
+      // The count is read outside the CPU window (before it starts, after it ends): summing it
+      // over 10,000 sessions takes milliseconds.
+      const frames = await heartbeats(pair);
       const cpu = await read(pair);
-      if (cpu) start.set(pair, { cpu, at: performance.now() });
+      if (cpu) start.set(pair, { cpu, at: performance.now(), frames });
     }
     await sleep(plan.windowMs);
     const results = new Map<SystemName, Measurement>();
@@ -187,7 +212,15 @@ async function restWindows(
       const cpuUs: CpuByProcess = {};
       for (const [name, us] of Object.entries(cpu)) cpuUs[name] = us - (first.cpu[name] ?? 0);
       const total = Object.values(cpuUs).reduce((a, b) => a + b, 0);
-      results.set(pair.system, { value: (total / 1e6 / seconds) * 100, units: seconds, cpuUs });
+      const frames = await heartbeats(pair);
+      const exchanges =
+        frames === null || first.frames === null ? undefined : frames - first.frames;
+      results.set(pair.system, {
+        value: (total / 1e6 / seconds) * 100,
+        units: seconds,
+        cpuUs,
+        ...(exchanges === undefined ? {} : { detail: { exchanges } }),
+      });
     }
     out.push({ order: order.map((p) => p.system), results });
   }

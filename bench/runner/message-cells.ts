@@ -2,7 +2,7 @@
 // all of them (throughput first, then the servers switch to echo for rtt); every cell calibrates
 // each system, then runs interleaved repetitions (runner/interleave.ts).
 import type { SystemName } from '../lib/common.js';
-import { median } from '../lib/common.js';
+import { IDLE_ONLY, median } from '../lib/common.js';
 import type { SpanResult } from '../lib/span.js';
 import type { RttResult } from '../scenarios/rtt.js';
 import { THROUGHPUT_SIZES } from '../scenarios/throughput.js';
@@ -28,7 +28,7 @@ export async function runMessageCells(ctx: Context): Promise<void> {
   const withRtt = options.scenarios.includes('rtt');
   const pairs = await startPairs(
     ctx,
-    options.systems,
+    options.systems.filter((s) => !IDLE_ONLY.includes(s)),
     withThroughput ? 'throughput' : 'rtt',
     () => ({ mode: withThroughput ? 'sink' : 'echo' }),
   );

@@ -72,6 +72,12 @@ export class SystemPair {
     return (await this.server.next('cpu', 10_000)).byProcess;
   }
 
+  /** Heartbeat frames the server received so far (null: the system does not count them). */
+  async heartbeatFrames(): Promise<number | null> {
+    this.server.post({ type: 'heartbeats' });
+    return (await this.server.next('heartbeats', 10_000)).frames;
+  }
+
   /** Stops the client (`clientGraceMs` at most: one with many connections needs more), then the server. */
   async stop(ctx: Context, clientGraceMs = 2000): Promise<void> {
     await this.client.stop(clientGraceMs);

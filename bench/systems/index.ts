@@ -20,6 +20,8 @@ export async function system(name: SystemName): Promise<System> {
       return (await import('./tether-cluster.js')).tetherCluster;
     case 'raw-net':
       return (await import('./raw-net.js')).rawNet;
+    case 'raw-net-heartbeat':
+      return (await import('./raw-net-heartbeat.js')).rawNetHeartbeat;
     case 'raw-tls':
       return (await import('./raw-tls.js')).rawTls;
     case 'ws':

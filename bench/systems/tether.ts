@@ -8,6 +8,7 @@ import { type DashboardWatcher, watchDashboard } from './dashboard-watcher.js';
 import { type ClientOptions, type ServerOptions, type System, Window } from './types.js';
 
 const MAX_FRAME = 2 * 1024 * 1024;
+const HEARTBEAT_FRAME_BYTES = 14;
 
 export interface TetherVariant {
   tls: boolean;
@@ -63,6 +64,12 @@ export function tether({ tls: useTls, watched, webSocket }: TetherVariant): Syst
         port: webSocket ? (server.webSocketAddress?.port ?? 0) : address.port,
         memoryPid: process.pid,
         helpers: [],
+        // Idle, every inbound byte is a PING or a PONG (14 bytes each).
+        heartbeatFrames: () => {
+          let bytes = 0;
+          for (const peer of server.peers) bytes += peer.stats().bytesIn;
+          return bytes / HEARTBEAT_FRAME_BYTES;
+        },
         close: async () => {
           watcher?.close();
           await server.close();

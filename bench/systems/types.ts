@@ -22,6 +22,11 @@ export interface ServerSide {
   /** Processes of the server side besides the worker (nats-server), whose CPU counts too. */
   helpers: { name: string; pid: number }[];
   close(): Promise<void>;
+  /**
+   * Heartbeat frames the server received so far (PINGs it answered, PONGs to its own PINGs): one
+   * per heartbeat exchange. Only for systems with heartbeats they count (idle-connections).
+   */
+  heartbeatFrames?(): number;
 }
 
 export interface ClientOptions {
