@@ -133,8 +133,7 @@ async function idleCell(
         ? median(
             perExchange.map(
               (m) =>
-                Object.values(m.cpuUs).reduce((a, b) => a + b, 0) /
-                (m.detail?.exchanges as number),
+                Object.values(m.cpuUs).reduce((a, b) => a + b, 0) / (m.detail?.exchanges as number),
             ),
           )
         : null;
