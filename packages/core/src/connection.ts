@@ -75,12 +75,6 @@ export interface OpenOptions {
   deadCode: ErrorCode;
   /** Also PING every this many ms for an RTT sample, even when the heartbeat would not. */
   rttPingIntervalMs?: number;
-  /**
-   * An RTT PING that falls due waits up to this long for a frame written anyway (the PONG to the
-   * peer's PING, an ACK, DATA) and goes out in the same write: one packet instead of two. After
-   * that it goes alone. Default 0: at once.
-   */
-  rttRideMs?: number;
 }
 
 const Phase = { HANDSHAKE: 'handshake', OPEN: 'open', CLOSED: 'closed' } as const;
@@ -194,10 +188,7 @@ export class Connection<E extends OutboundEntry> implements Scheduled {
   #handshakeAt: number;
   #frameDeadlineAt = Number.POSITIVE_INFINITY;
   #heartbeatAt = Number.POSITIVE_INFINITY;
-  /** When the next RTT PING is due; while `#rttRiding`, when it stops waiting for a write. */
   #rttPingAt = Number.POSITIVE_INFINITY;
-  /** An RTT PING is due: the next write carries it. */
-  #rttRiding = false;
 
   constructor(transport: Transport, owner: ConnectionOwner<E>, options: ConnectionOptions<E>) {
     this.transport = transport;
@@ -414,23 +405,10 @@ export class Connection<E extends OutboundEntry> implements Scheduled {
     } else if (now >= this.#heartbeatAt) {
       this.#heartbeat(now, Math.min(dueAt, this.#heartbeatAt));
     } else if (now >= this.#rttPingAt) {
-      const rideMs = this.#open?.rttRideMs ?? 0;
-      if (this.#rttRiding || rideMs <= 0) {
-        // Nothing was written to ride on: the PING goes alone.
-        this.#rttPing(now);
-      } else {
-        this.#rttRiding = true;
-        this.#rttPingAt = now + rideMs;
-      }
+      this.#link?.ping(now);
+      this.#rttPingAt = now + (this.#open?.rttPingIntervalMs ?? Number.POSITIVE_INFINITY);
     }
     this.#reschedule();
-  }
-
-  // Sends the RTT PING now (into the batch) and starts the next RTT period.
-  #rttPing(now: number): void {
-    this.#rttRiding = false;
-    this.#link?.ping(now);
-    this.#rttPingAt = now + (this.#open?.rttPingIntervalMs ?? Number.POSITIVE_INFINITY);
   }
 
   /** Called by the link: frames wait in its batch. */
@@ -454,11 +432,6 @@ export class Connection<E extends OutboundEntry> implements Scheduled {
   #flushNow = (): void => {
     this.#flushQueued = false;
     if (this.#phase === Phase.CLOSED) return;
-    if (this.#rttRiding && this.#phase === Phase.OPEN) {
-      // A due RTT PING joins what is written anyway.
-      this.#rttPing(this.#options.scheduler.now());
-      this.#reschedule();
-    }
     this.#drainBatch();
     this.#owner.flushed?.(this);
     this.#checkReplyBacklog();
@@ -550,7 +523,6 @@ export class Connection<E extends OutboundEntry> implements Scheduled {
     }
     // Any PING sent now restarts the RTT period.
     if (decision.ping && this.#open?.rttPingIntervalMs !== undefined) {
-      this.#rttRiding = false;
       this.#rttPingAt = now + this.#open.rttPingIntervalMs;
     }
     this.#heartbeatAt = decision.wakeAt;

@@ -107,10 +107,8 @@ export interface ServerOptions {
    * Clients PING after this long without inbound traffic (they take this value when theirs is
    * larger). The server itself PINGs a client only after 1.5 times as long (at most halfway to
    * `evictAfterMs`), so a live client always pings first, and otherwise once per 6 intervals
-   * or a little more for the peer's RTT, in the same write as a frame it sends anyway (the PONG
-   * to the client's next PING; alone if nothing is written within an interval): an idle
-   * connection carries about one PING and one PONG per interval instead of two of each.
-   * Default 5000.
+   * for the peer's RTT: an idle connection carries about one PING and one PONG per interval
+   * instead of two of each. Default 5000.
    */
   pingIntervalMs?: number;
   /** Evict a client silent this long. Default 15000. */

@@ -20,9 +20,8 @@ import type { PeerPendingSend, PeerSession } from './peer-session.js';
 import type { SessionStore } from './session-store.js';
 
 // A live client pings first, so the heartbeat alone would leave the server without RTT samples.
-// The server sends one PING of its own per this many ping intervals (or a little more: it waits
-// for a PONG to go with): `peer.stats().rtt` stays current for a sixth of the client's ping
-// traffic, and no packet of its own.
+// The server sends one PING of its own per this many ping intervals: `peer.stats().rtt` stays
+// current for a sixth of the client's ping traffic.
 const RTT_PING_EVERY_INTERVALS = 6;
 
 // Clients refused at a session cap are asked to come back after this long.
@@ -274,8 +273,6 @@ function openOptions(options: ResolvedServerOptions, peerMaxFrame: number): Open
     peerMaxFrame,
     deadCode: ErrorCode.EVICTED,
     rttPingIntervalMs: RTT_PING_EVERY_INTERVALS * options.pingIntervalMs,
-    // A live client pings within one interval of silence: the RTT PING goes with the PONG.
-    rttRideMs: options.pingIntervalMs,
   };
 }
 
