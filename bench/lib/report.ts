@@ -401,7 +401,7 @@ export function renderMarkdown(r: Result): string {
     out.push(
       '## idle-connections',
       '',
-      `N clients (one client process) connect 64 at a time, then idle with default heartbeats; every system of a count stays up, and each repetition measures the CPU of every server side (worker and nats-server) over one and the same ${id[0]?.extra?.restSeconds} s window: median (min – max), % of one core. Server RSS after GC. Heartbeat exchanges: the PINGs and PONGs the server received per second (one per exchange, whoever pinged); CPU per exchange: the window's server CPU over them (median of the repetitions). raw-net-heartbeat is the plainest ping and echo on node:net at Tether's default heartbeat rates: the floor of that traffic. Ratios are of CPU at rest (below 1.00x uses less).`,
+      `N clients (one client process) connect 64 at a time, then idle with default heartbeats; every system of a count stays up, and each repetition measures the CPU of every server side (worker and nats-server) over one and the same ${id[0]?.extra?.restSeconds} s window: median (min – max), % of one core. Server RSS after GC. Heartbeat exchanges: the PINGs and PONGs the server received per second (one per exchange, whoever pinged); CPU per exchange: the window's server CPU over them (median of the repetitions). raw-net-heartbeat is the plainest ping and echo on node:net at Tether's default heartbeat rate (a PING every 5 s, answered at once): the floor of that traffic. Ratios are of CPU at rest (below 1.00x uses less).`,
       '',
     );
     out.push(

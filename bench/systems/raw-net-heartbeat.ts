@@ -1,10 +1,11 @@
 // raw-net-heartbeat: the floor of Tether's idle heartbeat traffic, for idle-connections only. The
-// plainest ping and echo on node:net at Tether's default rates and sizes: each client sends a
-// 14-byte PING (u32 length 10 | u8 type | u8 flags | u64 stamp, Tether's PING) every 5 s; the
-// server answers each with a 14-byte PONG written at once, and every 6th PONG carries a PING of
-// the server's own in the same write (Tether's server RTT sample, once per 6 ping intervals),
-// which the client answers at once. No decoder state machine, no deadlines, no batching: the
-// kernel's work per packet and Node's per write, with nothing of Tether's on top. Nagle off.
+// plainest ping and echo on node:net at Tether's default rate and sizes: each client sends a
+// 14-byte PING (u32 length 10 | u8 type | u8 flags | u64 stamp, Tether's PING) every 5 s and the
+// server answers each with a 14-byte PONG written at once. One exchange per connection per 5 s,
+// as Tether's idle link: its client pings after 5 s of inbound silence, and the server's own PING
+// for its RTT (once per 6 intervals) resets the client's clock, so it takes the place of a client
+// PING. No decoder state machine, no deadlines, no batching: the kernel's work per packet and
+// Node's per write, with nothing of Tether's on top. Nagle off.
 import net from 'node:net';
 import { FrameReader, listenFramed } from './raw-framing.js';
 import type { ClientOptions, ServerOptions, System } from './types.js';
@@ -13,7 +14,6 @@ const PING = 0x10;
 const PONG = 0x11;
 const FRAME = 14;
 const PING_INTERVAL_MS = 5000;
-const SERVER_PING_EVERY = 6;
 
 function frame(type: number, stamp: Buffer): Buffer {
   const out = Buffer.allocUnsafe(FRAME);
@@ -27,29 +27,16 @@ function frame(type: number, stamp: Buffer): Buffer {
 export const rawNetHeartbeat: System = {
   async startServer(_options: ServerOptions) {
     const sockets = new Set<net.Socket>();
-    // Heartbeat frames received (PINGs answered, PONGs to the server's PINGs): one per exchange.
+    // Heartbeat frames received (PINGs answered): one per exchange.
     let frames = 0;
     const server = net.createServer((socket) => {
       sockets.add(socket);
       socket.on('close', () => sockets.delete(socket));
       socket.setNoDelay(true);
       socket.on('error', () => {});
-      let pongs = 0;
       const reader = new FrameReader((body) => {
         frames++;
-        if (body[0] !== PING) return;
-        const pong = frame(PONG, body);
-        if (++pongs % SERVER_PING_EVERY !== 0) {
-          socket.write(pong);
-          return;
-        }
-        const both = Buffer.allocUnsafe(2 * FRAME);
-        pong.copy(both, 0);
-        both.writeUInt32BE(FRAME - 4, FRAME);
-        both[FRAME + 4] = PING;
-        both[FRAME + 5] = 0;
-        both.writeDoubleBE(performance.now(), FRAME + 6);
-        socket.write(both);
+        if (body[0] === PING) socket.write(frame(PONG, body));
       });
       socket.on('data', (chunk: Buffer) => reader.push(chunk));
     });
@@ -64,10 +51,8 @@ export const rawNetHeartbeat: System = {
     });
     socket.setNoDelay(true);
     socket.on('error', () => {});
-    const reader = new FrameReader((body) => {
-      if (body[0] === PING) socket.write(frame(PONG, body));
-    });
-    socket.on('data', (chunk: Buffer) => reader.push(chunk));
+    // PONGs are read and dropped (the server never pings: nothing to answer).
+    socket.on('data', () => {});
     const stamp = Buffer.alloc(10);
     const timer = setInterval(() => {
       stamp.writeDoubleBE(performance.now(), 2);
