@@ -573,13 +573,17 @@ export class TetherClient extends EventEmitter<ClientEvents> {
     });
     try {
       const transport = await this.#openTransport(signal);
-      connection = new Connection<PendingSend>(transport, handshake, {
-        scheduler,
-        deadlines: this.#deadlines,
-        maxFrame: this.#options.maxFrame,
-        replyBacklogLimit: REPLY_BACKLOG_LIMIT,
-        remoteAddress: this.#serverName(),
-      });
+      connection = new Connection<PendingSend>(
+        transport,
+        handshake,
+        {
+          scheduler,
+          deadlines: this.#deadlines,
+          maxFrame: this.#options.maxFrame,
+          replyBacklogLimit: REPLY_BACKLOG_LIMIT,
+        },
+        this.#serverName(),
+      );
       handshake.start(connection);
       this.#connection = connection;
       if (signal.aborted) throw closedError();

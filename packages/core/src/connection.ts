@@ -41,7 +41,10 @@ export interface ConnectionOwner<E extends OutboundEntry> {
   buffered?(connection: Connection<E>, delta: number): void;
 }
 
-/** Settings of a connection, from its start. */
+/**
+ * Settings of a connection, from its start. Nothing in it is the connection's own: a server
+ * passes one object to all its connections (an object each cost some 100 bytes per connection).
+ */
 export interface ConnectionOptions<E extends OutboundEntry> {
   scheduler: Scheduler;
   /** Where the connection keeps its one deadline (a server shares one heap by all). */
@@ -49,8 +52,8 @@ export interface ConnectionOptions<E extends OutboundEntry> {
   /** Decoder limits until the session is open. */
   maxFrame: number;
   maxControl?: number;
-  /** When the handshake must be done by (scheduler time); none when undefined. */
-  handshakeDeadline?: number;
+  /** The handshake must be done within this long of the connection's start; none when undefined. */
+  handshakeTimeoutMs?: number;
   /** A frame must arrive whole within this long of its first byte (slowloris); none when undefined. */
   frameTimeoutMs?: number;
   /**
@@ -59,8 +62,6 @@ export interface ConnectionOptions<E extends OutboundEntry> {
    * for replies and does not read them holds at most this much. Infinity turns it off.
    */
   replyBacklogLimit: number;
-  /** How the remote end is named in errors and stats. */
-  remoteAddress: string;
 }
 
 /** Settings of the open session on this connection. */
@@ -154,6 +155,49 @@ function turnOf(scheduler: Scheduler): number {
   return counter.turn;
 }
 
+// The connections of each scheduler whose batched writes wait for the end of the turn: one
+// deferred callback per turn writes them all (a callback and a closure per connection would cost
+// an Immediate per PONG and some 150 bytes per idle connection).
+class FlushQueue {
+  #waiting: Connection<OutboundEntry>[] = [];
+  readonly #scheduler: Scheduler;
+
+  constructor(scheduler: Scheduler) {
+    this.#scheduler = scheduler;
+  }
+
+  add(connection: Connection<OutboundEntry>): void {
+    if (this.#waiting.push(connection) === 1) this.#scheduler.defer(this.#run);
+  }
+
+  // Connections that queue again while this runs go in the next turn's list.
+  readonly #run = (): void => {
+    const waiting = this.#waiting;
+    this.#waiting = [];
+    for (const connection of waiting) {
+      try {
+        connection.flushNow();
+      } catch (error) {
+        // One connection's failure must not cost the others their write; it is still reported.
+        queueMicrotask(() => {
+          throw error;
+        });
+      }
+    }
+  };
+}
+
+const flushQueues = new WeakMap<Scheduler, FlushQueue>();
+
+function flushQueueOf(scheduler: Scheduler): FlushQueue {
+  let queue = flushQueues.get(scheduler);
+  if (queue === undefined) {
+    queue = new FlushQueue(scheduler);
+    flushQueues.set(scheduler, queue);
+  }
+  return queue;
+}
+
 /**
  * One connection of a session, the same on both sides. It owns the transport's listeners and
  * the frame decoder; until the handshake opens the session it hands every frame to its owner's
@@ -170,6 +214,7 @@ export class Connection<E extends OutboundEntry> implements Scheduled {
   readonly remoteAddress: string;
   readonly #owner: ConnectionOwner<E>;
   readonly #options: ConnectionOptions<E>;
+  readonly #flushQueue: FlushQueue;
   readonly #decoder: FrameDecoder;
   #phase: Phase = Phase.HANDSHAKE;
   #session: Session<E> | undefined;
@@ -190,16 +235,26 @@ export class Connection<E extends OutboundEntry> implements Scheduled {
   #heartbeatAt = Number.POSITIVE_INFINITY;
   #rttPingAt = Number.POSITIVE_INFINITY;
 
-  constructor(transport: Transport, owner: ConnectionOwner<E>, options: ConnectionOptions<E>) {
+  /** `remoteAddress`: how the remote end is named in errors and stats. */
+  constructor(
+    transport: Transport,
+    owner: ConnectionOwner<E>,
+    options: ConnectionOptions<E>,
+    remoteAddress: string,
+  ) {
     this.transport = transport;
-    this.remoteAddress = options.remoteAddress;
+    this.remoteAddress = remoteAddress;
     this.#owner = owner;
     this.#options = options;
+    this.#flushQueue = flushQueueOf(options.scheduler);
     this.#decoder = new FrameDecoder({
       maxFrame: options.maxFrame,
       ...(options.maxControl === undefined ? {} : { maxControl: options.maxControl }),
     });
-    this.#handshakeAt = options.handshakeDeadline ?? Number.POSITIVE_INFINITY;
+    this.#handshakeAt =
+      options.handshakeTimeoutMs === undefined
+        ? Number.POSITIVE_INFINITY
+        : options.scheduler.now() + options.handshakeTimeoutMs;
     (transport as OwnedTransport)[kConnection] = this as unknown as Connection<OutboundEntry>;
     transport.on('data', onTransportData);
     transport.on('end', onTransportEnd);
@@ -382,7 +437,7 @@ export class Connection<E extends OutboundEntry> implements Scheduled {
   /** @internal The transport drained: bulk senders (file chunks) may continue. */
   transportDrained(): void {
     if (this.#phase === Phase.OPEN && !this.#flushQueued && (this.#link?.batch.bytes ?? 0) > 0) {
-      this.#flushNow();
+      this.flushNow();
     }
     this.#resume(PauseReason.OUTBOUND_BACKLOG);
     if (this.#phase === Phase.OPEN) this.#session?.filesIfStarted?.pump();
@@ -417,7 +472,7 @@ export class Connection<E extends OutboundEntry> implements Scheduled {
     this.#flushQueued = true;
     // Written after this turn's I/O callbacks, not in a microtask: every read of the turn adds
     // its ACK and replies to the same write.
-    this.#options.scheduler.defer(this.#flushNow);
+    this.#flushQueue.add(this as unknown as Connection<OutboundEntry>);
   }
 
   /** Called by the link: the session log could not commit. */
@@ -429,13 +484,14 @@ export class Connection<E extends OutboundEntry> implements Scheduled {
     );
   }
 
-  #flushNow = (): void => {
+  /** @internal The end of the turn: writes what the batch holds (see {@link flush}). */
+  flushNow(): void {
     this.#flushQueued = false;
     if (this.#phase === Phase.CLOSED) return;
     this.#drainBatch();
     this.#owner.flushed?.(this);
     this.#checkReplyBacklog();
-  };
+  }
 
   // Hands the batch to the transport, a slice at a time while the transport takes it (`all`: on
   // the way out, before ERROR or FIN). A slice the transport cannot hand on at once leaves the
@@ -580,13 +636,13 @@ export class Connection<E extends OutboundEntry> implements Scheduled {
     this.#turnBytes += bytes;
     if (this.#turnBytes >= TURN_BUDGET_BYTES && !(this.#pausedFor & PauseReason.TURN_BUDGET)) {
       this.#pause(PauseReason.TURN_BUDGET);
+      // Made at first use: most connections never read this much in one turn.
+      this.#nextTurn ??= () => this.#resume(PauseReason.TURN_BUDGET);
       this.#options.scheduler.defer(this.#nextTurn);
     }
   }
 
-  #nextTurn = (): void => {
-    this.#resume(PauseReason.TURN_BUDGET);
-  };
+  #nextTurn: (() => void) | undefined;
 
   #pause(reason: PauseReason): void {
     if (this.#phase === Phase.CLOSED || this.#pausedFor & reason) return;

@@ -63,14 +63,18 @@ function harness(options: { frameTimeoutMs?: number; replyBacklogLimit?: number 
     closed: (_connection, error, silentMs) => closed.push({ code: error.code, silentMs }),
   };
   const deadlines = new Deadlines<Connection<OutboundEntry>>(scheduler, (c, at) => c.deadline(at));
-  const connection = new Connection(mine, owner, {
-    scheduler,
-    deadlines,
-    maxFrame: 1 << 20,
-    replyBacklogLimit: options.replyBacklogLimit ?? 1 << 20,
-    remoteAddress: 'memory',
-    ...(options.frameTimeoutMs === undefined ? {} : { frameTimeoutMs: options.frameTimeoutMs }),
-  });
+  const connection = new Connection(
+    mine,
+    owner,
+    {
+      scheduler,
+      deadlines,
+      maxFrame: 1 << 20,
+      replyBacklogLimit: options.replyBacklogLimit ?? 1 << 20,
+      ...(options.frameTimeoutMs === undefined ? {} : { frameTimeoutMs: options.frameTimeoutMs }),
+    },
+    'memory',
+  );
   const hello = (): void => {
     peer.write(PREFACE);
     peer.write(
@@ -257,13 +261,17 @@ function fullTransportHarness() {
     closed: () => {},
   };
   const deadlines = new Deadlines<Connection<OutboundEntry>>(scheduler, (c, at) => c.deadline(at));
-  const connection = new Connection(transport as unknown as Transport, owner, {
-    scheduler,
-    deadlines,
-    maxFrame: 1 << 20,
-    replyBacklogLimit: Number.POSITIVE_INFINITY,
-    remoteAddress: 'full',
-  });
+  const connection = new Connection(
+    transport as unknown as Transport,
+    owner,
+    {
+      scheduler,
+      deadlines,
+      maxFrame: 1 << 20,
+      replyBacklogLimit: Number.POSITIVE_INFINITY,
+    },
+    'full',
+  );
   connection.open(session, { ...OPEN, maxInFlightBytes: 1 << 30 }, []);
   const sink = {
     bytes: () => transport.written.reduce((sum, b) => sum + b.length, 0),
@@ -335,13 +343,17 @@ describe('connection - staging buffers over a transport that reports writes late
     const deadlines = new Deadlines<Connection<OutboundEntry>>(scheduler, (c, at) =>
       c.deadline(at),
     );
-    const connection = new Connection(transport as unknown as Transport, owner, {
-      scheduler,
-      deadlines,
-      maxFrame: 1 << 20,
-      replyBacklogLimit: Number.POSITIVE_INFINITY,
-      remoteAddress: 'later',
-    });
+    const connection = new Connection(
+      transport as unknown as Transport,
+      owner,
+      {
+        scheduler,
+        deadlines,
+        maxFrame: 1 << 20,
+        replyBacklogLimit: Number.POSITIVE_INFINITY,
+      },
+      'later',
+    );
     connection.open(session, { ...OPEN, maxInFlightBytes: 1 << 30 }, []);
     const payload = Buffer.alloc(1024, 7);
     const burst = (): Buffer[] => {

@@ -69,8 +69,11 @@ export class FrameDecoder {
   #partial: Buffer = EMPTY;
   /** Bytes used in `#partial`: the frame's bytes after those in `#pieces`. */
   #copiedLength = 0;
-  /** Earlier parts of the frame, in order: views of large pushed pieces, and sealed copies. */
-  #pieces: Buffer[] = [];
+  /**
+   * Earlier parts of the frame, in order: views of large pushed pieces, and sealed copies. Made
+   * when needed: an idle connection's decoder holds no array.
+   */
+  #pieces: Buffer[] | undefined;
   /** Memory the pieces keep alive (a view keeps its whole chunk). */
   #piecesRetained = 0;
   /** Bytes of the frame (or header) so far, pieces and copy. */
@@ -231,9 +234,10 @@ export class FrameDecoder {
     // Complete. The frame's Buffers are views of this buffer, so the next frame gets a new one.
     const size = this.#frameSize;
     let frame = this.#partial;
-    if (this.#pieces.length > 0) {
-      if (this.#copiedLength > 0) this.#pieces.push(frame.subarray(0, this.#copiedLength));
-      frame = Buffer.concat(this.#pieces, size);
+    const pieces = this.#pieces;
+    if (pieces !== undefined && pieces.length > 0) {
+      if (this.#copiedLength > 0) pieces.push(frame.subarray(0, this.#copiedLength));
+      frame = Buffer.concat(pieces, size);
     }
     this.#resetPartial();
     const error = this.#emit(frame, 0, size, onFrame);
@@ -253,6 +257,7 @@ export class FrameDecoder {
   #keep(buf: Buffer, start: number, end: number): void {
     const length = end - start;
     if (this.#frameSize > 0 && length >= VIEW_MIN) {
+      this.#pieces ??= [];
       if (this.#copiedLength > 0) {
         this.#pieces.push(this.#partial.subarray(0, this.#copiedLength));
         this.#piecesRetained += this.#partial.length;
@@ -280,7 +285,7 @@ export class FrameDecoder {
   #resetPartial(): void {
     this.#partial = EMPTY;
     this.#copiedLength = 0;
-    this.#pieces = [];
+    this.#pieces = undefined;
     this.#piecesRetained = 0;
     this.#partialLength = 0;
     this.#frameSize = 0;

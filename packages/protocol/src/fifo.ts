@@ -1,9 +1,13 @@
+const NONE: never[] = [];
+
 /**
  * Array-backed FIFO queue with O(1) amortised push and shift. `Array#shift` is O(n), which
  * turns a 10,000-message backlog into a quadratic drain.
  */
 export class Fifo<T> {
-  #items: (T | undefined)[] = [];
+  // An empty queue shares NONE (never written) instead of an array of its own: a session keeps
+  // two queues, empty while it is idle.
+  #items: (T | undefined)[] = NONE;
   #head = 0;
 
   get length(): number {
@@ -11,7 +15,8 @@ export class Fifo<T> {
   }
 
   push(item: T): void {
-    this.#items.push(item);
+    if (this.#items === NONE) this.#items = [item];
+    else this.#items.push(item);
   }
 
   peek(): T | undefined {
@@ -45,7 +50,7 @@ export class Fifo<T> {
       (predicate(item) ? removed : kept).push(item);
     }
     if (removed.length > 0) {
-      this.#items = kept;
+      this.#items = kept.length > 0 ? kept : NONE;
       this.#head = 0;
     }
     return removed;
@@ -54,7 +59,7 @@ export class Fifo<T> {
   /** Removes and returns every item. */
   clear(): T[] {
     const all = this.#items.slice(this.#head) as T[];
-    this.#items = [];
+    this.#items = NONE;
     this.#head = 0;
     return all;
   }

@@ -30,6 +30,7 @@ const STAGE_BYTES = 256 * 1024;
 // connections (a connection holds a stage only between `take` and `settle`).
 const STAGES_KEPT = 4;
 const freeStages: Buffer[] = [];
+const NONE: never[] = [];
 
 /**
  * Collects frames between flushes so that a burst of sends costs one write (one syscall), not
@@ -42,7 +43,9 @@ const freeStages: Buffer[] = [];
  * payload as it is, after its header. The payload is read at `take`, not at `pushData`.
  */
 export class OutputBatch {
-  #items: (Buffer | DataItem)[] = [];
+  // Empty, it shares NONE (never written) instead of an array of its own: an idle connection's
+  // batch is empty between its PONGs.
+  #items: (Buffer | DataItem)[] = NONE;
   /** Items before this index were taken (a partial `take`); dropped from `#items` now and then. */
   #head = 0;
   #bytes = 0;
@@ -57,7 +60,8 @@ export class OutputBatch {
 
   /** Adds an encoded frame; returns true when the batch was empty (the caller schedules a flush). */
   push(frame: Buffer): boolean {
-    this.#items.push(frame);
+    if (this.#items === NONE) this.#items = [frame];
+    else this.#items.push(frame);
     this.#bytes += frame.length;
     return this.#items.length - this.#head === 1;
   }
@@ -65,7 +69,8 @@ export class OutputBatch {
   /** Adds a DATA frame (throws BAD_FLAGS for invalid flags); returns as {@link push} does. */
   pushData(item: DataItem): boolean {
     checkDataFlags(item.flags);
-    this.#items.push(item);
+    if (this.#items === NONE) this.#items = [item];
+    else this.#items.push(item);
     this.#bytes += frameLength(item);
     return this.#items.length - this.#head === 1;
   }
@@ -141,7 +146,7 @@ export class OutputBatch {
     }
     this.#bytes -= taken;
     if (start >= items.length) {
-      this.#items = [];
+      this.#items = NONE;
       this.#head = 0;
     } else if (start > 1024 && start * 2 > items.length) {
       // Drop what was taken once it is most of the array (each item moves O(1) times).

@@ -35,12 +35,22 @@ export class Listener {
   readonly limits: ConnectionLimits;
   /** Raw sockets refused at the limits (so their TLS wrapper's failure is not miscounted). */
   readonly #refused = new WeakSet<net.Socket>();
+  /**
+   * The 'close' listener of every admitted socket, one for all (a closure and a `once` wrapper
+   * each cost some 300 bytes per idle connection). It reads the peer's address again: the socket
+   * keeps the one read in #admit (Node caches it), so the count released is the one admitted.
+   */
+  readonly #released: (this: net.Socket) => void;
 
   constructor(options: ResolvedServerOptions, scheduler: Scheduler, host: ListenerHost) {
     this.#options = options;
     this.#scheduler = scheduler;
     this.#host = host;
     this.limits = new ConnectionLimits(options.maxConnections, options.maxConnectionsPerAddress);
+    const limits = this.limits;
+    this.#released = function released(this: net.Socket): void {
+      limits.release(this.remoteAddress ?? '');
+    };
     const onSocket = (socket: net.Socket): void => this.#ready(socket);
     const { tls: tlsOptions, requireClientCert, tlsHandshakeTimeoutMs } = options;
     if (tlsOptions === undefined) {
@@ -85,7 +95,7 @@ export class Listener {
       this.#refuse(socket, true);
       return;
     }
-    socket.once('close', () => this.limits.release(address));
+    socket.on('close', this.#released);
   }
 
   /** Connections refused at the limits (TCP and WebSocket). */

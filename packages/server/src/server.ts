@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type * as net from 'node:net';
 import {
   Connection,
+  type ConnectionOptions,
   type ConnectionOwner,
   Deadlines,
   type Scheduler,
@@ -130,6 +131,8 @@ export class TetherServer extends EventEmitter<ServerEvents> {
   readonly #budget: InboundBudget;
   /** What every connection reports to: one object for all of them. */
   readonly #owner: ConnectionOwner<PeerPendingSend>;
+  /** The settings every connection starts with: one object for all of them. */
+  readonly #connectionOptions: ConnectionOptions<PeerPendingSend>;
   /** What every session asks of the server. */
   readonly #sessions: SessionHost;
   /** Where every session's engine receives uploads (one writer per partial, shared limits). */
@@ -165,6 +168,17 @@ export class TetherServer extends EventEmitter<ServerEvents> {
     this.#deadlines = new Deadlines<ServerConnection>(this.#scheduler, (connection, dueAt) =>
       connection.deadline(dueAt),
     );
+    const { maxFrame, maxControl, helloTimeoutMs, frameTimeoutMs } = this.#options;
+    this.#connectionOptions = {
+      scheduler: this.#scheduler,
+      deadlines: this.#deadlines,
+      // Until WELCOME only a HELLO may arrive: an unauthenticated peer can hold no bigger frame.
+      maxFrame: Math.min(maxFrame, maxControl + PRE_HANDSHAKE_SLACK),
+      maxControl,
+      handshakeTimeoutMs: helloTimeoutMs,
+      frameTimeoutMs,
+      replyBacklogLimit: REPLY_BACKLOG_LIMIT,
+    };
     this.#memory = new MemorySessionStore({
       scheduler: this.#scheduler,
       sessionTtlMs: this.#options.sessionTtlMs,
@@ -443,18 +457,12 @@ export class TetherServer extends EventEmitter<ServerEvents> {
 
   // A transport ready for the Tether handshake.
   #serve(transport: Transport, remoteAddress: string, tlsIdentity: TlsIdentity | undefined): void {
-    const options = this.#options;
-    const connection = new Connection<PeerPendingSend>(transport, this.#owner, {
-      scheduler: this.#scheduler,
-      deadlines: this.#deadlines,
-      // Until WELCOME only a HELLO may arrive: an unauthenticated peer can hold no bigger frame.
-      maxFrame: Math.min(options.maxFrame, options.maxControl + PRE_HANDSHAKE_SLACK),
-      maxControl: options.maxControl,
-      handshakeDeadline: this.#scheduler.now() + options.helloTimeoutMs,
-      frameTimeoutMs: options.frameTimeoutMs,
-      replyBacklogLimit: REPLY_BACKLOG_LIMIT,
+    const connection = new Connection<PeerPendingSend>(
+      transport,
+      this.#owner,
+      this.#connectionOptions,
       remoteAddress,
-    });
+    );
     this.#connections.add(connection);
     this.#handshake.start(connection, tlsIdentity);
     // Over budget, a newcomer is not read at all until memory frees (or its HELLO deadline ends).

@@ -66,8 +66,12 @@ export class MemorySessionStore implements SessionStore {
   readonly #byId = new Map<string, PeerSession>();
   /** The newest session of each client id (`sendTo`). */
   readonly #byClient = new Map<string, PeerSession>();
-  /** Sessions of each identity, oldest first (the per-identity cap). */
-  readonly #byIdentity = new Map<string, Set<PeerSession>>();
+  /**
+   * Sessions of each identity, oldest first (the per-identity cap). An identity with one session
+   * (each client its own, the usual case) maps to it alone: a Set each would cost 190 bytes of
+   * heap per session.
+   */
+  readonly #byIdentity = new Map<string, PeerSession | Set<PeerSession>>();
   /** Disconnected sessions, longest disconnected first. */
   readonly #idle = new Set<PeerSession>();
 
@@ -96,11 +100,11 @@ export class MemorySessionStore implements SessionStore {
 
   makeRoom(identity: string): TetherError | undefined {
     const { maxSessions, maxSessionsPerIdentity, ended } = this.#options;
-    const own = this.#byIdentity.get(identity);
-    if (own !== undefined && own.size >= maxSessionsPerIdentity) {
-      const oldest = [...own].find((session) => session.connection === undefined);
+    const own = this.#sessionsOf(identity);
+    if (own.length >= maxSessionsPerIdentity) {
+      const oldest = own.find((session) => session.connection === undefined);
       if (oldest === undefined) {
-        return tooManySessions(`${own.size} sessions of this identity are connected`);
+        return tooManySessions(`${own.length} sessions of this identity are connected`);
       }
       this.remove(oldest);
       ended(oldest, {
@@ -123,13 +127,18 @@ export class MemorySessionStore implements SessionStore {
   add(session: PeerSession): undefined {
     this.#byId.set(session.id, session);
     this.#byClient.set(session.clientId, session);
-    let own = this.#byIdentity.get(session.identity);
-    if (own === undefined) {
-      own = new Set();
-      this.#byIdentity.set(session.identity, own);
-    }
-    own.add(session);
+    const own = this.#byIdentity.get(session.identity);
+    if (own === undefined) this.#byIdentity.set(session.identity, session);
+    else if (own instanceof Set) own.add(session);
+    else if (own !== session) this.#byIdentity.set(session.identity, new Set([own, session]));
     return undefined;
+  }
+
+  // The sessions of `identity`, oldest first.
+  #sessionsOf(identity: string): PeerSession[] {
+    const own = this.#byIdentity.get(identity);
+    if (own === undefined) return [];
+    return own instanceof Set ? [...own] : [own];
   }
 
   /** The newest session of `clientId`, if it lives. */
@@ -158,8 +167,12 @@ export class MemorySessionStore implements SessionStore {
     if (this.#byClient.get(session.clientId) === session) this.#byClient.delete(session.clientId);
     this.resumed(session);
     const own = this.#byIdentity.get(session.identity);
-    own?.delete(session);
-    if (own?.size === 0) this.#byIdentity.delete(session.identity);
+    if (own === session) this.#byIdentity.delete(session.identity);
+    else if (own instanceof Set) {
+      own.delete(session);
+      if (own.size === 1)
+        this.#byIdentity.set(session.identity, own.values().next().value as PeerSession);
+    }
     return true;
   }
 }
