@@ -33,6 +33,20 @@ import {
  */
 const WINDOW_MS = { full: 15_000, quick: 5000, smoke: 1000 };
 
+/**
+ * The systems `--quick` idles: those the idle targets name (Tether's CPU against raw-net and
+ * against the floor of its heartbeat traffic, its memory against ws), each quick to connect.
+ */
+const QUICK_IDLE: readonly SystemName[] = [
+  'tether',
+  'tether-watched',
+  'tether-twin',
+  'tether-cluster',
+  'raw-net',
+  'raw-net-heartbeat',
+  'ws',
+];
+
 /** A system of the cell, up with its connections, and what its set-up measured. */
 interface Up {
   pair: SystemPair;
@@ -59,18 +73,13 @@ export async function runIdleCells(ctx: Context): Promise<void> {
   );
   if (options.quick && !options.smoke) {
     ctx.notes.push(
-      'idle-connections (--quick): the Tether systems and raw-net-heartbeat at 1,000 and 10,000, raw-net at 1,000; the full run does every system at both counts.',
+      'idle-connections (--quick): the Tether systems, raw-net, raw-net-heartbeat and ws; the full run does every system.',
     );
   }
   for (const n of counts) {
     // --quick keeps to the cells the targets name (10,000 full clients of some peers in one
     // process take minutes).
-    const these = options.quick
-      ? idleSystems.filter(
-          (s) =>
-            s.startsWith('tether') || s === 'raw-net-heartbeat' || (n <= 1000 && s === 'raw-net'),
-        )
-      : idleSystems;
+    const these = options.quick ? idleSystems.filter((s) => QUICK_IDLE.includes(s)) : idleSystems;
     if (these.length) await idleCell(ctx, these, n);
   }
 }
