@@ -385,3 +385,52 @@ describe('connection - staging buffers over a transport that reports writes late
     expect(Buffer.concat(transport.copies).equals(dataStream(1, 300, payload))).toBe(true);
   });
 });
+
+describe('connection - batched writes', () => {
+  it("connection - replies of every connection read in one turn go out from one deferred callback, each connection's in one write", () => {
+    const scheduler = new VirtualScheduler();
+    let deferred = 0;
+    const defer = scheduler.defer.bind(scheduler);
+    scheduler.defer = (callback) => {
+      deferred++;
+      defer(callback);
+    };
+    const owner: ConnectionOwner<OutboundEntry> = {
+      handshakeFrame: () => {},
+      handshakeExpired: () => {},
+      control: () => false,
+      closed: () => {},
+    };
+    const deadlines = new Deadlines<Connection<OutboundEntry>>(scheduler, (c, at) =>
+      c.deadline(at),
+    );
+    const options = { scheduler, deadlines, maxFrame: 1 << 20, replyBacklogLimit: 1 << 20 };
+    const links = [0, 1, 2].map((i) => {
+      const transport = new FullTransport();
+      const connection = new Connection(transport as unknown as Transport, owner, options, `c${i}`);
+      connection.open(new RecordingSession(), OPEN, []);
+      connection.received(PREFACE);
+      return { transport, connection };
+    });
+    // Each new link's ACK went out; from here on, count.
+    scheduler.runDeferred();
+    for (const { transport } of links) {
+      transport.drain();
+      transport.written.length = 0;
+    }
+    deferred = 0;
+    // One turn: every connection reads a PING (and the first two a second one).
+    for (const { connection } of links) connection.received(encodePing(7));
+    for (const { connection } of links.slice(0, 2)) connection.received(encodePing(8));
+    // One callback for the turn's writes, one that counts the turn (the turn budget).
+    expect(deferred).toBe(2);
+    scheduler.runDeferred();
+    expect(links.map(({ transport }) => transport.written.length)).toEqual([1, 1, 1]);
+    expect(links.map(({ transport }) => transport.written[0]?.length)).toEqual([28, 28, 14]);
+    expect(links.map(({ transport }) => transport.written[0]?.[4])).toEqual([
+      FrameType.PONG,
+      FrameType.PONG,
+      FrameType.PONG,
+    ]);
+  });
+});
