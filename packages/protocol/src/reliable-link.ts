@@ -47,6 +47,7 @@ export interface LinkOptions {
 const STAMP_PER_MS = 1000;
 // PINGs whose PONG may still come (more than one only on a link slower than the ping interval).
 const PINGS_REMEMBERED = 4;
+const NO_PINGS: number[] = [];
 
 /**
  * One established connection of a session, without I/O: the part of the protocol both sides run
@@ -65,8 +66,11 @@ export class ReliableLink<Entry extends OutboundEntry = OutboundEntry> {
   readonly #events: LinkEvents<Entry>;
   readonly #output: LinkOutput;
   readonly #maxInFlightBytes: number;
-  /** Stamps of our PINGs not answered yet, oldest first: only their PONGs are RTT samples. */
-  #pings: number[] = [];
+  /**
+   * Stamps of our PINGs not answered yet, oldest first: only their PONGs are RTT samples. None
+   * waiting, it is NO_PINGS (never written): an idle link keeps no array of its own.
+   */
+  #pings: number[] = NO_PINGS;
   /** Writes waiting for the log's commit, in order (only with a durable log). */
   #committing: Promise<void> | undefined;
   #closed = false;
@@ -154,9 +158,10 @@ export class ReliableLink<Entry extends OutboundEntry = OutboundEntry> {
         // costs a comparison, not an RTT update and an event each.
         const index = this.#pings.indexOf(frame.stamp);
         if (index < 0) return true;
-        this.#pings.splice(0, index + 1);
+        if (index === this.#pings.length - 1) this.#pings = NO_PINGS;
+        else this.#pings.splice(0, index + 1);
         const stats = this.#rtt.sample(now - frame.stamp / STAMP_PER_MS);
-        if (stats !== undefined) this.#events.rtt({ ...stats });
+        if (stats !== undefined) this.#events.rtt(stats);
         return true;
       }
       default:
@@ -190,8 +195,11 @@ export class ReliableLink<Entry extends OutboundEntry = OutboundEntry> {
 
   #sendPing(now: number): void {
     const stamp = Math.round(now * STAMP_PER_MS);
-    if (this.#pings.length === PINGS_REMEMBERED) this.#pings.shift();
-    this.#pings.push(stamp);
+    if (this.#pings === NO_PINGS) this.#pings = [stamp];
+    else {
+      if (this.#pings.length === PINGS_REMEMBERED) this.#pings.shift();
+      this.#pings.push(stamp);
+    }
     this.write(encodePing(stamp));
   }
 

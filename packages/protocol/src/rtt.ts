@@ -17,29 +17,43 @@ export interface RttStats {
  * RTTVAR = R/2; later ones RTTVAR = 3/4 RTTVAR + 1/4 |SRTT - R|, SRTT = 7/8 SRTT + 1/8 R.
  */
 export class RttEstimator {
-  #stats: RttStats | undefined;
+  // The figures as fields of their own, not an object: one object less per session (its own
+  // header and slots, some 64 bytes of each idle connection).
+  #samples = 0;
+  #last = 0;
+  #min = 0;
+  #srtt = 0;
+  #rttvar = 0;
 
   /**
-   * Adds a sample and returns the new figures; a negative or non-finite sample (a clock step, a
-   * forged stamp) is ignored and returns undefined.
+   * Adds a sample and returns the new figures (a fresh object); a negative or non-finite sample
+   * (a clock step, a forged stamp) is ignored and returns undefined.
    */
   sample(rttMs: number): RttStats | undefined {
     if (!(rttMs >= 0 && Number.isFinite(rttMs))) return undefined;
-    const s = this.#stats;
-    if (s === undefined) {
-      this.#stats = { last: rttMs, min: rttMs, srtt: rttMs, rttvar: rttMs / 2, samples: 1 };
+    if (this.#samples === 0) {
+      this.#min = rttMs;
+      this.#srtt = rttMs;
+      this.#rttvar = rttMs / 2;
     } else {
-      s.rttvar = 0.75 * s.rttvar + 0.25 * Math.abs(s.srtt - rttMs);
-      s.srtt = 0.875 * s.srtt + 0.125 * rttMs;
-      s.last = rttMs;
-      s.min = Math.min(s.min, rttMs);
-      s.samples++;
+      this.#rttvar = 0.75 * this.#rttvar + 0.25 * Math.abs(this.#srtt - rttMs);
+      this.#srtt = 0.875 * this.#srtt + 0.125 * rttMs;
+      this.#min = Math.min(this.#min, rttMs);
     }
-    return this.#stats;
+    this.#last = rttMs;
+    this.#samples++;
+    return this.stats;
   }
 
   /** A copy of the current figures, or undefined before the first sample. */
   get stats(): RttStats | undefined {
-    return this.#stats === undefined ? undefined : { ...this.#stats };
+    if (this.#samples === 0) return undefined;
+    return {
+      last: this.#last,
+      min: this.#min,
+      srtt: this.#srtt,
+      rttvar: this.#rttvar,
+      samples: this.#samples,
+    };
   }
 }
