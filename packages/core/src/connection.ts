@@ -134,31 +134,14 @@ function onTransportDrain(this: Transport): void {
   (this as OwnedTransport)[kConnection].transportDrained();
 }
 
-// The event-loop turn of each scheduler: one deferred callback per turn in which anything read
-// counts the turns for every connection, instead of one callback per connection per read.
-const turns = new WeakMap<Scheduler, { turn: number; queued: boolean }>();
-
-function turnOf(scheduler: Scheduler): number {
-  let counter = turns.get(scheduler);
-  if (counter === undefined) {
-    counter = { turn: 0, queued: false };
-    turns.set(scheduler, counter);
-  }
-  if (!counter.queued) {
-    counter.queued = true;
-    const ticking = counter;
-    scheduler.defer(() => {
-      ticking.queued = false;
-      ticking.turn++;
-    });
-  }
-  return counter.turn;
-}
-
-// The connections of each scheduler whose batched writes wait for the end of the turn: one
-// deferred callback per turn writes them all (a callback and a closure per connection would cost
-// an Immediate per PONG and some 150 bytes per idle connection).
-class FlushQueue {
+// The event-loop turns of each scheduler, and the connections whose batched writes wait for the
+// end of the current one: one deferred callback per turn in which anything was read or queued
+// counts the turn and writes every waiting batch. One callback per connection per read would cost
+// an Immediate per PONG, and a closure each some 150 bytes of every idle connection.
+class Turns {
+  /** Turns ended so far (in which something was read or queued). */
+  count = 0;
+  #ending = false;
   #waiting: Connection<OutboundEntry>[] = [];
   readonly #scheduler: Scheduler;
 
@@ -166,13 +149,30 @@ class FlushQueue {
     this.#scheduler = scheduler;
   }
 
-  add(connection: Connection<OutboundEntry>): void {
-    if (this.#waiting.push(connection) === 1) this.#scheduler.defer(this.#run);
+  /** The number of the current turn; it ends once this turn's I/O callbacks have run. */
+  current(): number {
+    this.#end();
+    return this.count;
   }
 
-  // Connections that queue again while this runs go in the next turn's list.
-  readonly #run = (): void => {
+  /** `connection` writes its batch at the end of this turn. */
+  flushAtEnd(connection: Connection<OutboundEntry>): void {
+    this.#waiting.push(connection);
+    this.#end();
+  }
+
+  #end(): void {
+    if (this.#ending) return;
+    this.#ending = true;
+    this.#scheduler.defer(this.#ended);
+  }
+
+  // Connections that queue again while this runs wait for the end of the next turn.
+  readonly #ended = (): void => {
+    this.#ending = false;
+    this.count++;
     const waiting = this.#waiting;
+    if (waiting.length === 0) return;
     this.#waiting = [];
     for (const connection of waiting) {
       try {
@@ -187,15 +187,15 @@ class FlushQueue {
   };
 }
 
-const flushQueues = new WeakMap<Scheduler, FlushQueue>();
+const turnsOf = new WeakMap<Scheduler, Turns>();
 
-function flushQueueOf(scheduler: Scheduler): FlushQueue {
-  let queue = flushQueues.get(scheduler);
-  if (queue === undefined) {
-    queue = new FlushQueue(scheduler);
-    flushQueues.set(scheduler, queue);
+function turns(scheduler: Scheduler): Turns {
+  let made = turnsOf.get(scheduler);
+  if (made === undefined) {
+    made = new Turns(scheduler);
+    turnsOf.set(scheduler, made);
   }
-  return queue;
+  return made;
 }
 
 /**
@@ -214,7 +214,7 @@ export class Connection<E extends OutboundEntry> implements Scheduled {
   readonly remoteAddress: string;
   readonly #owner: ConnectionOwner<E>;
   readonly #options: ConnectionOptions<E>;
-  readonly #flushQueue: FlushQueue;
+  readonly #turns: Turns;
   readonly #decoder: FrameDecoder;
   #phase: Phase = Phase.HANDSHAKE;
   #session: Session<E> | undefined;
@@ -225,7 +225,7 @@ export class Connection<E extends OutboundEntry> implements Scheduled {
   #pausedFor = 0;
   /** Bytes held for an incomplete frame (decoder and unread transport data). */
   #buffered = 0;
-  /** Bytes read in the event-loop turn `#turnAt` (see {@link turnOf}). */
+  /** Bytes read in the event-loop turn `#turnAt` (see {@link Turns}). */
   #turnBytes = 0;
   #turnAt = -1;
   /** Frames decoded so far: tells the frame deadline that a frame completed. */
@@ -246,7 +246,7 @@ export class Connection<E extends OutboundEntry> implements Scheduled {
     this.remoteAddress = remoteAddress;
     this.#owner = owner;
     this.#options = options;
-    this.#flushQueue = flushQueueOf(options.scheduler);
+    this.#turns = turns(options.scheduler);
     this.#decoder = new FrameDecoder({
       maxFrame: options.maxFrame,
       ...(options.maxControl === undefined ? {} : { maxControl: options.maxControl }),
@@ -472,7 +472,7 @@ export class Connection<E extends OutboundEntry> implements Scheduled {
     this.#flushQueued = true;
     // Written after this turn's I/O callbacks, not in a microtask: every read of the turn adds
     // its ACK and replies to the same write.
-    this.#flushQueue.add(this as unknown as Connection<OutboundEntry>);
+    this.#turns.flushAtEnd(this as unknown as Connection<OutboundEntry>);
   }
 
   /** Called by the link: the session log could not commit. */
@@ -628,7 +628,7 @@ export class Connection<E extends OutboundEntry> implements Scheduled {
 
   // Counts bytes read this turn; past the budget, reading waits for the next turn.
   #spendTurn(bytes: number): void {
-    const turn = turnOf(this.#options.scheduler);
+    const turn = this.#turns.current();
     if (turn !== this.#turnAt) {
       this.#turnAt = turn;
       this.#turnBytes = 0;

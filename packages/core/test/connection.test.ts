@@ -387,7 +387,7 @@ describe('connection - staging buffers over a transport that reports writes late
 });
 
 describe('connection - batched writes', () => {
-  it("connection - replies of every connection read in one turn go out from one deferred callback, each connection's in one write", () => {
+  it("connection - the end of a turn is one deferred callback for every connection, and each connection's replies are one write", () => {
     const scheduler = new VirtualScheduler();
     let deferred = 0;
     const defer = scheduler.defer.bind(scheduler);
@@ -422,8 +422,8 @@ describe('connection - batched writes', () => {
     // One turn: every connection reads a PING (and the first two a second one).
     for (const { connection } of links) connection.received(encodePing(7));
     for (const { connection } of links.slice(0, 2)) connection.received(encodePing(8));
-    // One callback for the turn's writes, one that counts the turn (the turn budget).
-    expect(deferred).toBe(2);
+    // One callback ends the turn: it counts it (the turn budget) and writes every batch.
+    expect(deferred).toBe(1);
     scheduler.runDeferred();
     expect(links.map(({ transport }) => transport.written.length)).toEqual([1, 1, 1]);
     expect(links.map(({ transport }) => transport.written[0]?.length)).toEqual([28, 28, 14]);
