@@ -20,6 +20,8 @@ export class Deadlines<T extends Scheduled> {
   readonly #fire: (item: T, dueAt: number) => void;
   #timer: TimerHandle | undefined;
   #timerAt = Number.POSITIVE_INFINITY;
+  /** While due items fire: the timer is armed once, after the last (not once per item). */
+  #firing = false;
 
   /** `fire` runs once per due item, after the item was taken off the schedule. */
   constructor(scheduler: Scheduler, fire: (item: T, dueAt: number) => void) {
@@ -60,25 +62,31 @@ export class Deadlines<T extends Scheduled> {
       this.#up(slot);
       this.#down(last.deadlineSlot);
     }
-    if (this.#heap.length === 0) this.#disarm();
+    if (this.#heap.length === 0 && !this.#firing) this.#disarm();
   }
 
   #onTimer = (): void => {
     this.#timer = undefined;
     this.#timerAt = Number.POSITIVE_INFINITY;
     const now = this.#scheduler.now();
-    // Items a `fire` schedules again for now or earlier wait for the next turn of the timer.
-    for (let budget = this.#heap.length; budget > 0; budget--) {
-      const first = this.#heap[0];
-      if (first === undefined || first.deadlineAt > now) break;
-      const dueAt = first.deadlineAt;
-      this.cancel(first);
-      this.#fire(first, dueAt);
+    this.#firing = true;
+    try {
+      // Items a `fire` schedules again for now or earlier wait for the next turn of the timer.
+      for (let budget = this.#heap.length; budget > 0; budget--) {
+        const first = this.#heap[0];
+        if (first === undefined || first.deadlineAt > now) break;
+        const dueAt = first.deadlineAt;
+        this.cancel(first);
+        this.#fire(first, dueAt);
+      }
+    } finally {
+      this.#firing = false;
+      this.#arm();
     }
-    this.#arm();
   };
 
   #arm(): void {
+    if (this.#firing) return;
     const first = this.#heap[0];
     if (first === undefined) {
       this.#disarm();

@@ -83,6 +83,32 @@ describe('deadlines', () => {
     expect(scheduler.pending).toBe(0);
   });
 
+  it('deadlines - items due together that schedule themselves again arm the Node timer once, not once each', () => {
+    const scheduler = new VirtualScheduler();
+    let armed = 0;
+    const setTimeout = scheduler.setTimeout.bind(scheduler);
+    scheduler.setTimeout = (callback, ms) => {
+      armed++;
+      return setTimeout(callback, ms);
+    };
+    const fired: string[] = [];
+    const deadlines: Deadlines<Item> = new Deadlines<Item>(scheduler, (it, dueAt) => {
+      fired.push(it.name);
+      deadlines.schedule(it, dueAt + 1000);
+    });
+    const items = Array.from({ length: 100 }, (_, i) => item(`i${i}`));
+    for (const it of items) deadlines.schedule(it, 100);
+    expect(armed).toBe(1);
+    scheduler.advance(100);
+    expect(fired).toHaveLength(100);
+    // One timer for the round that fired, armed again for the next one: two in all.
+    expect(armed).toBe(2);
+    expect(scheduler.pending).toBe(1);
+    scheduler.advance(1000);
+    expect(fired).toHaveLength(200);
+    expect(armed).toBe(3);
+  });
+
   it('deadlines - an item its fire schedules again (a heartbeat) runs on every turn', () => {
     const fired: number[] = [];
     const scheduler = new VirtualScheduler();
