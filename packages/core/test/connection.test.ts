@@ -122,6 +122,19 @@ describe('connection', () => {
     expect(session.delivered).toEqual(frames.map((_, i) => i + 1));
   });
 
+  it('connection - a peer sending large frames is not paused within a turn while it completed fewer than 64 frames', () => {
+    const { scheduler, connection, peer, session, hello } = harness();
+    hello();
+    expect(connection.established).toBe(true);
+    // 2 MiB in four 512 KiB messages arrives at once: few frames, cheap per byte (kept as views).
+    const frames = [1, 2, 3, 4].map((seq) => encodeData(seq, Buffer.alloc(512 * 1024, seq)));
+    for (const frame of frames) peer.write(frame);
+    // One turn reads all of it: a 256 KiB byte budget alone would have stopped it inside the
+    // first message.
+    scheduler.runDeferred(1);
+    expect(session.delivered).toEqual([1, 2, 3, 4]);
+  });
+
   it('connection - a frame not complete within frameTimeoutMs of its first byte ends the connection', () => {
     const { scheduler, peer, closed, hello } = harness({ frameTimeoutMs: 300 });
     hello();
