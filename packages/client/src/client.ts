@@ -36,7 +36,7 @@ import {
   resolveClientOptions,
   StoreSync,
 } from './options.js';
-import { Outbox, type PendingSend, type SendReceipt } from './outbox.js';
+import { Outbox, type PendingSend, SendEntry, type SendReceipt } from './outbox.js';
 import { PendingRequests } from './pending-requests.js';
 import { Published } from './published.js';
 import { randomUUID } from './random-id.js';
@@ -414,18 +414,7 @@ export class TetherClient extends EventEmitter<ClientEvents> {
     const ttl = options.ttlMs;
     const expiresAt = ttl === undefined ? Number.POSITIVE_INFINITY : this.#scheduler.now() + ttl;
     this.#outbox.submit(
-      {
-        payload,
-        flags,
-        requestId,
-        seq: 0,
-        resolve,
-        reject,
-        expiresAt,
-        journalId: 0,
-        order: 0,
-        publishId: 0,
-      },
+      new SendEntry(payload, flags, requestId, expiresAt, resolve, reject),
       options.signal,
     );
   }

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import type { Scheduler } from '@tether/core';
 import { DataFlag, ErrorCode, type SessionLog, TetherError } from '@tether/protocol';
-import type { PendingSend, SendReceipt } from '../outbox.js';
+import { type PendingSend, SendEntry, type SendReceipt } from '../outbox.js';
 import { DamageReason } from './damage-reason.js';
 import { type JournalEntry, replayJournal, UnknownJournalVersion } from './journal-replay.js';
 import { JournalWriter, syncDirectorySync } from './journal-writer.js';
@@ -351,18 +351,15 @@ function openLocked(
         entry.expiresAt === 0 || entry.seq > 0
           ? Number.POSITIVE_INFINITY
           : entry.expiresAt + offset;
-      const pending: PendingSend = {
-        payload: entry.payload,
-        flags: entry.flags,
-        requestId: entry.requestId,
-        seq: 0,
-        journalId: entry.id,
+      const pending = new SendEntry(
+        entry.payload,
+        entry.flags,
+        entry.requestId,
         expiresAt,
-        resolve: ignore,
-        reject: ignore,
-        order: 0,
-        publishId: 0,
-      };
+        ignore,
+        ignore,
+        entry.id,
+      );
       // Plain messages are the application's to wait on; requests and responses are not.
       if (entry.flags === 0) restored.push(restoredMessage(pending));
       into.push(pending);
