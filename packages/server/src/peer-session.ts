@@ -24,6 +24,45 @@ export interface PeerPendingSend extends OutboundEntry {
   fromStore?: boolean;
 }
 
+// Made with `new`, not as object literals: V8 may pretenure a literal's allocation site (every
+// later object born in the old generation, for the process's life) when a burst's messages all
+// survive a scavenge, and a process then pays a mark-compact every few scavenges (the client's
+// "two modes", bench/README.md). A class instance has no allocation site to pretenure.
+class PeerSendEntry implements PeerPendingSend {
+  readonly payload: Buffer;
+  readonly flags: number;
+  readonly requestId: number;
+  seq = 0;
+  resolve: (receipt: PeerSendReceipt) => void;
+  reject: (error: Error) => void;
+  accepted: ((receipt: PeerSendReceipt) => void) | undefined;
+
+  constructor(
+    payload: Buffer,
+    flags: number,
+    requestId: number,
+    resolve: (receipt: PeerSendReceipt) => void,
+    reject: (error: Error) => void,
+    accepted: ((receipt: PeerSendReceipt) => void) | undefined,
+  ) {
+    this.payload = payload;
+    this.flags = flags;
+    this.requestId = requestId;
+    this.resolve = resolve;
+    this.reject = reject;
+    this.accepted = accepted;
+  }
+}
+
+class Receipt implements PeerSendReceipt {
+  readonly id: string;
+  readonly seq: number;
+  constructor(id: string, seq: number) {
+    this.id = id;
+    this.seq = seq;
+  }
+}
+
 /** Where a session's messages go when it lives in a shared store (see redis/redis-store.ts). */
 export interface SessionStoreHooks {
   /** Records a message to the client in the store; the store queues it once it has a seq. */
@@ -134,7 +173,7 @@ export class PeerSession extends Session<PeerPendingSend> {
 
   override acked(entries: PeerPendingSend[]): void {
     this.messagesOut += entries.length;
-    for (const entry of entries) entry.resolve({ id: `${this.id}:${entry.seq}`, seq: entry.seq });
+    for (const entry of entries) entry.resolve(new Receipt(`${this.id}:${entry.seq}`, entry.seq));
     this.#host.acked(this, entries.length);
   }
 
@@ -162,14 +201,17 @@ export class PeerSession extends Session<PeerPendingSend> {
       return;
     }
     if (this.store !== undefined) {
-      this.store.append(this, { payload, flags, requestId, seq: 0, resolve, reject, accepted });
+      this.store.append(
+        this,
+        new PeerSendEntry(payload, flags, requestId, resolve, reject, accepted),
+      );
       return;
     }
-    this.outbound.enqueue({ payload, flags, requestId, seq: 0, resolve, reject });
+    this.outbound.enqueue(new PeerSendEntry(payload, flags, requestId, resolve, reject, undefined));
     if (accepted !== undefined) {
       // Server messages are never dropped from the queue: its place is its future seq.
       const seq = this.outbound.sent + this.outbound.queuedCount;
-      accepted({ id: `${this.id}:${seq}`, seq });
+      accepted(new Receipt(`${this.id}:${seq}`, seq));
     }
     this.#host.queued(this);
   }
