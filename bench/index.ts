@@ -10,6 +10,7 @@ import { sleep } from './lib/common.js';
 import { runBundleCell } from './runner/bundle-cell.js';
 import { runClusterResumeCell } from './runner/cluster-resume-cell.js';
 import { type Context, createContext } from './runner/context.js';
+import { runDashboardCostCells } from './runner/dashboard-cost-cells.js';
 import { runFileCells } from './runner/file-cells.js';
 import { runIdleCells } from './runner/idle-cells.js';
 import { loadBetween, loadSnapshot } from './runner/load.js';
@@ -44,6 +45,7 @@ async function main(): Promise<void> {
   if (scenarios.includes('cluster-resume') && ctx.options.systems.includes('tether-cluster')) {
     await runClusterResumeCell(ctx);
   }
+  if (scenarios.includes('dashboard-cost')) await runDashboardCostCells(ctx);
   if (scenarios.includes('bundle')) await runBundleCell(ctx);
   const ended = await loadSnapshot();
   const seconds = Math.round((ended.time - started.time) / 1000);

@@ -28,6 +28,7 @@ async function server(): Promise<void> {
   let port: number;
   let memoryPid = process.pid;
   let helpers: { name: string; pid: number }[] = [];
+  let dashboardPort: number | undefined;
   let close: () => Promise<void>;
   if (args.scenario === 'file' && (args.system === 'raw-net' || args.system === 'raw-tls')) {
     const { startRawFileServer } = await import('./scenarios/file.js');
@@ -42,6 +43,7 @@ async function server(): Promise<void> {
       handler: makeHandler(args.mode ?? 'sink'),
       tls: args.tls,
       uploadDir: args.uploadDir,
+      dashboard: args.dashboard,
       // The runner sees the exit: the pair fails and its row says so (and the log why).
       onFailure: (error) => {
         const text = `server ${args.system}/${args.scenario}: ${error.message}`;
@@ -53,6 +55,7 @@ async function server(): Promise<void> {
     port = s.port;
     memoryPid = s.memoryPid;
     helpers = s.helpers;
+    dashboardPort = s.dashboardPort;
     close = s.close;
   }
   const cpuByProcess = async (): Promise<CpuByProcess> => {
@@ -73,12 +76,20 @@ async function server(): Promise<void> {
         heapUsedBytes: memoryPid === process.pid ? usage.heapUsed : 0,
         cpuUs: cpu,
       });
+    } else if (m.type === 'gc') {
+      (globalThis as { gc?: () => void }).gc?.();
+      send({ type: 'gc' });
     } else if (m.type === 'stop') {
       await Promise.race([close(), new Promise((r) => setTimeout(r, 500))]);
       process.exit(0);
     }
   });
-  send({ type: 'ready', port, helpers: helpers.map((h) => h.pid) });
+  send({
+    type: 'ready',
+    port,
+    helpers: helpers.map((h) => h.pid),
+    ...(dashboardPort === undefined ? {} : { dashboardPort }),
+  });
 }
 
 /** The operations of this worker's scenario, connected and ready. */
@@ -140,6 +151,7 @@ async function clientOps(): Promise<{ ops: Ops; close(): Promise<void> }> {
 
 async function client(): Promise<void> {
   const { ops, close } = await clientOps();
+  ops.gc = async () => (globalThis as { gc?: () => void }).gc?.();
   process.on('message', async (m: RunnerMessage) => {
     if (m.type === 'op') {
       const op = ops[m.name];

@@ -35,7 +35,10 @@ export const DEFAULT_SYSTEMS: readonly SystemName[] = SYSTEMS.filter(
     s !== 'tether-publish',
 );
 
-/** `cluster-resume` runs only for `tether-cluster` (and only when it is asked for). */
+/**
+ * `cluster-resume` runs only for `tether-cluster` (and only when it is asked for);
+ * `dashboard-cost` (`pnpm bench:dashboard`) only when asked for by name.
+ */
 export const SCENARIOS = [
   'throughput',
   'rtt',
@@ -44,8 +47,14 @@ export const SCENARIOS = [
   'idle-connections',
   'cluster-resume',
   'bundle',
+  'dashboard-cost',
 ] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
+
+/** Scenarios a run without `--scenarios` takes: all but `dashboard-cost`. */
+export const DEFAULT_SCENARIOS: readonly ScenarioName[] = SCENARIOS.filter(
+  (s) => s !== 'dashboard-cost',
+);
 
 /**
  * CPU (user + system) a system's processes spent per unit of work, in the repetition with the
@@ -176,6 +185,8 @@ export interface WorkerArgs {
   port?: number;
   tls?: { cert: string; key: string };
   uploadDir?: string;
+  /** Server: the dashboard on (port 0), watched by nobody in the worker (the runner watches it). */
+  dashboard?: boolean;
   quick: boolean;
   smoke: boolean;
 }
@@ -188,15 +199,21 @@ export type RunnerMessage =
   | { type: 'op'; id: number; name: string; params: Record<string, unknown> }
   | { type: 'cpu' }
   | { type: 'sample' }
+  /** A full garbage collection (`gc()`), answered with `gc` once done. */
+  | { type: 'gc' }
   | { type: 'stop' };
 
 /** Worker -> runner. */
 export type WorkerMessage =
-  /** `helpers`: pids of processes the server started (nats-server), ended with it. */
-  | { type: 'ready'; port: number; helpers: number[] }
+  /**
+   * `helpers`: pids of processes the server started (nats-server), ended with it;
+   * `dashboardPort`: the dashboard's, when the server was asked for one (`WorkerArgs.dashboard`).
+   */
+  | { type: 'ready'; port: number; helpers: number[]; dashboardPort?: number }
   | { type: 'connected' }
   | { type: 'op-result'; id: number; result?: unknown; error?: string }
   | { type: 'cpu'; byProcess: CpuByProcess }
+  | { type: 'gc' }
   | { type: 'sample'; rssBytes: number; heapUsedBytes: number; cpuUs: number }
   | { type: 'log'; text: string };
 

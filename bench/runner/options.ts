@@ -2,6 +2,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import {
+  DEFAULT_SCENARIOS,
   DEFAULT_SYSTEMS,
   SCENARIOS,
   type ScenarioName,
@@ -72,7 +73,7 @@ export function parseOptions(argv: string[], benchDir: string): Options {
     fromSource,
     outDir: option('--out') ?? join(benchDir, 'results'),
     systems,
-    scenarios: list('--scenarios', SCENARIOS) ?? (smoke ? ['throughput'] : [...SCENARIOS]),
+    scenarios: list('--scenarios', SCENARIOS) ?? (smoke ? ['throughput'] : [...DEFAULT_SCENARIOS]),
     sizes,
     notes,
   };

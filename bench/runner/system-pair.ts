@@ -67,6 +67,13 @@ export class SystemPair {
     return { result, cpuUs };
   }
 
+  /** A full garbage collection in the server worker, then in the client worker. */
+  async gc(): Promise<void> {
+    this.server.post({ type: 'gc' });
+    await this.server.next('gc', 10_000);
+    await this.op('gc', {}, 10_000);
+  }
+
   async serverCpu(): Promise<CpuByProcess> {
     this.server.post({ type: 'cpu' });
     return (await this.server.next('cpu', 10_000)).byProcess;
@@ -89,12 +96,12 @@ export async function startServerWorker(
   system: SystemName,
   scenario: ScenarioName,
   extra: Partial<WorkerArgs>,
-): Promise<{ worker: WorkerProcess; port: number }> {
+): Promise<{ worker: WorkerProcess; port: number; dashboardPort: number | undefined }> {
   const worker = spawnWorker(ctx, { ...base(ctx, system, scenario), role: 'server', ...extra });
   try {
     const ready = await worker.next('ready', 30_000);
     worker.adopt(ready.helpers);
-    return { worker, port: ready.port };
+    return { worker, port: ready.port, dashboardPort: ready.dashboardPort };
   } catch (error) {
     worker.kill();
     throw error;
