@@ -2,6 +2,8 @@
 // reports its port, then answers CPU and memory samples. `role: 'client'` connects and then runs
 // the operations the runner asks for (one at a time), reporting each one's result: the runner
 // decides what runs when, so that the systems of a cell can take turns (bench/runner/).
+
+import { PerformanceObserver } from 'node:perf_hooks';
 import {
   barrier,
   type CpuByProcess,
@@ -58,6 +60,17 @@ async function server(): Promise<void> {
     dashboardPort = s.dashboardPort;
     close = s.close;
   }
+  // The main thread's GC pauses, for the dashboard-cost cell's windows (where the time of an
+  // idle server goes). Only there: an observer has a cost of its own per GC.
+  const gcTime = { pauseUs: 0, count: 0 };
+  if (args.dashboard) {
+    new PerformanceObserver((list) => {
+      for (const entry of list.getEntries()) {
+        gcTime.pauseUs += entry.duration * 1000;
+        gcTime.count++;
+      }
+    }).observe({ entryTypes: ['gc'] });
+  }
   const cpuByProcess = async (): Promise<CpuByProcess> => {
     const byProcess: CpuByProcess = { server: await cpuOf(process.pid) };
     for (const h of helpers) byProcess[h.name] = await cpuOf(h.pid);
@@ -76,6 +89,8 @@ async function server(): Promise<void> {
         heapUsedBytes: memoryPid === process.pid ? usage.heapUsed : 0,
         cpuUs: cpu,
       });
+    } else if (m.type === 'gc-time') {
+      send({ type: 'gc-time', ...gcTime });
     } else if (m.type === 'gc') {
       (globalThis as { gc?: () => void }).gc?.();
       send({ type: 'gc' });

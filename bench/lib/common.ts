@@ -201,6 +201,8 @@ export type RunnerMessage =
   | { type: 'sample' }
   /** A full garbage collection (`gc()`), answered with `gc` once done. */
   | { type: 'gc' }
+  /** The main thread's GC pauses so far (dashboard-cost servers only), answered with `gc-time`. */
+  | { type: 'gc-time' }
   | { type: 'stop' };
 
 /** Worker -> runner. */
@@ -214,6 +216,8 @@ export type WorkerMessage =
   | { type: 'op-result'; id: number; result?: unknown; error?: string }
   | { type: 'cpu'; byProcess: CpuByProcess }
   | { type: 'gc' }
+  /** `pauseUs`: GC pauses of the main thread since the worker started; `count`: how many. */
+  | { type: 'gc-time'; pauseUs: number; count: number }
   | { type: 'sample'; rssBytes: number; heapUsedBytes: number; cpuUs: number }
   | { type: 'log'; text: string };
 

@@ -446,7 +446,7 @@ export function renderMarkdown(r: Result): string {
     out.push(
       '## dashboard-cost',
       '',
-      `One server process (and one client process for throughput) with its dashboard on, alternating windows: "watched" with the live page's stream open and \`/metrics\` scraped every second (by the runner's process), "unwatched" with nobody connected to the dashboard. A test pair puts a watched window beside an unwatched one; a control pair (A/A, \`tether-twin\`) two unwatched ones, in the same positions. Per pair the ratio (throughput: msgs/s; idle: the server's CPU), over the pairs their median, min – max, and mean ± 2 standard errors; the control's ± is the smallest difference this run tells apart.`,
+      `One server process (and one client process for throughput) with its dashboard on, alternating windows: "watched" with the live page's stream open and \`/metrics\` scraped every second (by the runner's process), "unwatched" with nobody connected to the dashboard. A test pair puts a watched window beside an unwatched one; a control pair (A/A, \`tether-twin\`) two unwatched ones, in the same positions. Per pair the ratio (throughput: msgs/s; idle: the server's CPU), over the pairs their median, min – max, and mean ± 2 standard errors; the control's ± is the smallest difference this run tells apart. GC pauses: the server's main thread, per window (medians).`,
       '',
       table(
         [
@@ -466,6 +466,7 @@ export function renderMarkdown(r: Result): string {
           const cpu = throughput
             ? `server ${fmtCpu(e.subjectServerUsPerMsg as number)} vs ${fmtCpu(e.offServerUsPerMsg as number)} µs/msg (${times(e.serverUsPerMsgRatio as number)}), client ${fmtCpu(e.subjectClientUsPerMsg as number)} vs ${fmtCpu(e.offClientUsPerMsg as number)} (${times(e.clientUsPerMsgRatio as number)})`
             : `+${fmt(e.deltaPercentOfCore as number, 3)} % of a core`;
+          const gc = `GC pauses ${fmt(e.subjectGcMs as number, 1)} vs ${fmt(e.offGcMs as number, 1)} ms`;
           const perWindow = throughput
             ? `${fmt(e.subjectMedian as number)} vs ${fmt(e.offMedian as number)} msgs/s`
             : `${fmt(e.subjectMedian as number, 2)} vs ${fmt(e.offMedian as number, 2)} % of a core`;
@@ -478,7 +479,7 @@ export function renderMarkdown(r: Result): string {
             `${times(x.min)} – ${times(x.max)}`,
             `${times(e.meanRatio as number)} ± ${((e.halfWidth as number) * 100).toFixed(1)} %`,
             perWindow,
-            cpu,
+            `${cpu}; ${gc}`,
           ];
         }),
       ),

@@ -14,7 +14,12 @@ import { type PlannedPair, pairPlan, summarize } from '../lib/paired-windows.js'
 import type { SpanResult } from '../lib/span.js';
 import { type DashboardWatcher, watchDashboard } from '../systems/dashboard-watcher.js';
 import { type Context, failedRow } from './context.js';
-import { type CellSpec, type Measurement, type RepetitionResult, recordCell } from './interleave.js';
+import {
+  type CellSpec,
+  type Measurement,
+  type RepetitionResult,
+  recordCell,
+} from './interleave.js';
 import { loadSnapshot } from './load.js';
 import { SystemPair, startClientWorker, startServerWorker } from './system-pair.js';
 
@@ -57,6 +62,8 @@ interface WindowFigures {
   /** Live page updates and scrapes the watcher completed in the window. */
   updates: number;
   scrapes: number;
+  /** The server's main-thread GC pauses in the window, ms. */
+  gcMs: number;
 }
 
 /** Opens and closes the watcher; a failure after it opened ends the cell at the next window. */
@@ -138,7 +145,7 @@ async function throughputPart(ctx: Context, plan: Plan): Promise<void> {
       timeout,
     );
     const p = pair;
-    const measure = async (): Promise<Omit<WindowFigures, 'updates' | 'scrapes'>> => {
+    const measure = async (): Promise<Omit<WindowFigures, 'updates' | 'scrapes' | 'gcMs'>> => {
       const before = await p.serverCpu();
       const start = performance.now();
       let messages = 0;
@@ -163,7 +170,15 @@ async function throughputPart(ctx: Context, plan: Plan): Promise<void> {
       metric: 'msgsPerSec',
       higherIsBetter: true,
     };
-    await pairedCell(ctx, spec, watch, measure, plan.throughput, () => p.gc());
+    await pairedCell(
+      ctx,
+      spec,
+      watch,
+      measure,
+      plan.throughput,
+      () => p.gc(),
+      () => p.serverGcTime(),
+    );
   } finally {
     watch?.close();
     if (pair) await pair.stop(ctx);
@@ -194,7 +209,7 @@ async function idlePart(ctx: Context, plan: Plan['idle']): Promise<void> {
     // Every client has pinged once before the first window (the ping interval is 5 s).
     await sleep(Math.min(plan.windowMs, 5000));
     const p = pair;
-    const measure = async (): Promise<Omit<WindowFigures, 'updates' | 'scrapes'>> => {
+    const measure = async (): Promise<Omit<WindowFigures, 'updates' | 'scrapes' | 'gcMs'>> => {
       const before = await p.serverCpu();
       const start = performance.now();
       await sleep(plan.windowMs);
@@ -211,10 +226,18 @@ async function idlePart(ctx: Context, plan: Plan['idle']): Promise<void> {
       higherIsBetter: false,
     };
     // The client process's heap (10,000 clients) is left alone: only the server is measured.
-    await pairedCell(ctx, spec, watch, measure, plan, async () => {
-      p.server.post({ type: 'gc' });
-      await p.server.next('gc', 10_000);
-    });
+    await pairedCell(
+      ctx,
+      spec,
+      watch,
+      measure,
+      plan,
+      async () => {
+        p.server.post({ type: 'gc' });
+        await p.server.next('gc', 10_000);
+      },
+      () => p.serverGcTime(),
+    );
   } finally {
     watch?.close();
     if (pair) await pair.stop(ctx, 5000);
@@ -243,9 +266,10 @@ async function pairedCell(
   ctx: Context,
   spec: CellSpec,
   watch: Watch,
-  measure: () => Promise<Omit<WindowFigures, 'updates' | 'scrapes'>>,
+  measure: () => Promise<Omit<WindowFigures, 'updates' | 'scrapes' | 'gcMs'>>,
   plan: { windowMs: number; rounds: number },
   gc: () => Promise<void>,
+  gcTime: () => Promise<{ pauseUs: number }>,
 ): Promise<void> {
   const window = async (on: boolean): Promise<WindowFigures> => {
     await watch.set(on);
@@ -255,13 +279,16 @@ async function pairedCell(
     await gc();
     await sleep(SETTLE_MS);
     const before = watch.counts();
+    const gcBefore = await gcTime();
     const figures = await measure();
+    const gcAfter = await gcTime();
     const after = watch.counts();
     watch.check();
     return {
       ...figures,
       updates: after.updates - before.updates,
       scrapes: after.scrapes - before.scrapes,
+      gcMs: (gcAfter.pauseUs - gcBefore.pauseUs) / 1000,
     };
   };
   await window(true);
@@ -323,6 +350,14 @@ function pairRow(
     halfWidth: s.halfWidth,
     subjectMedian: medianOf((m) => m.subject.value),
     offMedian: medianOf((m) => m.off.value),
+    subjectGcMs: round(
+      medianOf((m) => m.subject.gcMs),
+      1,
+    ),
+    offGcMs: round(
+      medianOf((m) => m.off.gcMs),
+      1,
+    ),
     updates: pairs.reduce((a, m) => a + m.subject.updates, 0),
     scrapes: pairs.reduce((a, m) => a + m.subject.scrapes, 0),
   };

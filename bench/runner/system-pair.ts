@@ -74,6 +74,13 @@ export class SystemPair {
     await this.op('gc', {}, 10_000);
   }
 
+  /** The server worker's GC pauses so far (a server started with `dashboard` only). */
+  async serverGcTime(): Promise<{ pauseUs: number; count: number }> {
+    this.server.post({ type: 'gc-time' });
+    const { pauseUs, count } = await this.server.next('gc-time', 10_000);
+    return { pauseUs, count };
+  }
+
   async serverCpu(): Promise<CpuByProcess> {
     this.server.post({ type: 'cpu' });
     return (await this.server.next('cpu', 10_000)).byProcess;
