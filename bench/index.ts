@@ -1,8 +1,8 @@
 // `pnpm bench [--quick] [--smoke] [--out DIR] [--systems a,b] [--scenarios x,y] [--sizes n,m]
-// [--profile] [--source]`: Tether side by side with raw sockets and peer systems. Every system
-// runs its server and its client in separate processes (bench/worker.ts), driven from here one
-// operation at a time (bench/runner/), so the systems of a cell take turns within each
-// repetition. Results go to stdout (markdown) and to DIR/latest.md and DIR/latest.json (default
+// [--profile] [--source] [--rounds N]`: Tether side by side with raw sockets and peer systems.
+// Every system runs its server and its client in separate processes (bench/worker.ts), driven
+// from here one operation at a time (bench/runner/), so the systems of a cell take turns within
+// each repetition. Results go to stdout (markdown) and to DIR/latest.md and DIR/latest.json (default
 // bench/results). Schema and method: bench/README.md.
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';

@@ -107,7 +107,17 @@ class Watch {
 
 export async function runDashboardCostCells(ctx: Context): Promise<void> {
   const { options } = ctx;
-  const plan = options.smoke ? PLAN.smoke : options.quick ? PLAN.quick : PLAN.full;
+  const base = options.smoke ? PLAN.smoke : options.quick ? PLAN.quick : PLAN.full;
+  // --rounds N: longer runs, for a resolution the default 4 minutes do not give.
+  const rounds = options.rounds;
+  const plan: Plan =
+    rounds === undefined
+      ? base
+      : {
+          ...base,
+          throughput: { ...base.throughput, rounds },
+          idle: { ...base.idle, rounds },
+        };
   ctx.log('# dashboard-cost (paired windows in one process: watched / unwatched, and A/A)');
   await throughputPart(ctx, plan).catch((error) => {
     ctx.rows.push(failedRow(ctx, 'tether-watched', 'dashboard-cost', SIZE, error));

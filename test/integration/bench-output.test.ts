@@ -17,6 +17,7 @@ import {
 } from '../../bench/lib/cell-stats.js';
 import { median } from '../../bench/lib/common.js';
 import { pairPlan, summarize } from '../../bench/lib/paired-windows.js';
+import { parseOptions } from '../../bench/runner/options.js';
 
 const run = promisify(execFile);
 
@@ -388,6 +389,18 @@ describe('bench cell stats', () => {
       'test first',
     ]);
     expect(pairPlan(0)).toEqual([]);
+  });
+
+  it('--rounds - dashboard-cost rounds, a positive integer; dashboard-cost only when named', () => {
+    const dir = join(root, 'bench');
+    expect(parseOptions(['--rounds', '40'], dir).rounds).toBe(40);
+    expect(parseOptions([], dir).rounds).toBeUndefined();
+    expect(() => parseOptions(['--rounds', '0'], dir)).toThrow('--rounds');
+    expect(() => parseOptions(['--rounds', '2.5'], dir)).toThrow('--rounds');
+    expect(parseOptions([], dir).scenarios).not.toContain('dashboard-cost');
+    expect(parseOptions(['--scenarios', 'dashboard-cost'], dir).scenarios).toEqual([
+      'dashboard-cost',
+    ]);
   });
 
   it('summarize - median, spread, mean and two standard errors of per-pair ratios', () => {
