@@ -12,6 +12,7 @@ import {
   type WorkerMessage,
 } from './lib/common.js';
 import { cpuOf, rssOf } from './lib/proc.js';
+import { attribute, dashboardFrames, Profiler } from './lib/profile-share.js';
 import { system } from './systems/index.js';
 import { makeHandler } from './systems/types.js';
 
@@ -71,6 +72,11 @@ async function server(): Promise<void> {
       }
     }).observe({ entryTypes: ['gc'] });
   }
+  // The dashboard's share of the samples (dashboard-cost): a frame of the server's dashboard
+  // modules (dist/dashboard/, or src/dashboard/ with --source) or of prom-client, which only the
+  // dashboard loads and calls.
+  let profiler: Profiler | undefined;
+  let isDashboard: ((url: string) => boolean) | undefined;
   const cpuByProcess = async (): Promise<CpuByProcess> => {
     const byProcess: CpuByProcess = { server: await cpuOf(process.pid) };
     for (const h of helpers) byProcess[h.name] = await cpuOf(h.pid);
@@ -94,6 +100,19 @@ async function server(): Promise<void> {
     } else if (m.type === 'gc') {
       (globalThis as { gc?: () => void }).gc?.();
       send({ type: 'gc' });
+    } else if (m.type === 'profile-start') {
+      profiler ??= new Profiler();
+      isDashboard ??= dashboardFrames(
+        new URL('./dashboard/', import.meta.resolve('@tether/server')).href,
+      );
+      await profiler.start(m.intervalUs);
+      send({ type: 'profile-started' });
+    } else if (m.type === 'profile-stop') {
+      const profile = await (profiler as Profiler).stop();
+      send({
+        type: 'profile',
+        counts: attribute(profile, isDashboard as (url: string) => boolean),
+      });
     } else if (m.type === 'stop') {
       await Promise.race([close(), new Promise((r) => setTimeout(r, 500))]);
       process.exit(0);

@@ -1,5 +1,6 @@
 // Shared types and helpers of the benchmark runner (bench/index.ts, bench/runner/*) and its workers
 // (bench/worker.ts).
+import type { ProfileCounts } from './profile-share.js';
 
 /** Systems under test. */
 export const SYSTEMS = [
@@ -203,6 +204,12 @@ export type RunnerMessage =
   | { type: 'gc' }
   /** The main thread's GC pauses so far (dashboard-cost servers only), answered with `gc-time`. */
   | { type: 'gc-time' }
+  /**
+   * V8's sampling profiler on (dashboard-cost servers only), answered with `profile-started`;
+   * `profile-stop` ends it, answered with `profile`: its samples counted for the dashboard.
+   */
+  | { type: 'profile-start'; intervalUs: number }
+  | { type: 'profile-stop' }
   | { type: 'stop' };
 
 /** Worker -> runner. */
@@ -218,6 +225,8 @@ export type WorkerMessage =
   | { type: 'gc' }
   /** `pauseUs`: GC pauses of the main thread since the worker started; `count`: how many. */
   | { type: 'gc-time'; pauseUs: number; count: number }
+  | { type: 'profile-started' }
+  | { type: 'profile'; counts: ProfileCounts }
   | { type: 'sample'; rssBytes: number; heapUsedBytes: number; cpuUs: number }
   | { type: 'log'; text: string };
 

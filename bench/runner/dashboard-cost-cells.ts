@@ -11,6 +11,13 @@
 import { execSync } from 'node:child_process';
 import { bareRow, type CpuByProcess, median, type Row, sleep } from '../lib/common.js';
 import { type PlannedPair, pairPlan, summarize } from '../lib/paired-windows.js';
+import {
+  addCounts,
+  noCounts,
+  type ProfileCounts,
+  shareOf,
+  topFunctions,
+} from '../lib/profile-share.js';
 import type { SpanResult } from '../lib/span.js';
 import { type DashboardWatcher, watchDashboard } from '../systems/dashboard-watcher.js';
 import { type Context, failedRow } from './context.js';
@@ -52,6 +59,12 @@ const SETTLE_MS = 300;
 
 const SIZE = 128;
 
+/**
+ * The server's sampling profiler's interval in every window (watched and unwatched alike, so its
+ * cost falls on both sides of a pair): 200 µs gives some 5,000 samples per busy second.
+ */
+const SAMPLING_INTERVAL_US = 200;
+
 /** The figures of one window. */
 interface WindowFigures {
   /** msgs/s (throughput) or % of one core (idle). */
@@ -64,7 +77,12 @@ interface WindowFigures {
   scrapes: number;
   /** The server's main-thread GC pauses in the window, ms. */
   gcMs: number;
+  /** The server's profile over the window, its samples counted for the dashboard. */
+  profile: ProfileCounts;
 }
+
+/** What a window's measurement gives; the cell adds the rest. */
+type Measured = Omit<WindowFigures, 'updates' | 'scrapes' | 'gcMs' | 'profile'>;
 
 /** Opens and closes the watcher; a failure after it opened ends the cell at the next window. */
 class Watch {
@@ -155,7 +173,7 @@ async function throughputPart(ctx: Context, plan: Plan): Promise<void> {
       timeout,
     );
     const p = pair;
-    const measure = async (): Promise<Omit<WindowFigures, 'updates' | 'scrapes' | 'gcMs'>> => {
+    const measure = async (): Promise<Measured> => {
       const before = await p.serverCpu();
       const start = performance.now();
       let messages = 0;
@@ -188,6 +206,7 @@ async function throughputPart(ctx: Context, plan: Plan): Promise<void> {
       plan.throughput,
       () => p.gc(),
       () => p.serverGcTime(),
+      p,
     );
   } finally {
     watch?.close();
@@ -219,7 +238,7 @@ async function idlePart(ctx: Context, plan: Plan['idle']): Promise<void> {
     // Every client has pinged once before the first window (the ping interval is 5 s).
     await sleep(Math.min(plan.windowMs, 5000));
     const p = pair;
-    const measure = async (): Promise<Omit<WindowFigures, 'updates' | 'scrapes' | 'gcMs'>> => {
+    const measure = async (): Promise<Measured> => {
       const before = await p.serverCpu();
       const start = performance.now();
       await sleep(plan.windowMs);
@@ -247,6 +266,7 @@ async function idlePart(ctx: Context, plan: Plan['idle']): Promise<void> {
         await p.server.next('gc', 10_000);
       },
       () => p.serverGcTime(),
+      p,
     );
   } finally {
     watch?.close();
@@ -276,10 +296,11 @@ async function pairedCell(
   ctx: Context,
   spec: CellSpec,
   watch: Watch,
-  measure: () => Promise<Omit<WindowFigures, 'updates' | 'scrapes' | 'gcMs'>>,
+  measure: () => Promise<Measured>,
   plan: { windowMs: number; rounds: number },
   gc: () => Promise<void>,
   gcTime: () => Promise<{ pauseUs: number }>,
+  profiler: Pick<SystemPair, 'serverProfileStart' | 'serverProfileStop'>,
 ): Promise<void> {
   const window = async (on: boolean): Promise<WindowFigures> => {
     await watch.set(on);
@@ -290,7 +311,10 @@ async function pairedCell(
     await sleep(SETTLE_MS);
     const before = watch.counts();
     const gcBefore = await gcTime();
+    // Started and stopped (and the profile counted) outside measure()'s CPU readings.
+    await profiler.serverProfileStart(SAMPLING_INTERVAL_US);
     const figures = await measure();
+    const profile = await profiler.serverProfileStop();
     const gcAfter = await gcTime();
     const after = watch.counts();
     watch.check();
@@ -299,6 +323,7 @@ async function pairedCell(
       updates: after.updates - before.updates,
       scrapes: after.scrapes - before.scrapes,
       gcMs: (gcAfter.pauseUs - gcBefore.pauseUs) / 1000,
+      profile,
     };
   };
   await window(true);
@@ -370,6 +395,7 @@ function pairRow(
     ),
     updates: pairs.reduce((a, m) => a + m.subject.updates, 0),
     scrapes: pairs.reduce((a, m) => a + m.subject.scrapes, 0),
+    ...profileFields(pairs),
   };
   if (spec.metric === 'msgsPerSec') {
     extra.serverUsPerMsgRatio = medianOf(
@@ -405,5 +431,38 @@ function pairRow(
     max: s.max,
     values: ratios,
     extra,
+  };
+}
+
+/**
+ * The dashboard's share of the server's CPU by attribution (lib/profile-share.ts): the samples
+ * of the subject windows (all of them together) whose stack holds a frame of the dashboard or
+ * prom-client, of the samples not `(idle)`, in %, with the binomial standard error and, as a
+ * check of it, the standard error of the per-window shares; the same for the off windows.
+ */
+function profileFields(pairs: MeasuredPair[]): NonNullable<Row['extra']> {
+  const round = (v: number) => Math.round(v * 1000) / 1000;
+  const sum = (side: 'subject' | 'off') =>
+    pairs.reduce((a, m) => addCounts(a, m[side].profile), noCounts());
+  const subject = sum('subject');
+  const off = sum('off');
+  const share = shareOf(subject, subject.part);
+  const offShare = shareOf(off, off.part);
+  const perWindow = pairs.map((m) => shareOf(m.subject.profile, m.subject.profile.part).percent);
+  const windowSe =
+    perWindow.length < 2 ? null : summarize(perWindow).sd / Math.sqrt(perWindow.length);
+  return {
+    samplingIntervalUs: SAMPLING_INTERVAL_US,
+    profileSamples: share.busy,
+    dashboardSharePercent: round(share.percent),
+    dashboardShareSePercent: round(share.sePercent),
+    dashboardShareWindowSePercent: windowSe === null ? null : round(windowSe),
+    httpSharePercent: round(shareOf(subject, subject.http).percent),
+    gcSharePercent: round(shareOf(subject, subject.gc).percent),
+    programSharePercent: round(shareOf(subject, subject.program).percent),
+    offProfileSamples: offShare.busy,
+    offDashboardSharePercent: round(offShare.percent),
+    offDashboardShareSePercent: round(offShare.sePercent),
+    dashboardTop: topFunctions(subject, 6),
   };
 }

@@ -7,6 +7,7 @@ import type {
   WorkerArgs,
   WorkerMessage,
 } from '../lib/common.js';
+import type { ProfileCounts } from '../lib/profile-share.js';
 import { type Context, failedRow } from './context.js';
 import { spawnWorker, type WorkerProcess } from './worker-process.js';
 
@@ -79,6 +80,18 @@ export class SystemPair {
     this.server.post({ type: 'gc-time' });
     const { pauseUs, count } = await this.server.next('gc-time', 10_000);
     return { pauseUs, count };
+  }
+
+  /** V8's sampling profiler on in the server (dashboard-cost servers only). */
+  async serverProfileStart(intervalUs: number): Promise<void> {
+    this.server.post({ type: 'profile-start', intervalUs });
+    await this.server.next('profile-started', 10_000);
+  }
+
+  /** Ends it: the samples counted for the dashboard. */
+  async serverProfileStop(): Promise<ProfileCounts> {
+    this.server.post({ type: 'profile-stop' });
+    return (await this.server.next('profile', 30_000)).counts;
   }
 
   async serverCpu(): Promise<CpuByProcess> {
