@@ -448,6 +448,8 @@ export function renderMarkdown(r: Result): string {
       '',
       `One server process (and one client process for throughput) with its dashboard on, alternating windows: "watched" with the live page's stream open and \`/metrics\` scraped every second (by the runner's process), "unwatched" with nobody connected to the dashboard. A test pair puts a watched window beside an unwatched one; a control pair (A/A, \`tether-twin\`) two unwatched ones, in the same positions. Per pair the ratio (throughput: msgs/s; idle: the server's CPU), over the pairs their median, min – max, and mean ± 2 standard errors; the control's ± is the smallest difference this run tells apart. GC pauses: the server's main thread, per window (medians).`,
       '',
+      `Dashboard share (attribution): V8's sampling profiler runs in the server in every window (every ${String(dc[0]?.extra?.samplingIntervalUs ?? 200)} µs); of the samples of the row's subject windows that are not \`(idle)\`, the share whose stack holds a frame of the dashboard's modules or prom-client, ± its binomial standard error (± the standard error of the per-window shares); beside it the same share in the pairs' unwatched windows, the share under Node's HTTP server with no dashboard frame, and GC's. The dashboard's functions that hold the most samples are listed below the table.`,
+      '',
       table(
         [
           'cell',
@@ -459,6 +461,7 @@ export function renderMarkdown(r: Result): string {
           'mean ± 2 SE',
           'per window',
           'CPU',
+          'dashboard share',
         ],
         dc.map((x) => {
           const e = x.extra ?? {};
@@ -480,9 +483,17 @@ export function renderMarkdown(r: Result): string {
             `${times(e.meanRatio as number)} ± ${((e.halfWidth as number) * 100).toFixed(1)} %`,
             perWindow,
             `${cpu}; ${gc}`,
+            shareText(e),
           ];
         }),
       ),
+      '',
+      ...dc
+        .filter((x) => x.system === 'tether-watched' && x.extra?.dashboardTop)
+        .map(
+          (x) =>
+            `- Dashboard samples by function, ${x.extra?.part === 'throughput' ? size(x.payloadBytes) : `idle x ${x.extra?.connections}`}, watched windows: ${x.extra?.dashboardTop}`,
+        ),
       '',
     );
   }
@@ -513,4 +524,15 @@ export function renderMarkdown(r: Result): string {
     out.push('');
   }
   return `${out.join('\n')}\n`;
+}
+
+/** A dashboard-cost row's share by attribution: `1.23 ± 0.05 % (± 0.10) of 12345 samples; ...`. */
+function shareText(e: NonNullable<Row['extra']>): string {
+  if (typeof e.dashboardSharePercent !== 'number') return '–';
+  const p = (v: unknown) => `${Number(v).toFixed(2)}`;
+  const windows =
+    typeof e.dashboardShareWindowSePercent === 'number'
+      ? ` (± ${p(e.dashboardShareWindowSePercent)})`
+      : '';
+  return `**${p(e.dashboardSharePercent)} ± ${p(e.dashboardShareSePercent)} %**${windows} of ${e.profileSamples} samples; unwatched ${p(e.offDashboardSharePercent)} ± ${p(e.offDashboardShareSePercent)} %; HTTP ${p(e.httpSharePercent)} %, GC ${p(e.gcSharePercent)} %`;
 }

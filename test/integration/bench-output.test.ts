@@ -279,10 +279,32 @@ it('bench - pnpm bench:dashboard (smoke): paired windows in one process, watched
         expect(r.values.tether).toBeGreaterThan(0);
         expect(r.values[subject]).toBeGreaterThan(0);
       }
+      // The dashboard's share by attribution: samples of the server's profile, in every window.
+      const e = row.extra ?? {};
+      expect(e.samplingIntervalUs).toBe(200);
+      expect(e.profileSamples).toBeGreaterThan(0);
+      expect(e.offProfileSamples).toBeGreaterThan(0);
+      for (const key of [
+        'dashboardSharePercent',
+        'offDashboardSharePercent',
+        'httpSharePercent',
+        'gcSharePercent',
+        'programSharePercent',
+      ]) {
+        expect(percent(e[key]), key).toBe(true);
+      }
+      const p = (e.dashboardSharePercent as number) / 100;
+      expect(e.dashboardShareSePercent as number).toBeCloseTo(
+        Math.sqrt((p * (1 - p)) / (e.profileSamples as number)) * 100,
+        2,
+      );
       // The watcher read the live page and /metrics in the watched windows only.
       if (subject === 'tether-watched') {
         expect(row.extra?.updates).toBeGreaterThanOrEqual(2);
         expect(row.extra?.scrapes).toBeGreaterThanOrEqual(2);
+        // Its updates and scrapes ran in the server's dashboard code: some samples are its.
+        expect(e.dashboardSharePercent).toBeGreaterThan(0);
+        expect(e.dashboardTop).toMatch(/\d+ \(\d+\.\d+ %\)/);
       } else {
         expect(row.extra?.updates).toBe(0);
         expect(row.extra?.scrapes).toBe(0);
@@ -292,6 +314,7 @@ it('bench - pnpm bench:dashboard (smoke): paired windows in one process, watched
   expect(stdout).toContain('## dashboard-cost');
   expect(stdout).toContain('| 128 B | watched / unwatched | 2 |');
   expect(stdout).toContain('| idle x 200 | A/A (tether-twin) | 2 |');
+  expect(stdout).toContain('- Dashboard samples by function, 128 B, watched windows: ');
 }, 120_000);
 
 it('pnpm bench --scenarios bundle - browser bundles built alike, sizes from the built bytes', async () => {
