@@ -79,10 +79,12 @@ interface WindowFigures {
   gcMs: number;
   /** The server's profile over the window, its samples counted for the dashboard. */
   profile: ProfileCounts;
+  /** How long the profiler ran, µs. */
+  profiledUs: number;
 }
 
 /** What a window's measurement gives; the cell adds the rest. */
-type Measured = Omit<WindowFigures, 'updates' | 'scrapes' | 'gcMs' | 'profile'>;
+type Measured = Omit<WindowFigures, 'updates' | 'scrapes' | 'gcMs' | 'profile' | 'profiledUs'>;
 
 /** Opens and closes the watcher; a failure after it opened ends the cell at the next window. */
 class Watch {
@@ -313,7 +315,9 @@ async function pairedCell(
     const gcBefore = await gcTime();
     // Started and stopped (and the profile counted) outside measure()'s CPU readings.
     await profiler.serverProfileStart(SAMPLING_INTERVAL_US);
+    const profiledFrom = performance.now();
     const figures = await measure();
+    const profiledUs = (performance.now() - profiledFrom) * 1000;
     const profile = await profiler.serverProfileStop();
     const gcAfter = await gcTime();
     const after = watch.counts();
@@ -324,6 +328,7 @@ async function pairedCell(
       scrapes: after.scrapes - before.scrapes,
       gcMs: (gcAfter.pauseUs - gcBefore.pauseUs) / 1000,
       profile,
+      profiledUs,
     };
   };
   await window(true);
@@ -454,6 +459,11 @@ function profileFields(pairs: MeasuredPair[]): NonNullable<Row['extra']> {
   return {
     samplingIntervalUs: SAMPLING_INTERVAL_US,
     profileSamples: share.busy,
+    // The interval the samples came at: on a loaded machine the sampler thread waits for a core.
+    profileAllSamples: subject.samples,
+    effectiveIntervalUs: Math.round(
+      pairs.reduce((a, m) => a + m.subject.profiledUs, 0) / Math.max(subject.samples, 1),
+    ),
     dashboardSharePercent: round(share.percent),
     dashboardShareSePercent: round(share.sePercent),
     dashboardShareWindowSePercent: windowSe === null ? null : round(windowSe),

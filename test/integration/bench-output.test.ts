@@ -284,6 +284,8 @@ it('bench - pnpm bench:dashboard (smoke): paired windows in one process, watched
       expect(e.samplingIntervalUs).toBe(200);
       expect(e.profileSamples).toBeGreaterThan(0);
       expect(e.offProfileSamples).toBeGreaterThan(0);
+      expect(e.profileAllSamples).toBeGreaterThanOrEqual(e.profileSamples as number);
+      expect(e.effectiveIntervalUs).toBeGreaterThanOrEqual(150);
       for (const key of [
         'dashboardSharePercent',
         'offDashboardSharePercent',
