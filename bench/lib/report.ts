@@ -534,5 +534,5 @@ function shareText(e: NonNullable<Row['extra']>): string {
     typeof e.dashboardShareWindowSePercent === 'number'
       ? ` (± ${p(e.dashboardShareWindowSePercent)})`
       : '';
-  return `**${p(e.dashboardSharePercent)} ± ${p(e.dashboardShareSePercent)} %**${windows} of ${e.profileSamples} samples (1 per ${e.effectiveIntervalUs} µs); unwatched ${p(e.offDashboardSharePercent)} ± ${p(e.offDashboardShareSePercent)} %; HTTP ${p(e.httpSharePercent)} %, GC ${p(e.gcSharePercent)} %`;
+  return `**${p(e.dashboardSharePercent)} ± ${p(e.dashboardShareSePercent)} %**${windows} of ${e.profileSamples} samples (1 per ${e.effectiveIntervalUs} µs); unwatched ${p(e.offDashboardSharePercent)} ± ${p(e.offDashboardShareSePercent)} %; HTTP ${p(e.httpSharePercent)} %, GC ${p(e.gcSharePercent)} %; main thread ${p(e.dashboardMsPerSecond)} + HTTP ${p(e.httpMsPerSecond)} ms/s, ${p(e.dashboardPercentOfServerCpu)} % of the server's CPU`;
 }

@@ -429,6 +429,20 @@ function pairRow(
     // What the dashboard adds, in % of one core (the subject's window less the off one's).
     extra.deltaPercentOfCore = medianOf((m) => m.subject.value - m.off.value);
   }
+  // The dashboard's main-thread time (its frames and the HTTP server's) against the server
+  // process's CPU over the same windows (all its threads): what "idle CPU changes by" asks.
+  const serverCpuMs = pairs.reduce((a, m) => a + (m.subject.cpuUs.server ?? 0) / 1000, 0);
+  const profiledSeconds = pairs.reduce((a, m) => a + m.subject.profiledUs / 1e6, 0);
+  extra.dashboardPercentOfServerCpu =
+    serverCpuMs > 0
+      ? round(
+          (((extra.dashboardMsPerSecond as number) + (extra.httpMsPerSecond as number)) *
+            profiledSeconds *
+            100) /
+            serverCpuMs,
+          3,
+        )
+      : null;
   return {
     ...bareRow(system, spec.scenario, spec.payloadBytes),
     runs: s.pairs,
@@ -456,14 +470,18 @@ function profileFields(pairs: MeasuredPair[]): NonNullable<Row['extra']> {
   const perWindow = pairs.map((m) => shareOf(m.subject.profile, m.subject.profile.part).percent);
   const windowSe =
     perWindow.length < 2 ? null : summarize(perWindow).sd / Math.sqrt(perWindow.length);
+  // Each sample stands for the profiled time / all samples: the dashboard's main-thread time per
+  // second of window (wall time: a descheduled thread is sampled in the frame it stopped in).
+  const profiledUs = pairs.reduce((a, m) => a + m.subject.profiledUs, 0);
+  const msPerSecond = (count: number) => (count / Math.max(subject.samples, 1)) * 1000;
   return {
     samplingIntervalUs: SAMPLING_INTERVAL_US,
+    dashboardMsPerSecond: round(msPerSecond(subject.part)),
+    httpMsPerSecond: round(msPerSecond(subject.http)),
     profileSamples: share.busy,
     // The interval the samples came at: on a loaded machine the sampler thread waits for a core.
     profileAllSamples: subject.samples,
-    effectiveIntervalUs: Math.round(
-      pairs.reduce((a, m) => a + m.subject.profiledUs, 0) / Math.max(subject.samples, 1),
-    ),
+    effectiveIntervalUs: Math.round(profiledUs / Math.max(subject.samples, 1)),
     dashboardSharePercent: round(share.percent),
     dashboardShareSePercent: round(share.sePercent),
     dashboardShareWindowSePercent: windowSe === null ? null : round(windowSe),

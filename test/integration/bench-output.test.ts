@@ -286,12 +286,19 @@ it('bench - pnpm bench:dashboard (smoke): paired windows in one process, watched
       expect(e.offProfileSamples).toBeGreaterThan(0);
       expect(e.profileAllSamples).toBeGreaterThanOrEqual(e.profileSamples as number);
       expect(e.effectiveIntervalUs).toBeGreaterThanOrEqual(150);
+      expect(e.dashboardMsPerSecond as number).toBeCloseTo(
+        ((e.dashboardSharePercent as number) / 100) *
+          ((e.profileSamples as number) / (e.profileAllSamples as number)) *
+          1000,
+        1,
+      );
       for (const key of [
         'dashboardSharePercent',
         'offDashboardSharePercent',
         'httpSharePercent',
         'gcSharePercent',
         'programSharePercent',
+        'dashboardPercentOfServerCpu',
       ]) {
         expect(percent(e[key]), key).toBe(true);
       }
