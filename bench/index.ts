@@ -1,8 +1,8 @@
 // `pnpm bench [--quick] [--smoke] [--out DIR] [--systems a,b] [--scenarios x,y] [--sizes n,m]
-// [--profile] [--source]`: Tether side by side with raw sockets and peer systems. Every system
-// runs its server and its client in separate processes (bench/worker.ts), driven from here one
-// operation at a time (bench/runner/), so the systems of a cell take turns within each
-// repetition. Results go to stdout (markdown) and to DIR/latest.md and DIR/latest.json (default
+// [--profile] [--source] [--rounds N]`: Tether side by side with raw sockets and peer systems.
+// Every system runs its server and its client in separate processes (bench/worker.ts), driven
+// from here one operation at a time (bench/runner/), so the systems of a cell take turns within
+// each repetition. Results go to stdout (markdown) and to DIR/latest.md and DIR/latest.json (default
 // bench/results). Schema and method: bench/README.md.
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,6 +10,7 @@ import { sleep } from './lib/common.js';
 import { runBundleCell } from './runner/bundle-cell.js';
 import { runClusterResumeCell } from './runner/cluster-resume-cell.js';
 import { type Context, createContext } from './runner/context.js';
+import { runDashboardCostCells } from './runner/dashboard-cost-cells.js';
 import { runFileCells } from './runner/file-cells.js';
 import { runIdleCells } from './runner/idle-cells.js';
 import { loadBetween, loadSnapshot } from './runner/load.js';
@@ -44,6 +45,7 @@ async function main(): Promise<void> {
   if (scenarios.includes('cluster-resume') && ctx.options.systems.includes('tether-cluster')) {
     await runClusterResumeCell(ctx);
   }
+  if (scenarios.includes('dashboard-cost')) await runDashboardCostCells(ctx);
   if (scenarios.includes('bundle')) await runBundleCell(ctx);
   const ended = await loadSnapshot();
   const seconds = Math.round((ended.time - started.time) / 1000);

@@ -2,6 +2,8 @@
 // reports its port, then answers CPU and memory samples. `role: 'client'` connects and then runs
 // the operations the runner asks for (one at a time), reporting each one's result: the runner
 // decides what runs when, so that the systems of a cell can take turns (bench/runner/).
+
+import { PerformanceObserver } from 'node:perf_hooks';
 import {
   barrier,
   type CpuByProcess,
@@ -10,6 +12,7 @@ import {
   type WorkerMessage,
 } from './lib/common.js';
 import { cpuOf, rssOf } from './lib/proc.js';
+import { attribute, dashboardFrames, Profiler } from './lib/profile-share.js';
 import { system } from './systems/index.js';
 import { makeHandler } from './systems/types.js';
 
@@ -28,6 +31,7 @@ async function server(): Promise<void> {
   let port: number;
   let memoryPid = process.pid;
   let helpers: { name: string; pid: number }[] = [];
+  let dashboardPort: number | undefined;
   let close: () => Promise<void>;
   let heartbeatFrames: (() => number) | undefined;
   if (args.scenario === 'file' && (args.system === 'raw-net' || args.system === 'raw-tls')) {
@@ -43,6 +47,7 @@ async function server(): Promise<void> {
       handler: makeHandler(args.mode ?? 'sink'),
       tls: args.tls,
       uploadDir: args.uploadDir,
+      dashboard: args.dashboard,
       // The runner sees the exit: the pair fails and its row says so (and the log why).
       onFailure: (error) => {
         const text = `server ${args.system}/${args.scenario}: ${error.message}`;
@@ -54,9 +59,26 @@ async function server(): Promise<void> {
     port = s.port;
     memoryPid = s.memoryPid;
     helpers = s.helpers;
+    dashboardPort = s.dashboardPort;
     close = s.close;
     heartbeatFrames = s.heartbeatFrames;
   }
+  // The main thread's GC pauses, for the dashboard-cost cell's windows (where the time of an
+  // idle server goes). Only there: an observer has a cost of its own per GC.
+  const gcTime = { pauseUs: 0, count: 0 };
+  if (args.dashboard) {
+    new PerformanceObserver((list) => {
+      for (const entry of list.getEntries()) {
+        gcTime.pauseUs += entry.duration * 1000;
+        gcTime.count++;
+      }
+    }).observe({ entryTypes: ['gc'] });
+  }
+  // The dashboard's share of the samples (dashboard-cost): a frame of the server's dashboard
+  // modules (dist/dashboard/, or src/dashboard/ with --source) or of prom-client, which only the
+  // dashboard loads and calls.
+  let profiler: Profiler | undefined;
+  let isDashboard: ((url: string) => boolean) | undefined;
   const cpuByProcess = async (): Promise<CpuByProcess> => {
     const byProcess: CpuByProcess = { server: await cpuOf(process.pid) };
     for (const h of helpers) byProcess[h.name] = await cpuOf(h.pid);
@@ -77,12 +99,35 @@ async function server(): Promise<void> {
       });
     } else if (m.type === 'heartbeats') {
       send({ type: 'heartbeats', frames: heartbeatFrames?.() ?? null });
+    } else if (m.type === 'gc-time') {
+      send({ type: 'gc-time', ...gcTime });
+    } else if (m.type === 'gc') {
+      (globalThis as { gc?: () => void }).gc?.();
+      send({ type: 'gc' });
+    } else if (m.type === 'profile-start') {
+      profiler ??= new Profiler();
+      isDashboard ??= dashboardFrames(
+        new URL('./dashboard/', import.meta.resolve('@tether/server')).href,
+      );
+      await profiler.start(m.intervalUs);
+      send({ type: 'profile-started' });
+    } else if (m.type === 'profile-stop') {
+      const profile = await (profiler as Profiler).stop();
+      send({
+        type: 'profile',
+        counts: attribute(profile, isDashboard as (url: string) => boolean),
+      });
     } else if (m.type === 'stop') {
       await Promise.race([close(), new Promise((r) => setTimeout(r, 500))]);
       process.exit(0);
     }
   });
-  send({ type: 'ready', port, helpers: helpers.map((h) => h.pid) });
+  send({
+    type: 'ready',
+    port,
+    helpers: helpers.map((h) => h.pid),
+    ...(dashboardPort === undefined ? {} : { dashboardPort }),
+  });
 }
 
 /** The operations of this worker's scenario, connected and ready. */
@@ -144,6 +189,7 @@ async function clientOps(): Promise<{ ops: Ops; close(): Promise<void> }> {
 
 async function client(): Promise<void> {
   const { ops, close } = await clientOps();
+  ops.gc = async () => (globalThis as { gc?: () => void }).gc?.();
   process.on('message', async (m: RunnerMessage) => {
     if (m.type === 'op') {
       const op = ops[m.name];

@@ -1,5 +1,6 @@
 // Shared types and helpers of the benchmark runner (bench/index.ts, bench/runner/*) and its workers
 // (bench/worker.ts).
+import type { ProfileCounts } from './profile-share.js';
 
 /** Systems under test. */
 export const SYSTEMS = [
@@ -42,7 +43,10 @@ export const DEFAULT_SYSTEMS: readonly SystemName[] = SYSTEMS.filter(
  */
 export const IDLE_ONLY: readonly SystemName[] = ['raw-net-heartbeat'];
 
-/** `cluster-resume` runs only for `tether-cluster` (and only when it is asked for). */
+/**
+ * `cluster-resume` runs only for `tether-cluster` (and only when it is asked for);
+ * `dashboard-cost` (`pnpm bench:dashboard`) only when asked for by name.
+ */
 export const SCENARIOS = [
   'throughput',
   'rtt',
@@ -51,8 +55,14 @@ export const SCENARIOS = [
   'idle-connections',
   'cluster-resume',
   'bundle',
+  'dashboard-cost',
 ] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
+
+/** Scenarios a run without `--scenarios` takes: all but `dashboard-cost`. */
+export const DEFAULT_SCENARIOS: readonly ScenarioName[] = SCENARIOS.filter(
+  (s) => s !== 'dashboard-cost',
+);
 
 /**
  * CPU (user + system) a system's processes spent per unit of work, in the repetition with the
@@ -183,6 +193,8 @@ export interface WorkerArgs {
   port?: number;
   tls?: { cert: string; key: string };
   uploadDir?: string;
+  /** Server: the dashboard on (port 0), watched by nobody in the worker (the runner watches it). */
+  dashboard?: boolean;
   quick: boolean;
   smoke: boolean;
 }
@@ -196,15 +208,33 @@ export type RunnerMessage =
   | { type: 'cpu' }
   | { type: 'sample' }
   | { type: 'heartbeats' }
+  /** A full garbage collection (`gc()`), answered with `gc` once done. */
+  | { type: 'gc' }
+  /** The main thread's GC pauses so far (dashboard-cost servers only), answered with `gc-time`. */
+  | { type: 'gc-time' }
+  /**
+   * V8's sampling profiler on (dashboard-cost servers only), answered with `profile-started`;
+   * `profile-stop` ends it, answered with `profile`: its samples counted for the dashboard.
+   */
+  | { type: 'profile-start'; intervalUs: number }
+  | { type: 'profile-stop' }
   | { type: 'stop' };
 
 /** Worker -> runner. */
 export type WorkerMessage =
-  /** `helpers`: pids of processes the server started (nats-server), ended with it. */
-  | { type: 'ready'; port: number; helpers: number[] }
+  /**
+   * `helpers`: pids of processes the server started (nats-server), ended with it;
+   * `dashboardPort`: the dashboard's, when the server was asked for one (`WorkerArgs.dashboard`).
+   */
+  | { type: 'ready'; port: number; helpers: number[]; dashboardPort?: number }
   | { type: 'connected' }
   | { type: 'op-result'; id: number; result?: unknown; error?: string }
   | { type: 'cpu'; byProcess: CpuByProcess }
+  | { type: 'gc' }
+  /** `pauseUs`: GC pauses of the main thread since the worker started; `count`: how many. */
+  | { type: 'gc-time'; pauseUs: number; count: number }
+  | { type: 'profile-started' }
+  | { type: 'profile'; counts: ProfileCounts }
   | { type: 'sample'; rssBytes: number; heapUsedBytes: number; cpuUs: number }
   /** Heartbeat frames the server received so far; null for a system that does not count them. */
   | { type: 'heartbeats'; frames: number | null }

@@ -137,13 +137,15 @@ export function renderMarkdown(r: Result): string {
     `Method: each repetition runs every system of a cell once, in an order rotated by one system per repetition, so a disturbance of the machine falls on all systems alike. Ratios are taken within each repetition and their median is shown ("vs raw": raw-tls for tether-tls, raw-net otherwise; "vs best peer": the best of ws, socket.io, mqtt-qos0, mqtt-qos1, nats in that repetition). CPU is user + system time of every process of the system (client worker, server worker, nats-server) per unit, in the repetition with the median total, and that repetition's split by process. "spread" is max / min over the repetitions; ⚠ marks more than ${DISAGREEMENT}x.`,
     '',
   );
-  if (r.rows.some((x) => x.system === 'tether-watched')) {
+  // dashboard-cost has tether-watched and tether-twin rows of its own (explained in its section).
+  const systemRows = r.rows.filter((x) => x.scenario !== 'dashboard-cost');
+  if (systemRows.some((x) => x.system === 'tether-watched')) {
     out.push(
       '`tether-watched` is `tether` with the server\'s dashboard on, its live page open (the `/events` stream of the default view, read to the end) and `/metrics` scraped every second, both from inside the server worker (so its CPU includes reading them); "tether-watched vs tether" is what a watched dashboard costs.',
       '',
     );
   }
-  if (r.rows.some((x) => x.system === 'tether-twin')) {
+  if (systemRows.some((x) => x.system === 'tether-twin')) {
     out.push(
       '`tether-twin` is `tether` again, the same code in server and client workers of its own: "tether-twin vs tether" is how far two identical systems measure apart in this run, the resolution of the other ratios to tether.',
       '',
@@ -442,6 +444,63 @@ export function renderMarkdown(r: Result): string {
     );
     out.push(...ratioTable(r, 'idle-connections', (c) => `x ${c.connections}`));
   }
+  const dc = rows.filter((x) => x.scenario === 'dashboard-cost' && !x.note);
+  if (dc.length) {
+    const pct = (v: unknown) => `${(Number(v) * 100 - 100).toFixed(1)} %`;
+    out.push(
+      '## dashboard-cost',
+      '',
+      `One server process (and one client process for throughput) with its dashboard on, alternating windows: "watched" with the live page's stream open and \`/metrics\` scraped every second (by the runner's process), "unwatched" with nobody connected to the dashboard. A test pair puts a watched window beside an unwatched one; a control pair (A/A, \`tether-twin\`) two unwatched ones, in the same positions. Per pair the ratio (throughput: msgs/s; idle: the server's CPU), over the pairs their median, min – max, and mean ± 2 standard errors; the control's ± is the smallest difference this run tells apart. GC pauses: the server's main thread, per window (medians).`,
+      '',
+      `Dashboard share (attribution): V8's sampling profiler runs in the server in every window (every ${String(dc[0]?.extra?.samplingIntervalUs ?? 200)} µs); of the samples of the row's subject windows that are not \`(idle)\`, the share whose stack holds a frame of the dashboard's modules or prom-client, ± its binomial standard error (± the standard error of the per-window shares); beside it the same share in the pairs' unwatched windows, the share under Node's HTTP server with no dashboard frame, and GC's. The dashboard's functions that hold the most samples are listed below the table.`,
+      '',
+      table(
+        [
+          'cell',
+          'ratio',
+          'pairs',
+          'window',
+          'median',
+          'min – max',
+          'mean ± 2 SE',
+          'per window',
+          'CPU',
+          'dashboard share',
+        ],
+        dc.map((x) => {
+          const e = x.extra ?? {};
+          const throughput = e.part === 'throughput';
+          const cpu = throughput
+            ? `server ${fmtCpu(e.subjectServerUsPerMsg as number)} vs ${fmtCpu(e.offServerUsPerMsg as number)} µs/msg (${times(e.serverUsPerMsgRatio as number)}), client ${fmtCpu(e.subjectClientUsPerMsg as number)} vs ${fmtCpu(e.offClientUsPerMsg as number)} (${times(e.clientUsPerMsgRatio as number)})`
+            : `+${fmt(e.deltaPercentOfCore as number, 3)} % of a core`;
+          const gc = `GC pauses ${fmt(e.subjectGcMs as number, 1)} vs ${fmt(e.offGcMs as number, 1)} ms`;
+          const perWindow = throughput
+            ? `${fmt(e.subjectMedian as number)} vs ${fmt(e.offMedian as number)} msgs/s`
+            : `${fmt(e.subjectMedian as number, 2)} vs ${fmt(e.offMedian as number, 2)} % of a core`;
+          return [
+            throughput ? size(x.payloadBytes) : `idle x ${e.connections}`,
+            x.system === 'tether-watched' ? 'watched / unwatched' : 'A/A (tether-twin)',
+            String(e.pairs),
+            `${e.windowSeconds} s`,
+            `**${times(e.medianRatio as number)}** (${pct(e.medianRatio)})`,
+            `${times(x.min)} – ${times(x.max)}`,
+            `${times(e.meanRatio as number)} ± ${((e.halfWidth as number) * 100).toFixed(1)} %`,
+            perWindow,
+            `${cpu}; ${gc}`,
+            shareText(e),
+          ];
+        }),
+      ),
+      '',
+      ...dc
+        .filter((x) => x.system === 'tether-watched' && x.extra?.dashboardTop)
+        .map(
+          (x) =>
+            `- Dashboard samples by function, ${x.extra?.part === 'throughput' ? size(x.payloadBytes) : `idle x ${x.extra?.connections}`}, watched windows: ${x.extra?.dashboardTop}`,
+        ),
+      '',
+    );
+  }
   if (r.cells.length) {
     out.push(
       '## cells: machine load and flags',
@@ -469,4 +528,15 @@ export function renderMarkdown(r: Result): string {
     out.push('');
   }
   return `${out.join('\n')}\n`;
+}
+
+/** A dashboard-cost row's share by attribution: `1.23 ± 0.05 % (± 0.10) of 12345 samples; ...`. */
+function shareText(e: NonNullable<Row['extra']>): string {
+  if (typeof e.dashboardSharePercent !== 'number') return '–';
+  const p = (v: unknown) => `${Number(v).toFixed(2)}`;
+  const windows =
+    typeof e.dashboardShareWindowSePercent === 'number'
+      ? ` (± ${p(e.dashboardShareWindowSePercent)})`
+      : '';
+  return `**${p(e.dashboardSharePercent)} ± ${p(e.dashboardShareSePercent)} %**${windows} of ${e.profileSamples} samples (1 per ${e.effectiveIntervalUs} µs); unwatched ${p(e.offDashboardSharePercent)} ± ${p(e.offDashboardShareSePercent)} %; HTTP ${p(e.httpSharePercent)} %, GC ${p(e.gcSharePercent)} %; main thread ${p(e.dashboardMsPerSecond)} + HTTP ${p(e.httpMsPerSecond)} ms/s, ${p(e.dashboardPercentOfServerCpu)} % of the server's CPU`;
 }

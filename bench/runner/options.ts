@@ -2,6 +2,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import {
+  DEFAULT_SCENARIOS,
   DEFAULT_SYSTEMS,
   SCENARIOS,
   type ScenarioName,
@@ -24,6 +25,8 @@ export interface Options {
   scenarios: ScenarioName[];
   /** `--sizes 128,1024`: throughput payloads (default: runner/message-cells.ts). */
   sizes: number[] | undefined;
+  /** `--rounds N`: dashboard-cost's rounds of paired windows in each part (default: its plan). */
+  rounds: number | undefined;
   /** What the report must say about how this run was made. */
   notes: string[];
 }
@@ -65,6 +68,10 @@ export function parseOptions(argv: string[], benchDir: string): Options {
     // 12 bytes is a barrier's length (lib/common.ts): a payload must not look like one.
     throw new Error('--sizes: integers above 12 expected');
   }
+  const rounds = option('--rounds') === undefined ? undefined : Number(option('--rounds'));
+  if (rounds !== undefined && !(Number.isInteger(rounds) && rounds > 0)) {
+    throw new Error('--rounds: a positive integer expected');
+  }
   return {
     smoke,
     quick: smoke || flag('--quick'),
@@ -72,8 +79,9 @@ export function parseOptions(argv: string[], benchDir: string): Options {
     fromSource,
     outDir: option('--out') ?? join(benchDir, 'results'),
     systems,
-    scenarios: list('--scenarios', SCENARIOS) ?? (smoke ? ['throughput'] : [...SCENARIOS]),
+    scenarios: list('--scenarios', SCENARIOS) ?? (smoke ? ['throughput'] : [...DEFAULT_SCENARIOS]),
     sizes,
+    rounds,
     notes,
   };
 }

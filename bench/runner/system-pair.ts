@@ -7,6 +7,7 @@ import type {
   WorkerArgs,
   WorkerMessage,
 } from '../lib/common.js';
+import type { ProfileCounts } from '../lib/profile-share.js';
 import { type Context, failedRow } from './context.js';
 import { spawnWorker, type WorkerProcess } from './worker-process.js';
 
@@ -67,6 +68,32 @@ export class SystemPair {
     return { result, cpuUs };
   }
 
+  /** A full garbage collection in the server worker, then in the client worker. */
+  async gc(): Promise<void> {
+    this.server.post({ type: 'gc' });
+    await this.server.next('gc', 10_000);
+    await this.op('gc', {}, 10_000);
+  }
+
+  /** The server worker's GC pauses so far (a server started with `dashboard` only). */
+  async serverGcTime(): Promise<{ pauseUs: number; count: number }> {
+    this.server.post({ type: 'gc-time' });
+    const { pauseUs, count } = await this.server.next('gc-time', 10_000);
+    return { pauseUs, count };
+  }
+
+  /** V8's sampling profiler on in the server (dashboard-cost servers only). */
+  async serverProfileStart(intervalUs: number): Promise<void> {
+    this.server.post({ type: 'profile-start', intervalUs });
+    await this.server.next('profile-started', 10_000);
+  }
+
+  /** Ends it: the samples counted for the dashboard. */
+  async serverProfileStop(): Promise<ProfileCounts> {
+    this.server.post({ type: 'profile-stop' });
+    return (await this.server.next('profile', 30_000)).counts;
+  }
+
   async serverCpu(): Promise<CpuByProcess> {
     this.server.post({ type: 'cpu' });
     return (await this.server.next('cpu', 10_000)).byProcess;
@@ -95,12 +122,12 @@ export async function startServerWorker(
   system: SystemName,
   scenario: ScenarioName,
   extra: Partial<WorkerArgs>,
-): Promise<{ worker: WorkerProcess; port: number }> {
+): Promise<{ worker: WorkerProcess; port: number; dashboardPort: number | undefined }> {
   const worker = spawnWorker(ctx, { ...base(ctx, system, scenario), role: 'server', ...extra });
   try {
     const ready = await worker.next('ready', 30_000);
     worker.adopt(ready.helpers);
-    return { worker, port: ready.port };
+    return { worker, port: ready.port, dashboardPort: ready.dashboardPort };
   } catch (error) {
     worker.kill();
     throw error;

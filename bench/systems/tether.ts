@@ -25,7 +25,7 @@ export function tether({ tls: useTls, watched, webSocket }: TetherVariant): Syst
         port: 0,
         ...(useTls && options.tls ? { tls: { cert: options.tls.cert, key: options.tls.key } } : {}),
         // Its defaults otherwise: the live page every 1 s, no prom-client process metrics.
-        ...(watched ? { dashboard: { port: 0 } } : {}),
+        ...(watched || options.dashboard ? { dashboard: { port: 0 } } : {}),
         ...(options.uploadDir ? { uploadDir: options.uploadDir } : {}),
         // The defaults (10,000 total, 256 per address) would refuse the idle-connections scenario,
         // where every client comes from 127.0.0.1.
@@ -70,6 +70,7 @@ export function tether({ tls: useTls, watched, webSocket }: TetherVariant): Syst
           for (const peer of server.peers) bytes += peer.stats().bytesIn;
           return bytes / HEARTBEAT_FRAME_BYTES;
         },
+        dashboardPort: server.dashboardAddress?.port,
         close: async () => {
           watcher?.close();
           await server.close();

@@ -8,6 +8,8 @@ export interface ServerOptions {
   handler: Handler;
   tls?: { cert: string; key: string } | undefined;
   uploadDir?: string | undefined;
+  /** Tether only: the server's dashboard on (port 0), nobody watching it here. */
+  dashboard?: boolean | undefined;
   /**
    * Called when the server side can no longer be measured as asked after it started (the
    * `tether-watched` watcher lost the dashboard): the worker reports it and exits.
@@ -21,6 +23,8 @@ export interface ServerSide {
   memoryPid: number;
   /** Processes of the server side besides the worker (nats-server), whose CPU counts too. */
   helpers: { name: string; pid: number }[];
+  /** The dashboard's port, when it was asked for (`ServerOptions.dashboard`). */
+  dashboardPort?: number | undefined;
   close(): Promise<void>;
   /**
    * Heartbeat frames the server received so far (PINGs it answered, PONGs to its own PINGs): one

@@ -16,6 +16,8 @@ import {
   spreadOf,
 } from '../../bench/lib/cell-stats.js';
 import { median } from '../../bench/lib/common.js';
+import { pairPlan, summarize } from '../../bench/lib/paired-windows.js';
+import { parseOptions } from '../../bench/runner/options.js';
 
 const run = promisify(execFile);
 
@@ -176,7 +178,7 @@ it('bench - pnpm bench --smoke writes latest.json and latest.md in the --out dir
   );
 }, 120_000);
 
-it('bench - pnpm bench:dashboard (smoke): tether-watched and tether-twin vs tether in throughput and at rest, per repetition', async () => {
+it('bench - tether-watched and tether-twin as systems of their own (smoke): vs tether in throughput and at rest, per repetition', async () => {
   const { stdout, result } = await bench([
     '--smoke',
     '--systems',
@@ -237,6 +239,91 @@ it('bench - pnpm bench:dashboard (smoke): tether-watched and tether-twin vs teth
   expect(stdout).toContain('| 128 B | tether-watched vs tether |');
   expect(stdout).toContain('| x 200 | tether-watched vs tether |');
   expect(stdout).toContain('| x 200 | tether-twin vs tether |');
+}, 120_000);
+
+it('bench - pnpm bench:dashboard (smoke): paired windows in one process, watched / unwatched and A/A, per pair', async () => {
+  const { stdout, result } = await bench(['--smoke', '--scenarios', 'dashboard-cost']);
+  const rows = result.rows;
+  expect(rows.filter((r) => r.note)).toEqual([]);
+  expect(rows.map((r) => `${r.scenario} ${r.system} ${r.payloadBytes}`)).toEqual([
+    'dashboard-cost tether-watched 128',
+    'dashboard-cost tether-twin 128',
+    'dashboard-cost tether-watched 0',
+    'dashboard-cost tether-twin 0',
+  ]);
+  expect(result.cells.map((c) => `${c.scenario} ${c.metric} ${c.connections}`)).toEqual([
+    'dashboard-cost msgsPerSec undefined',
+    'dashboard-cost cpuAtRestPercent 200',
+  ]);
+  // The pairs ran in the planned order: 2 rounds, each a test pair and a control pair.
+  const orders = pairPlan(2).map((p) => {
+    const subject = p.kind === 'test' ? 'tether-watched' : 'tether-twin';
+    return p.subjectSecond ? ['tether', subject] : [subject, 'tether'];
+  });
+  for (const cell of result.cells) {
+    expect(cell.repetitions.map((r) => r.order)).toEqual(orders);
+    for (const subject of ['tether-watched', 'tether-twin']) {
+      const row = rows.find(
+        (r) => r.system === subject && r.payloadBytes === cell.payloadBytes,
+      ) as Row;
+      const pairs = cell.repetitions.filter((r) => r.values[subject] !== undefined);
+      expect(pairs).toHaveLength(2);
+      const perPair = pairs.map((r) => (r.values[subject] as number) / (r.values.tether as number));
+      // The row's values are the pairs' ratios, as the cell's ratio has them.
+      expect(row.values).toEqual(perPair);
+      const ratio = cell.ratios.find((r) => r.system === subject && r.against === 'tether');
+      expect(ratio?.perRepetition).toEqual(perPair);
+      expect(row.extra?.medianRatio).toBe(median(perPair));
+      expect(row.extra?.pairs).toBe(2);
+      for (const r of pairs) {
+        expect(r.values.tether).toBeGreaterThan(0);
+        expect(r.values[subject]).toBeGreaterThan(0);
+      }
+      // The dashboard's share by attribution: samples of the server's profile, in every window.
+      const e = row.extra ?? {};
+      expect(e.samplingIntervalUs).toBe(200);
+      expect(e.profileSamples).toBeGreaterThan(0);
+      expect(e.offProfileSamples).toBeGreaterThan(0);
+      expect(e.profileAllSamples).toBeGreaterThanOrEqual(e.profileSamples as number);
+      expect(e.effectiveIntervalUs).toBeGreaterThanOrEqual(150);
+      expect(e.dashboardMsPerSecond as number).toBeCloseTo(
+        ((e.dashboardSharePercent as number) / 100) *
+          ((e.profileSamples as number) / (e.profileAllSamples as number)) *
+          1000,
+        1,
+      );
+      for (const key of [
+        'dashboardSharePercent',
+        'offDashboardSharePercent',
+        'httpSharePercent',
+        'gcSharePercent',
+        'programSharePercent',
+        'dashboardPercentOfServerCpu',
+      ]) {
+        expect(percent(e[key]), key).toBe(true);
+      }
+      const p = (e.dashboardSharePercent as number) / 100;
+      expect(e.dashboardShareSePercent as number).toBeCloseTo(
+        Math.sqrt((p * (1 - p)) / (e.profileSamples as number)) * 100,
+        2,
+      );
+      // The watcher read the live page and /metrics in the watched windows only.
+      if (subject === 'tether-watched') {
+        expect(row.extra?.updates).toBeGreaterThanOrEqual(2);
+        expect(row.extra?.scrapes).toBeGreaterThanOrEqual(2);
+        // Its updates and scrapes ran in the server's dashboard code: some samples are its.
+        expect(e.dashboardSharePercent).toBeGreaterThan(0);
+        expect(e.dashboardTop).toMatch(/\d+ \(\d+\.\d+ %\)/);
+      } else {
+        expect(row.extra?.updates).toBe(0);
+        expect(row.extra?.scrapes).toBe(0);
+      }
+    }
+  }
+  expect(stdout).toContain('## dashboard-cost');
+  expect(stdout).toContain('| 128 B | watched / unwatched | 2 |');
+  expect(stdout).toContain('| idle x 200 | A/A (tether-twin) | 2 |');
+  expect(stdout).toContain('- Dashboard samples by function, 128 B, watched windows: ');
 }, 120_000);
 
 it('pnpm bench --scenarios bundle - browser bundles built alike, sizes from the built bytes', async () => {
@@ -319,6 +406,46 @@ describe('bench cell stats', () => {
     expect(
       latency.find((r) => r.system === 'tether' && r.against === 'best peer')?.perRepetition,
     ).toEqual([100 / 50, 30 / 20, 90 / 45]);
+  });
+
+  it('pairPlan - a test and a control pair per round, every position taken over four rounds', () => {
+    const plan = pairPlan(4);
+    expect(plan.map((p) => `${p.kind} ${p.subjectSecond ? 'second' : 'first'}`)).toEqual([
+      'test second',
+      'control second',
+      'test first',
+      'control first',
+      'control second',
+      'test second',
+      'control first',
+      'test first',
+    ]);
+    expect(pairPlan(0)).toEqual([]);
+  });
+
+  it('--rounds - dashboard-cost rounds, a positive integer; dashboard-cost only when named', () => {
+    const dir = join(root, 'bench');
+    expect(parseOptions(['--rounds', '40'], dir).rounds).toBe(40);
+    expect(parseOptions([], dir).rounds).toBeUndefined();
+    expect(() => parseOptions(['--rounds', '0'], dir)).toThrow('--rounds');
+    expect(() => parseOptions(['--rounds', '2.5'], dir)).toThrow('--rounds');
+    expect(parseOptions([], dir).scenarios).not.toContain('dashboard-cost');
+    expect(parseOptions(['--scenarios', 'dashboard-cost'], dir).scenarios).toEqual([
+      'dashboard-cost',
+    ]);
+  });
+
+  it('summarize - median, spread, mean and two standard errors of per-pair ratios', () => {
+    const s = summarize([1.1, 0.9, 1.0, 1.2]);
+    expect(s.pairs).toBe(4);
+    expect(s.median).toBeCloseTo(1.05, 12);
+    expect([s.min, s.max]).toEqual([0.9, 1.2]);
+    expect(s.mean).toBeCloseTo(1.05, 12);
+    // Sample sd of 0.05, -0.15, -0.05, 0.15: sqrt(0.05 / 3).
+    expect(s.sd).toBeCloseTo(Math.sqrt(0.05 / 3), 12);
+    expect(s.halfWidth).toBeCloseTo(Math.sqrt(0.05 / 3), 12);
+    expect(summarize([1.02]).halfWidth).toBe(Number.POSITIVE_INFINITY);
+    expect(() => summarize([])).toThrow();
   });
 
   it('flagsOf - runs or Tether ratios more than 2x apart, not exactly 2x', () => {
