@@ -52,11 +52,14 @@ describe('cli - pnpm tether', { timeout: 30_000 }, () => {
       pnpm(['tether', 'serve', '--help']),
       pnpm(['--silent', 'tether', 'nope']),
     ]);
-    expect(help.code).toBe(0);
+    // Code and stderr together, so that a wrong exit code shows what the command printed.
+    expect({ code: help.code, stderr: help.stderr }).toMatchObject({ code: 0 });
     expect(help.stdout).toContain('Usage: tether <command> [options]');
-    expect(serveHelp.code).toBe(0);
+    expect({ code: serveHelp.code, stderr: serveHelp.stderr }).toMatchObject({ code: 0 });
     expect(serveHelp.stdout).toContain('Usage: tether serve [options]');
-    expect(bad.code).toBe(2);
-    expect(bad.stderr).toContain('tether: unknown command "nope"');
+    expect({ code: bad.code, stderr: bad.stderr }).toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining('tether: unknown command "nope"'),
+    });
   });
 });
