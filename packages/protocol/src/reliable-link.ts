@@ -1,4 +1,4 @@
-import { encodeAck, encodePing, encodePong } from './encode.js';
+import { encodePing, encodePong } from './encode.js';
 import { ProtocolError } from './errors.js';
 import { FrameType } from './frame-types.js';
 import type { DataFrame, Frame } from './frames.js';
@@ -188,10 +188,10 @@ export class ReliableLink<Entry extends OutboundEntry = OutboundEntry> {
     this.#log.delivered(ack);
     const commit = this.#log.commit();
     if (commit === undefined && this.#committing === undefined) {
-      this.write(encodeAck(ack));
+      this.#writeAck(ack);
       return;
     }
-    this.#afterCommit(commit, () => this.write(encodeAck(ack)));
+    this.#afterCommit(commit, () => this.#writeAck(ack));
   }
 
   /** Runs the heartbeat at `now` (`dueAt`: when the timer was meant to fire); PINGs if needed. */
@@ -215,6 +215,11 @@ export class ReliableLink<Entry extends OutboundEntry = OutboundEntry> {
       this.#pings.push(stamp);
     }
     this.write(encodePing(stamp));
+  }
+
+  // Encoded into the batch's run as it is written (no Buffer of its own).
+  #writeAck(seq: number): void {
+    if (this.batch.pushAck(seq)) this.#output.flush();
   }
 
   #writeData(entry: Entry): void {
