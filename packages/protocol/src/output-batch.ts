@@ -108,6 +108,22 @@ export class OutputBatch {
    */
   take(maxBytes: number = Number.POSITIVE_INFINITY): Buffer[] {
     const items = this.#items;
+    const total = this.#bytes;
+    if (total > 0 && total < COALESCE_BELOW && maxBytes > 0) {
+      // Everything waiting is one run of small frames (the usual case: a message and an ACK):
+      // the loop below would make the same single buffer.
+      const head = this.#head;
+      let run = items[head] as Item;
+      if (items.length - head !== 1 || !Buffer.isBuffer(run)) {
+        run = this.#alloc(total);
+        let offset = 0;
+        for (let i = head; i < items.length; i++) offset = writeItem(run, offset, items[i] as Item);
+      }
+      this.#items = NONE;
+      this.#head = 0;
+      this.#bytes = 0;
+      return [run];
+    }
     const out: Buffer[] = [];
     let start = this.#head;
     let taken = 0;
