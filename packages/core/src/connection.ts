@@ -120,6 +120,10 @@ function onTransportData(this: Transport, chunk: Uint8Array): void {
   (this as OwnedTransport)[kConnection].received(chunk);
 }
 
+function onDecodedFrame(this: Connection<OutboundEntry>, frame: Frame): void {
+  this.decoded(frame);
+}
+
 function onTransportEnd(this: Transport): void {
   (this as OwnedTransport)[kConnection].transportEnded();
 }
@@ -234,6 +238,8 @@ export class Connection<E extends OutboundEntry> implements Scheduled {
   /** Frames decoded in the turn `#turnAt`. */
   #turnFrames = 0;
   #turnAt = -1;
+  /** The time of the read being handled; NaN between reads. */
+  #readAt = Number.NaN;
   /** Frames decoded so far: tells the frame deadline that a frame completed. */
   #frames = 0;
   #handshakeAt: number;
@@ -332,9 +338,15 @@ export class Connection<E extends OutboundEntry> implements Scheduled {
     this.#reschedule();
   }
 
-  /** Writes queued messages while the link's window has room. */
+  /**
+   * Writes queued messages while the link's window has room. Called while a read is handled
+   * (an application that answers a message from its handler), it takes the read's time instead
+   * of reading the clock again.
+   */
   pump(): void {
-    if (this.#phase === Phase.OPEN) this.#link?.pump(this.#options.scheduler.now());
+    if (this.#phase !== Phase.OPEN) return;
+    const readAt = this.#readAt;
+    this.#link?.pump(Number.isNaN(readAt) ? this.#options.scheduler.now() : readAt);
   }
 
   /** @internal Attaches the session's file engine to this connection (at open, or once made). */
@@ -405,8 +417,15 @@ export class Connection<E extends OutboundEntry> implements Scheduled {
     }
     this.#link?.heartbeat.inbound(now);
     const framesBefore = this.#frames;
-    // Every frame of one read counts as received at the read's time.
-    const error = this.#decoder.push(chunk, (frame) => this.#onFrame(frame, now));
+    // Every frame of one read counts as received at the read's time (no closure per read: the
+    // decoder calls the shared handler with this connection as `this`).
+    this.#readAt = now;
+    const error = this.#decoder.push(
+      chunk,
+      onDecodedFrame,
+      this as unknown as Connection<OutboundEntry>,
+    );
+    this.#readAt = Number.NaN;
     if (this.closed) return; // a frame ended the connection
     this.#spendTurn(chunk.length, this.#frames - framesBefore);
     if (error !== undefined) {
@@ -532,6 +551,11 @@ export class Connection<E extends OutboundEntry> implements Scheduled {
       if (!room && transport.writableLength > 0) break;
     }
     if (this.#session !== undefined) this.#session.bytesOut += bytes;
+  }
+
+  /** @internal A frame of the read being handled (see {@link received}). */
+  decoded(frame: Frame): void {
+    this.#onFrame(frame, this.#readAt);
   }
 
   #onFrame(frame: Frame, now: number): void {

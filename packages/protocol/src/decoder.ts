@@ -29,8 +29,14 @@ export interface DecoderOptions {
   expectPreface?: boolean;
 }
 
-/** Receives each decoded frame. Buffers in the frame may share memory with the pushed chunk. */
-export type FrameHandler = (frame: Frame) => void;
+/**
+ * Receives each decoded frame, called with the `context` given to `push` as `this` (a handler
+ * shared by many decoders needs no closure per push). Buffers in the frame may share memory with
+ * the pushed chunk.
+ */
+export type FrameHandler<T = void> = (this: T, frame: Frame) => void;
+
+type Handler = FrameHandler<unknown>;
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 const EMPTY = Buffer.alloc(0);
@@ -126,10 +132,14 @@ export class FrameDecoder {
    * protocol error that stopped decoding, or `undefined`. Frames before the bad bytes are still
    * delivered.
    */
-  push(chunk: Uint8Array, onFrame: FrameHandler): ProtocolError | undefined {
+  push<T = void>(
+    chunk: Uint8Array,
+    onFrame: FrameHandler<T>,
+    context?: T,
+  ): ProtocolError | undefined {
     if (this.#error !== undefined) return this.#error;
     try {
-      return this.#push(chunk, onFrame);
+      return this.#push(chunk, onFrame as Handler, context);
     } catch (cause) {
       // The handler threw mid-chunk: where the stream stands is lost, so the decoder stops
       // rather than misread what follows. The handler's error is the cause.
@@ -139,7 +149,7 @@ export class FrameDecoder {
     }
   }
 
-  #push(chunk: Uint8Array, onFrame: FrameHandler): ProtocolError | undefined {
+  #push(chunk: Uint8Array, onFrame: Handler, context: unknown): ProtocolError | undefined {
     let buf = Buffer.isBuffer(chunk)
       ? chunk
       : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length);
@@ -149,11 +159,11 @@ export class FrameDecoder {
       buf = rest;
     }
     if (this.#partialLength > 0) {
-      const rest = this.#completePartial(buf, onFrame);
+      const rest = this.#completePartial(buf, onFrame, context);
       if (rest === undefined) return this.#error;
       buf = rest;
     }
-    return this.#decodeWhole(buf, onFrame);
+    return this.#decodeWhole(buf, onFrame, context);
   }
 
   /** Call at end of stream: reports a preface or frame cut short. */
@@ -213,7 +223,7 @@ export class FrameDecoder {
 
   // Adds `buf` to the partial frame. When the frame completes, decodes it and returns the bytes
   // after it; otherwise returns undefined (waiting for more, or failed).
-  #completePartial(buf: Buffer, onFrame: FrameHandler): Buffer | undefined {
+  #completePartial(buf: Buffer, onFrame: Handler, context: unknown): Buffer | undefined {
     let used = 0;
     if (this.#frameSize === 0) {
       // Header not yet complete: take just enough bytes to read and check it.
@@ -240,7 +250,7 @@ export class FrameDecoder {
       frame = Buffer.concat(pieces, size);
     }
     this.#resetPartial();
-    const error = this.#emit(frame, 0, size, onFrame);
+    const error = this.#emit(frame, 0, size, onFrame, context);
     if (error !== undefined) {
       this.#fail(error);
       return undefined;
@@ -291,7 +301,7 @@ export class FrameDecoder {
     this.#frameSize = 0;
   }
 
-  #decodeWhole(buf: Buffer, onFrame: FrameHandler): ProtocolError | undefined {
+  #decodeWhole(buf: Buffer, onFrame: Handler, context: unknown): ProtocolError | undefined {
     const end = buf.length;
     const maxFrame = this.#maxFrame;
     let pos = 0;
@@ -309,7 +319,7 @@ export class FrameDecoder {
         const seq = readU64(buf, pos + FRAME_HEADER_SIZE);
         if (seq < 0) return this.#fail(outOfRange('DATA'));
         const payload = buf.subarray(pos + FRAME_HEADER_SIZE + U64_SIZE, pos + 4 + length);
-        onFrame({ type: FrameType.DATA, flags: 0, seq, requestId: 0, payload });
+        onFrame.call(context, { type: FrameType.DATA, flags: 0, seq, requestId: 0, payload });
         pos += 4 + length;
         continue;
       }
@@ -317,7 +327,7 @@ export class FrameDecoder {
       if (error !== undefined) return this.#fail(error);
       const size = 4 + length;
       if (end - pos < size) break;
-      const frameError = this.#emit(buf, pos, pos + size, onFrame);
+      const frameError = this.#emit(buf, pos, pos + size, onFrame, context);
       if (frameError !== undefined) return this.#fail(frameError);
       pos += size;
     }
@@ -407,7 +417,13 @@ export class FrameDecoder {
   }
 
   // Decodes the complete, header-checked frame at buf[start..end) and hands it over.
-  #emit(buf: Buffer, start: number, end: number, onFrame: FrameHandler): ProtocolError | undefined {
+  #emit(
+    buf: Buffer,
+    start: number,
+    end: number,
+    onFrame: Handler,
+    context: unknown,
+  ): ProtocolError | undefined {
     const type = buf[start + 4] as number;
     const flags = buf[start + 5] as number;
     const body = start + FRAME_HEADER_SIZE;
@@ -425,7 +441,13 @@ export class FrameDecoder {
         if (requestId === 0 && isCorrelated(flags)) {
           return new ProtocolError(ErrorCode.INTEGER_OUT_OF_RANGE, 'DATA requestId must be >= 1');
         }
-        onFrame({ type, flags, seq, requestId, payload: buf.subarray(payloadStart, end) });
+        onFrame.call(context, {
+          type,
+          flags,
+          seq,
+          requestId,
+          payload: buf.subarray(payloadStart, end),
+        });
         return undefined;
       }
       case FrameType.ACK:
@@ -433,13 +455,16 @@ export class FrameDecoder {
       case FrameType.PONG: {
         const value = readU64(buf, body);
         if (value < 0) return outOfRange('u64');
-        onFrame(type === FrameType.ACK ? { type, seq: value } : { type, stamp: value });
+        onFrame.call(
+          context,
+          type === FrameType.ACK ? { type, seq: value } : { type, stamp: value },
+        );
         return undefined;
       }
       case FrameType.FILE_CHUNK: {
         const offset = readU64(buf, body + TRANSFER_ID_SIZE);
         if (offset < 0) return outOfRange('FILE_CHUNK offset');
-        onFrame({
+        onFrame.call(context, {
           type,
           id: buf.toString('hex', body, body + TRANSFER_ID_SIZE),
           offset,
@@ -449,11 +474,16 @@ export class FrameDecoder {
         return undefined;
       }
       default:
-        return this.#emitControl(type, buf.subarray(body, end), onFrame);
+        return this.#emitControl(type, buf.subarray(body, end), onFrame, context);
     }
   }
 
-  #emitControl(type: number, body: Buffer, onFrame: FrameHandler): ProtocolError | undefined {
+  #emitControl(
+    type: number,
+    body: Buffer,
+    onFrame: Handler,
+    context: unknown,
+  ): ProtocolError | undefined {
     let parsed: unknown;
     try {
       parsed = JSON.parse(utf8.decode(body));
@@ -471,7 +501,7 @@ export class FrameDecoder {
         `control frame 0x${type.toString(16)}: ${problem}`,
       );
     }
-    onFrame({ type, body: parsed } as ControlFrame);
+    onFrame.call(context, { type, body: parsed } as ControlFrame);
     return undefined;
   }
 }

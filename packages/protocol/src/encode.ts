@@ -98,10 +98,21 @@ export function encodeData(seq: number, payload: Uint8Array, flags = 0, requestI
 
 /** Encodes an ACK of every sequence up to and including `seq`. */
 export function encodeAck(seq: number): Buffer {
-  const buf = Buffer.allocUnsafe(FRAME_HEADER_SIZE + 8);
-  header(buf, FrameType.ACK, 0);
-  writeU64(buf, seq, 6);
+  const buf = Buffer.allocUnsafe(ACK_FRAME_SIZE);
+  writeAck(buf, 0, seq);
   return buf;
+}
+
+/** Bytes of an ACK frame. */
+export const ACK_FRAME_SIZE: number = FRAME_HEADER_SIZE + 8;
+
+/** Writes an ACK frame of `seq` into `buf` at `offset`; returns the offset after it. */
+export function writeAck(buf: Buffer, offset: number, seq: number): number {
+  buf.writeUInt32BE(ACK_FRAME_SIZE - 4, offset);
+  buf[offset + 4] = FrameType.ACK;
+  buf[offset + 5] = 0;
+  writeU64(buf, seq, offset + 6);
+  return offset + ACK_FRAME_SIZE;
 }
 
 /** Encodes a PING carrying an opaque stamp the peer echoes in its PONG. */

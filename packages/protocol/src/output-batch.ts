@@ -1,4 +1,12 @@
-import { checkDataFlags, dataPrefixSize, writeDataPrefix } from './encode.js';
+import {
+  ACK_FRAME_SIZE,
+  checkDataFlags,
+  dataPrefixSize,
+  writeAck,
+  writeDataPrefix,
+} from './encode.js';
+import { ErrorCode } from './error-codes.js';
+import { ProtocolError } from './errors.js';
 
 /** Where a batch goes: a socket, or anything with the same three methods. */
 export interface BatchSink {
@@ -32,6 +40,10 @@ const STAGES_KEPT = 4;
 const freeStages: Buffer[] = [];
 const NONE: never[] = [];
 
+// What the batch holds: an encoded frame, a DATA frame not yet encoded, or (a number) an ACK of
+// that sequence, written straight into the run it goes out in (one Buffer less per ACK).
+type Item = Buffer | DataItem | number;
+
 /**
  * Collects frames between flushes so that a burst of sends costs one write (one syscall), not
  * one per frame. The I/O layer schedules a flush when `push` reports the batch was empty, then
@@ -45,7 +57,7 @@ const NONE: never[] = [];
 export class OutputBatch {
   // Empty, it shares NONE (never written) instead of an array of its own: an idle connection's
   // batch is empty between its PONGs.
-  #items: (Buffer | DataItem)[] = NONE;
+  #items: Item[] = NONE;
   /** Items before this index were taken (a partial `take`); dropped from `#items` now and then. */
   #head = 0;
   #bytes = 0;
@@ -66,6 +78,20 @@ export class OutputBatch {
     return this.#items.length - this.#head === 1;
   }
 
+  /**
+   * Adds an ACK of `seq` (throws INTEGER_OUT_OF_RANGE unless it is a safe non-negative integer,
+   * as `encodeAck`); returns as {@link push} does.
+   */
+  pushAck(seq: number): boolean {
+    if (!(seq >= 0 && seq <= Number.MAX_SAFE_INTEGER && Number.isInteger(seq))) {
+      throw new ProtocolError(ErrorCode.INTEGER_OUT_OF_RANGE, `u64 field out of range: ${seq}`);
+    }
+    if (this.#items === NONE) this.#items = [seq];
+    else this.#items.push(seq);
+    this.#bytes += ACK_FRAME_SIZE;
+    return this.#items.length - this.#head === 1;
+  }
+
   /** Adds a DATA frame (throws BAD_FLAGS for invalid flags); returns as {@link push} does. */
   pushData(item: DataItem): boolean {
     checkDataFlags(item.flags);
@@ -82,6 +108,22 @@ export class OutputBatch {
    */
   take(maxBytes: number = Number.POSITIVE_INFINITY): Buffer[] {
     const items = this.#items;
+    const total = this.#bytes;
+    if (total > 0 && total < COALESCE_BELOW && maxBytes > 0) {
+      // Everything waiting is one run of small frames (the usual case: a message and an ACK):
+      // the loop below would make the same single buffer.
+      const head = this.#head;
+      let run = items[head] as Item;
+      if (items.length - head !== 1 || !Buffer.isBuffer(run)) {
+        run = this.#alloc(total);
+        let offset = 0;
+        for (let i = head; i < items.length; i++) offset = writeItem(run, offset, items[i] as Item);
+      }
+      this.#items = NONE;
+      this.#head = 0;
+      this.#bytes = 0;
+      return [run];
+    }
     const out: Buffer[] = [];
     let start = this.#head;
     let taken = 0;
@@ -92,14 +134,18 @@ export class OutputBatch {
       let end = start;
       let runBytes = 0;
       while (end < items.length && runBytes < TARGET_BUFFER) {
-        const length = frameLength(items[end] as Buffer | DataItem);
+        const length = frameLength(items[end] as Item);
         if (length >= COALESCE_BELOW) break;
         runBytes += length;
         end++;
       }
       // A large DATA frame after the run: its prefix joins the run, its payload goes as is.
       const large = end < items.length && runBytes < TARGET_BUFFER ? items[end] : undefined;
-      const largeData = large !== undefined && !Buffer.isBuffer(large) ? large : undefined;
+      // (An ACK is never large: only an encoded frame or a DATA item can be.)
+      const largeData =
+        large !== undefined && typeof large !== 'number' && !Buffer.isBuffer(large)
+          ? large
+          : undefined;
       const prefixBytes = largeData === undefined ? 0 : dataPrefixSize(largeData.flags);
       if (end - start === 1 && prefixBytes === 0 && Buffer.isBuffer(items[start])) {
         // A lone encoded frame needs no copy.
@@ -107,8 +153,7 @@ export class OutputBatch {
       } else if (runBytes + prefixBytes > 0) {
         let run = this.#alloc(runBytes + prefixBytes);
         let offset = 0;
-        for (let i = start; i < end; i++)
-          offset = writeItem(run, offset, items[i] as Buffer | DataItem);
+        for (let i = start; i < end; i++) offset = writeItem(run, offset, items[i] as Item);
         if (largeData !== undefined) {
           writeDataPrefix(
             run,
@@ -220,12 +265,14 @@ export class OutputBatch {
   }
 }
 
-function frameLength(item: Buffer | DataItem): number {
+function frameLength(item: Item): number {
+  if (typeof item === 'number') return ACK_FRAME_SIZE;
   return Buffer.isBuffer(item) ? item.length : dataPrefixSize(item.flags) + item.payload.length;
 }
 
 // Writes one small frame at `offset`; returns the offset after it.
-function writeItem(run: Buffer, offset: number, item: Buffer | DataItem): number {
+function writeItem(run: Buffer, offset: number, item: Item): number {
+  if (typeof item === 'number') return writeAck(run, offset, item);
   if (Buffer.isBuffer(item)) {
     run.set(item, offset);
     return offset + item.length;

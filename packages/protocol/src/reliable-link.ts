@@ -1,4 +1,4 @@
-import { encodeAck, encodePing, encodePong } from './encode.js';
+import { encodePing, encodePong } from './encode.js';
 import { ProtocolError } from './errors.js';
 import { FrameType } from './frame-types.js';
 import type { DataFrame, Frame } from './frames.js';
@@ -118,13 +118,22 @@ export class ReliableLink<Entry extends OutboundEntry = OutboundEntry> {
    * their sequence numbers (at once in memory).
    */
   pump(now: number): void {
+    // Every ACK pumps: nothing queued (the usual case) costs no array.
+    if (this.#outbound.queuedCount === 0) return;
     const sendable = this.#outbound.takeSendable(this.#maxInFlightBytes);
     if (sendable.length === 0) return;
     this.#log.sent(sendable);
-    this.#afterCommit(() => {
-      for (const entry of sendable) this.#writeData(entry);
-      this.heartbeat.outboundPending(now);
-    });
+    const commit = this.#log.commit();
+    if (commit === undefined && this.#committing === undefined) {
+      this.#writeSendable(sendable, now);
+      return;
+    }
+    this.#afterCommit(commit, () => this.#writeSendable(sendable, now));
+  }
+
+  #writeSendable(sendable: readonly Entry[], now: number): void {
+    for (const entry of sendable) this.#writeData(entry);
+    this.heartbeat.outboundPending(now);
   }
 
   /**
@@ -177,7 +186,12 @@ export class ReliableLink<Entry extends OutboundEntry = OutboundEntry> {
     const ack = this.#inbound.takeAck();
     if (ack === undefined) return;
     this.#log.delivered(ack);
-    this.#afterCommit(() => this.write(encodeAck(ack)));
+    const commit = this.#log.commit();
+    if (commit === undefined && this.#committing === undefined) {
+      this.#writeAck(ack);
+      return;
+    }
+    this.#afterCommit(commit, () => this.#writeAck(ack));
   }
 
   /** Runs the heartbeat at `now` (`dueAt`: when the timer was meant to fire); PINGs if needed. */
@@ -203,18 +217,19 @@ export class ReliableLink<Entry extends OutboundEntry = OutboundEntry> {
     this.write(encodePing(stamp));
   }
 
+  // Encoded into the batch's run as it is written (no Buffer of its own).
+  #writeAck(seq: number): void {
+    if (this.batch.pushAck(seq)) this.#output.flush();
+  }
+
   #writeData(entry: Entry): void {
     if (this.batch.pushData(entry)) this.#output.flush();
   }
 
-  // Runs `write` once what the log recorded so far is durable, after the writes already waiting:
-  // at once when nothing waits and the log has nothing to wait for (memory).
-  #afterCommit(write: () => void): void {
-    const commit = this.#log.commit();
-    if (commit === undefined && this.#committing === undefined) {
-      write();
-      return;
-    }
+  // Runs `write` once `commit` (what the log recorded so far) is durable, after the writes already
+  // waiting. The callers write at once, without a closure, when nothing waits and the log has
+  // nothing to wait for (memory: every message and ACK).
+  #afterCommit(commit: Promise<void> | undefined, write: () => void): void {
     const previous = this.#committing ?? Promise.resolve();
     const next = Promise.all([previous, commit]).then(() => {
       if (!this.#closed) write();

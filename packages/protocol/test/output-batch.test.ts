@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { DataFlag, encodeData, OutputBatch, ProtocolError } from '../src/index.js';
+import {
+  DataFlag,
+  ErrorCode,
+  encodeAck,
+  encodeData,
+  OutputBatch,
+  ProtocolError,
+} from '../src/index.js';
 
 const KiB = 1024;
 
@@ -173,6 +180,61 @@ describe('output-batch - DATA frames', () => {
       expect(Buffer.concat(out).equals(Buffer.concat(expected))).toBe(true);
       expect(out.length).toBeLessThanOrEqual(expected.length);
     }
+  });
+
+  it('encodes ACKs exactly as encodeAck, alone and in order with DATA items and encoded frames', () => {
+    const lone = new OutputBatch();
+    expect(lone.pushAck(2 ** 40 + 7)).toBe(true);
+    expect(lone.bytes).toBe(14);
+    expect(Buffer.concat(lone.take()).equals(encodeAck(2 ** 40 + 7))).toBe(true);
+    expect(lone.bytes).toBe(0);
+
+    const rand = seededRandom(11);
+    const batch = new OutputBatch();
+    for (let round = 0; round < 20; round++) {
+      const expected: Buffer[] = [];
+      const count = rand(20) + 1;
+      for (let i = 0; i < count; i++) {
+        const kind = rand(3);
+        const [payload] = frames([rand(5) === 0 ? 16 * KiB + rand(8 * KiB) : rand(300)]);
+        if (kind === 0) {
+          const seq = round * 1000 + i;
+          const first = batch.pushAck(seq);
+          expect(first).toBe(expected.length === 0);
+          expected.push(encodeAck(seq));
+        } else if (kind === 1) {
+          const item = {
+            seq: round * 1000 + i + 1,
+            payload: payload as Buffer,
+            flags: 0,
+            requestId: 0,
+          };
+          batch.pushData(item);
+          expected.push(encoded(item));
+        } else {
+          batch.push(payload as Buffer);
+          expected.push(payload as Buffer);
+        }
+      }
+      expect(batch.bytes).toBe(expected.reduce((n, b) => n + b.length, 0));
+      expect(Buffer.concat(batch.take()).equals(Buffer.concat(expected))).toBe(true);
+    }
+  });
+
+  it('refuses an ACK of a sequence that is no u64 it can write, when it is added', () => {
+    const batch = new OutputBatch();
+    for (const seq of [-1, 1.5, 2 ** 53, Number.NaN]) {
+      let caught: unknown;
+      try {
+        batch.pushAck(seq);
+      } catch (error) {
+        caught = error;
+      }
+      expect(caught).toBeInstanceOf(ProtocolError);
+      expect((caught as ProtocolError).code).toBe(ErrorCode.INTEGER_OUT_OF_RANGE);
+    }
+    expect(batch.bytes).toBe(0);
+    expect(batch.take()).toEqual([]);
   });
 
   it('sends a large payload as it is, its header joined to the small frames before it', () => {
