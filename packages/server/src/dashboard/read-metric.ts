@@ -28,33 +28,24 @@ export const ReadMetricType = {
 export type ReadMetricType = (typeof ReadMetricType)[keyof typeof ReadMetricType];
 
 /**
- * A counter or gauge whose series are read from the server when scraped, as a prom-client
- * metric: what a registry asks of one (`name`, `help`, `type`, `aggregator`, `get()`,
- * `reset()`), so the registry writes it as its own. prom-client's `Counter` and `Gauge` would
- * be reset and set again at each scrape (hashing every series' labels, and a counter can only
- * go up by `inc()`); this hands the values over as they are.
+ * What a prom-client registry asks of a metric (`name`, `help`, `type`, `aggregator`, `get()`,
+ * `reset()`), so the registry writes one of ours as its own; subclasses give its series.
  */
-export class ReadMetric {
+export abstract class RegistryMetric {
   readonly name: string;
   readonly help: string;
-  readonly type: ReadMetricType;
+  abstract readonly type: string;
   readonly aggregator = 'sum';
   readonly labelNames: string[];
-  readonly #read: () => [Labels, number][];
 
-  constructor(
-    name: string,
-    help: string,
-    type: ReadMetricType,
-    labelNames: string[],
-    read: () => [Labels, number][],
-  ) {
+  constructor(name: string, help: string, labelNames: string[]) {
     this.name = name;
     this.help = help;
-    this.type = type;
     this.labelNames = labelNames;
-    this.#read = read;
   }
+
+  /** The series at this scrape. */
+  protected abstract series(): SeriesValue[];
 
   /** The metric's values, as prom-client's own metrics give them. */
   async get(): Promise<{
@@ -64,27 +55,53 @@ export class ReadMetric {
     aggregator: string;
     values: SeriesValue[];
   }> {
-    const values: SeriesValue[] = [];
-    for (const [labels, value] of this.#read()) {
-      values.push({ labels, value, sharedLabels: NO_SHARED_LABELS });
-    }
     return {
       name: this.name,
       help: this.help,
       type: this.type,
       aggregator: this.aggregator,
-      values,
+      values: this.series(),
     };
   }
 
   /**
    * `registry.resetMetrics()` leaves it as it is: every scrape reads the server's own figures,
-   * which count since it started.
+   * which count since it (or its dashboard) started.
    */
   reset(): void {}
 
   /** For `registry.registerMetric`, whose type names prom-client's own classes only. */
   asMetric(): Metric {
     return this as unknown as Metric;
+  }
+}
+
+/**
+ * A counter or gauge whose series are read from the server when scraped. prom-client's
+ * `Counter` and `Gauge` would be reset and set again at each scrape (hashing every series'
+ * labels, and a counter can only go up by `inc()`); this hands the values over as they are.
+ */
+export class ReadMetric extends RegistryMetric {
+  readonly type: ReadMetricType;
+  readonly #read: () => [Labels, number][];
+
+  constructor(
+    name: string,
+    help: string,
+    type: ReadMetricType,
+    labelNames: string[],
+    read: () => [Labels, number][],
+  ) {
+    super(name, help, labelNames);
+    this.type = type;
+    this.#read = read;
+  }
+
+  protected series(): SeriesValue[] {
+    const values: SeriesValue[] = [];
+    for (const [labels, value] of this.#read()) {
+      values.push({ labels, value, sharedLabels: NO_SHARED_LABELS });
+    }
+    return values;
   }
 }

@@ -1,5 +1,4 @@
-import type { Metric } from 'prom-client';
-import { NO_SHARED_LABELS, type SeriesValue } from './read-metric.js';
+import { NO_SHARED_LABELS, RegistryMetric, type SeriesValue } from './read-metric.js';
 
 /** RTT buckets in seconds: loopback (sub-millisecond) to a satellite link under load. */
 export const RTT_BUCKETS_SECONDS: readonly number[] = [
@@ -53,32 +52,19 @@ export class RttHistogram {
 }
 
 /**
- * A {@link RttHistogram} as a prom-client metric: what a registry asks of a metric (`name`,
- * `help`, `type`, `aggregator`, `get()`, `reset()`), with the series a prom-client `Histogram`
- * has (`_bucket` with `le`, `+Inf`, `_sum`, `_count`), so the registry writes it as its own.
+ * A {@link RttHistogram} as a prom-client metric, with the series a prom-client `Histogram` has
+ * (`_bucket` with `le`, `+Inf`, `_sum`, `_count`).
  */
-export class RttHistogramMetric {
-  readonly name: string;
-  readonly help: string;
+export class RttHistogramMetric extends RegistryMetric {
   readonly type = 'histogram';
-  readonly aggregator = 'sum';
-  readonly labelNames: string[] = [];
   readonly #histogram: RttHistogram;
 
   constructor(name: string, help: string, histogram: RttHistogram) {
-    this.name = name;
-    this.help = help;
+    super(name, help, []);
     this.#histogram = histogram;
   }
 
-  /** The metric's values, as prom-client's own metrics give them. */
-  async get(): Promise<{
-    name: string;
-    help: string;
-    type: string;
-    aggregator: string;
-    values: SeriesValue[];
-  }> {
+  protected series(): SeriesValue[] {
     const { buckets, sumSeconds, count } = this.#histogram.snapshot();
     const bucket = `${this.name}_bucket`;
     const shared = NO_SHARED_LABELS;
@@ -95,23 +81,6 @@ export class RttHistogramMetric {
       { labels: {}, value: sumSeconds, metricName: `${this.name}_sum`, sharedLabels: shared },
       { labels: {}, value: count, metricName: `${this.name}_count`, sharedLabels: shared },
     );
-    return {
-      name: this.name,
-      help: this.help,
-      type: this.type,
-      aggregator: this.aggregator,
-      values,
-    };
-  }
-
-  /**
-   * `registry.resetMetrics()` leaves it as it is: like Tether's counters, which every scrape
-   * reads again from the server, it counts since the dashboard started.
-   */
-  reset(): void {}
-
-  /** For `registry.registerMetric`, whose type names prom-client's own classes only. */
-  asMetric(): Metric {
-    return this as unknown as Metric;
+    return values;
   }
 }
