@@ -420,12 +420,17 @@ export class Connection<E extends OutboundEntry> implements Scheduled {
     // Every frame of one read counts as received at the read's time (no closure per read: the
     // decoder calls the shared handler with this connection as `this`).
     this.#readAt = now;
-    const error = this.#decoder.push(
-      chunk,
-      onDecodedFrame,
-      this as unknown as Connection<OutboundEntry>,
-    );
-    this.#readAt = Number.NaN;
+    let error: TetherError | undefined;
+    try {
+      error = this.#decoder.push(
+        chunk,
+        onDecodedFrame,
+        this as unknown as Connection<OutboundEntry>,
+      );
+    } finally {
+      // Also when a handler threw: a stale read time would stand in for the clock from then on.
+      this.#readAt = Number.NaN;
+    }
     if (this.closed) return; // a frame ended the connection
     this.#spendTurn(chunk.length, this.#frames - framesBefore);
     if (error !== undefined) {
