@@ -62,7 +62,8 @@ export interface TransferLink {
    * connection can count this as silence, as it counts DATA awaiting its ACK, so that a
    * transfer stuck on a lost frame makes the link dead (and resumes on reconnect) instead of
    * stalling. An offer waiting for FILE_ACCEPT does not count: the receiver's application may
-   * take its time to decide.
+   * take its time to decide (a lost FILE_OFFER or FILE_ACCEPT is repaired by offering again, see
+   * `reofferMs`).
    */
   awaiting?(): void;
   /**

@@ -140,11 +140,20 @@ export class Sender {
     }
   }
 
-  /** FILE_ACCEPT: OFFERED -> ACCEPTING -> (file unchanged, hashed to the offset) SENDING. */
+  /**
+   * FILE_ACCEPT: OFFERED -> ACCEPTING -> (file unchanged, hashed to the offset) SENDING. One for
+   * a transfer offered on this connection and since over (the receiver accepted a repeat of the
+   * offer that crossed its refusal) gets FILE_CANCEL, so the receiver lets go of it; a second
+   * one of a running transfer (the answer to a repeat that crossed the first) is ignored.
+   */
   onAccept(id: string, offset: number): void {
     const o = this.#byId.get(id);
-    const state = o?.state;
-    if (o === undefined || state === undefined || !o.is(Phase.OFFERED)) return;
+    if (o === undefined) {
+      this.#port.send(encodeFileCancel({ id, reason: 'the transfer is over' }));
+      return;
+    }
+    const state = o.state;
+    if (state === undefined || !o.is(Phase.OFFERED)) return;
     o.to(Phase.ACCEPTING);
     void this.#accept(o, state, offset);
   }

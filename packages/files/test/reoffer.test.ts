@@ -245,6 +245,55 @@ describe('reoffer - sender', () => {
     expect(ids.filter((id) => id === transfer.id)).toHaveLength(2);
   });
 
+  it('reoffer - a FILE_ACCEPT that crossed a refusal (an answer to a repeat) is answered FILE_CANCEL, so the receiver holds nothing for it; a second FILE_ACCEPT of a running transfer is ignored', async () => {
+    const time = manualTime();
+    const root = await tempDir();
+    const path = nodePath.join(root, 'x.bin');
+    await randomFile(path, 100 * KiB);
+    const sender = engine({ owner: 'server', now: time.now });
+    const { link, raw } = rawLink();
+    sender.attach(link);
+    const refused = sender.sendFile(path);
+    await until(() => offers(raw).length === 1, 'the offer');
+    sender.handle({
+      type: FrameType.FILE_FAILED,
+      body: {
+        id: refused.id,
+        code: ErrorCode.TOO_MANY_TRANSFERS,
+        message: 'busy',
+        retryable: true,
+      },
+    });
+    await expect(refused.done).rejects.toMatchObject({ code: ErrorCode.TOO_MANY_TRANSFERS });
+    const before = raw.length;
+    // The receiver decided a repeat of the offer afresh, and accepted it this time.
+    expect(
+      sender.handle({ type: FrameType.FILE_ACCEPT, body: { id: refused.id, offset: 0 } }),
+    ).toBeUndefined();
+    const answer = raw.slice(before);
+    expect(answer.map((frame) => frame[4])).toEqual([FrameType.FILE_CANCEL]);
+    expect(JSON.parse((answer[0] as Buffer).toString('utf8', 6)).id).toBe(refused.id);
+
+    const other = nodePath.join(root, 'y.bin');
+    await randomFile(other, 100 * KiB);
+    const running = sender.sendFile(other);
+    await until(() => offers(raw).length === 2, 'the second offer');
+    sender.handle({ type: FrameType.FILE_ACCEPT, body: { id: running.id, offset: 0 } });
+    await until(() => raw.some((frame) => frame[4] === FrameType.FILE_END), 'FILE_END');
+    const sent = raw.length;
+    sender.handle({ type: FrameType.FILE_ACCEPT, body: { id: running.id, offset: 0 } });
+    await turns();
+    expect(raw.length).toBe(sent);
+  });
+
+  it('reoffer - a link whose reofferMs is not a positive finite number is refused at attach (TypeError)', () => {
+    const sender = engine({ owner: 'server' });
+    for (const reofferMs of [0, -1, Number.NaN, Number.POSITIVE_INFINITY]) {
+      expect(() => sender.attach(rawLink(reofferMs).link)).toThrow(TypeError);
+    }
+    expect(() => sender.attach(rawLink(1).link)).not.toThrow();
+  });
+
   it('reoffer - an offer answered with FILE_COMPLETE (already stored) is not offered again while the sender hashes its file', async () => {
     const time = manualTime();
     const root = await tempDir();
