@@ -62,6 +62,8 @@ export class LazyFileEngine implements FileEngine {
 
   detach(): void {
     this.#link = undefined;
+    // Offers made on this connection are void: the server offers them again on the next one.
+    this.#offers = [];
     this.#engine?.detach();
   }
 
@@ -70,6 +72,8 @@ export class LazyFileEngine implements FileEngine {
     const link = this.#link;
     if (this.#closed !== undefined || link === undefined) return undefined;
     if (frame.type === FrameType.FILE_OFFER) {
+      // The server offers again each ping interval while its offer is unanswered: one waits.
+      if (this.#offers.some((o) => o.link === link && sameOffer(o.frame, frame))) return undefined;
       if (this.#offers.length < MAX_WAITING_OFFERS) this.#offers.push({ frame, link });
       else refuseOffer(link, frame.body.id, 'too many offers while the file module loads');
       return undefined;
@@ -170,6 +174,12 @@ export class LazyFileEngine implements FileEngine {
       }
     }
   }
+}
+
+function sameOffer(a: FileFrame, b: FileFrame): boolean {
+  return (
+    a.type === FrameType.FILE_OFFER && b.type === FrameType.FILE_OFFER && a.body.id === b.body.id
+  );
 }
 
 function refuseOffer(link: TransferLink, id: string, message: string): void {

@@ -138,6 +138,24 @@ describe('lazy file engine', () => {
     expect(real.attached).toBe(second.link);
   });
 
+  it('lazy file engine - an offer repeated while the module loads waits once; repeats never fill the queue', async () => {
+    const load = deferred<FileEngine>();
+    const lazy = new LazyFileEngine('srv', () => load.promise);
+    const { link, frames } = recordingLink();
+    lazy.attach(link);
+    // The server offers again each ping interval until it is answered: a slow load sees many.
+    for (let i = 0; i < 40; i++) expect(lazy.handle(offer('1'.repeat(32)))).toBeUndefined();
+    lazy.handle(offer('2'.repeat(32)));
+    expect(frames).toEqual([]);
+    const real = new FakeEngine();
+    load.resolve(real);
+    await Promise.resolve();
+    expect(real.handled.map((f) => (f.type === FrameType.FILE_OFFER ? f.body.id : ''))).toEqual([
+      '1'.repeat(32),
+      '2'.repeat(32),
+    ]);
+  });
+
   it('lazy file engine - a module that cannot load fails the sends and refuses the offers (retryable)', async () => {
     const load = deferred<FileEngine>();
     const lazy = new LazyFileEngine('srv', () => load.promise);

@@ -701,10 +701,14 @@ export class Connection<E extends OutboundEntry> implements Scheduled {
   #transferLink(): TransferLink {
     const link = this.#link as ReliableLink<E>;
     const scheduler = this.#options.scheduler;
+    const open = this.#open as OpenOptions;
     return {
       write: (frame) => link.write(frame),
       writable: () => this.backlogBytes < TRANSFER_LOW_WATER,
-      maxFrame: (this.#open as OpenOptions).peerMaxFrame,
+      maxFrame: open.peerMaxFrame,
+      // An unanswered offer goes out again each ping interval: a lost FILE_OFFER or FILE_ACCEPT
+      // is repaired well within the dead deadline, without ending the link.
+      reofferMs: open.heartbeat.pingIntervalMs,
       awaiting: () => link.heartbeat.transferAwaiting(scheduler.now()),
       progressed: (stillAwaiting) =>
         link.heartbeat.transferProgress(scheduler.now(), stillAwaiting),

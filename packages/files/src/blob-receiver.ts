@@ -62,6 +62,17 @@ interface Download {
   /** SHA-256 from FILE_END, once it arrived. */
   sha256: string | undefined;
   finishing: boolean;
+  /** The port generation of the connection it was accepted (or resumed) on. */
+  generation: number;
+  /** Being resumed on `generation`: its FILE_ACCEPT goes out once the writes in flight settle. */
+  resuming: boolean;
+  /** A chunk or FILE_END came on `generation`: a repeated offer is no longer answered as the first. */
+  received: boolean;
+}
+
+/** An offer the application is deciding; the answer goes to the connection that offered last. */
+interface Deciding {
+  generation: number;
 }
 
 /**
@@ -74,7 +85,7 @@ export class BlobReceiver {
   readonly #port: Port;
   readonly #options: BlobReceiverOptions;
   readonly #byId = new Map<string, Download>();
-  readonly #deciding = new Set<string>();
+  readonly #deciding = new Map<string, Deciding>();
   readonly #dirty = new Set<Download>();
   #cancelFlush: (() => void) | undefined;
 
@@ -88,15 +99,33 @@ export class BlobReceiver {
     return this.#byId.size + this.#deciding.size;
   }
 
+  /**
+   * FILE_OFFER. The sender offers again while its offer goes unanswered (a lost FILE_OFFER or
+   * FILE_ACCEPT), so a repeat costs one small answer at most: while the application decides, it
+   * is ignored (the answer goes out when the decision settles, on the connection that offered
+   * last); once accepted, until a chunk or FILE_END arrives, it gets FILE_ACCEPT again at the
+   * committed offset, nothing reset.
+   */
   onOffer(offer: FileOfferBody): void {
     const { id, name, size } = offer;
+    const generation = this.#port.generation;
+    const deciding = this.#deciding.get(id);
+    if (deciding !== undefined) {
+      deciding.generation = generation;
+      return;
+    }
     const known = this.#byId.get(id);
     if (known !== undefined && known.size === size) {
+      if (known.generation === generation && !known.received) {
+        if (!known.resuming) {
+          this.#port.send(encodeFileAccept({ id, offset: known.state.committed }));
+        }
+        return;
+      }
       void this.#resume(known);
       return;
     }
     if (known !== undefined) this.#drop(known, 'offered again with another size');
-    if (this.#deciding.has(id)) return;
     const problem = checkFileName(name);
     if (problem !== undefined) {
       this.#failed(id, ErrorCode.FILE_NAME_INVALID, problem, false);
@@ -120,7 +149,9 @@ export class BlobReceiver {
 
   onChunk(frame: FileChunkFrame): void {
     const download = this.#byId.get(frame.id);
-    if (download === undefined || download.finishing) return;
+    if (download === undefined) return;
+    download.received = true;
+    if (download.finishing) return;
     const verdict = download.state.chunk(frame.offset, frame.data, frame.crc32);
     if (verdict === ChunkVerdict.WRITE) {
       // The frame's bytes belong to the decoder's buffer: keep a copy.
@@ -149,7 +180,9 @@ export class BlobReceiver {
 
   onEnd(id: string, sha256: string): void {
     const download = this.#byId.get(id);
-    if (download === undefined || !download.state.end()) return;
+    if (download === undefined) return;
+    download.received = true;
+    if (!download.state.end()) return;
     download.sha256 = sha256;
     this.#mark(download);
   }
@@ -173,8 +206,8 @@ export class BlobReceiver {
 
   async #decide(offer: FileOfferBody): Promise<void> {
     const { id, name, size } = offer;
-    const generation = this.#port.generation;
-    this.#deciding.add(id);
+    const pending: Deciding = { generation: this.#port.generation };
+    this.#deciding.set(id, pending);
     let decision: boolean | ByteSink;
     try {
       decision = await this.#options.decide({ name, size, owner: this.#options.owner });
@@ -186,7 +219,8 @@ export class BlobReceiver {
     } finally {
       this.#deciding.delete(id);
     }
-    // Offered on a connection that is gone: the sender offers it again on the next one.
+    // Offered last on a connection that is gone: the sender offers it again on the next one.
+    const generation = pending.generation;
     if (this.#port.generation !== generation) return;
     if (decision === false) {
       this.#failed(id, ErrorCode.TRANSFER_REFUSED, 'the application refused the file', false);
@@ -204,6 +238,9 @@ export class BlobReceiver {
       writing: Promise.resolve(),
       sha256: undefined,
       finishing: false,
+      generation,
+      resuming: false,
+      received: false,
     };
     this.#byId.set(id, download);
     this.#port.send(encodeFileAccept({ id, offset: 0 }));
@@ -213,8 +250,13 @@ export class BlobReceiver {
   // The sender offered a download again (a new connection): resume from what is committed.
   async #resume(download: Download): Promise<void> {
     const generation = this.#port.generation;
+    download.generation = generation;
+    download.resuming = true;
+    download.received = false;
     await download.writing.catch(() => {});
-    if (this.#byId.get(download.id) !== download || this.#port.generation !== generation) return;
+    if (this.#byId.get(download.id) !== download || download.generation !== generation) return;
+    download.resuming = false;
+    if (this.#port.generation !== generation) return;
     download.state = new FileReceiveState({
       size: download.size,
       committed: download.state.committed,

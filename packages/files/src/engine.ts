@@ -230,7 +230,8 @@ export class TransferEngine extends EventEmitter<TransferEngineEvents> implement
    * FILE_ACCEPT, FILE_STATUS, FILE_COMPLETE or FILE_FAILED naming a transfer this engine never
    * offered on the current connection: the caller fails the connection with it. Frames for a
    * transfer offered on this connection and since finished or cancelled are a normal race and
-   * are ignored, as are FILE_CHUNK, FILE_END and FILE_CANCEL for unknown transfers.
+   * are ignored (a FILE_ACCEPT gets FILE_CANCEL, so the receiver lets go of what it accepted),
+   * as are FILE_CHUNK, FILE_END and FILE_CANCEL for unknown transfers.
    */
   handle(frame: FileFrame): ProtocolError | undefined {
     if (this.#closed || !this.#port.attached) return undefined;

@@ -60,6 +60,8 @@ export class Incoming implements Tenant {
   readonly hash: Hash | undefined;
   /** Failed, cancelled, paused or done: pending work stops, the files are not touched again. */
   stopped = false;
+  /** A chunk or FILE_END of it arrived: a repeated offer is no longer answered as the first. */
+  received = false;
   /** The receiver letting go of the partial (once: checkpoint or delete, close, no writer). */
   retiring: Promise<void> | undefined;
   /** Monotonic ms of the last chunk accepted. */

@@ -14,7 +14,10 @@ export const OutgoingPhase = {
   OPENING: 'opening',
   /** Open; not offered on the current connection (none is up yet). */
   READY: 'ready',
-  /** FILE_OFFER went out on the current connection; waiting for FILE_ACCEPT. */
+  /**
+   * FILE_OFFER went out on the current connection; waiting for FILE_ACCEPT. Unanswered, it goes
+   * out again each re-offer interval.
+   */
   OFFERED: 'offered',
   /** FILE_ACCEPT came: checking the file and hashing the bytes before the resume offset. */
   ACCEPTING: 'accepting',
@@ -82,6 +85,13 @@ export class Outgoing {
   state: FileSendState | undefined;
   /** Port generation of the connection `state` belongs to. */
   generation = -1;
+  /** When FILE_OFFER last went out on the current connection (the sender's clock). */
+  offeredAt = 0;
+  /**
+   * The receiver answered the offer on the current connection with FILE_COMPLETE (checked while
+   * the file is hashed): it is not offered again. FILE_ACCEPT and FILE_FAILED end OFFERED.
+   */
+  answered = false;
   /** End offset of the chunks put on the wire since the last accept or rewind. */
   sentTo = 0;
   /** FILE_END went out since the last accept or rewind: FILE_COMPLETE is awaited. */

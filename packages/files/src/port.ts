@@ -5,6 +5,13 @@
 export const TRANSFER_LOW_WATER: number = 256 * 1024;
 
 /**
+ * How long an offer waits for its answer before it goes out again, on a link that does not say
+ * (`TransferLink.reofferMs`): the default ping interval, so a lost FILE_OFFER or FILE_ACCEPT is
+ * repaired well within the default dead deadline (15 s).
+ */
+export const DEFAULT_REOFFER_MS = 5000;
+
+/**
  * The engine's view of the current connection, shared by its sending and receiving halves.
  * `generation` changes on every attach and detach, so work started on one connection can tell,
  * when it finishes, that the connection it answers to is gone.
@@ -14,6 +21,8 @@ export interface Port {
   readonly generation: number;
   /** The peer's frame limit (0 while detached). */
   readonly maxFrame: number;
+  /** How long an unanswered offer waits before it goes out again on this link. */
+  readonly reofferMs: number;
   /** Queues a frame to the peer; dropped while detached. */
   send(frame: Buffer): void;
   /** Whether the link takes more bulk data now. */
@@ -40,12 +49,21 @@ export interface TransferLink {
   /** The peer's frame limit: a FILE_CHUNK's `length` (30 + data) stays within it. */
   readonly maxFrame: number;
   /**
+   * An offer with no answer (FILE_ACCEPT, FILE_COMPLETE or FILE_FAILED) this long goes out again
+   * on this link, and again each such interval until it is answered, cancelled or the link is
+   * detached: a FILE_OFFER or FILE_ACCEPT lost inside a live link is repaired without ending the
+   * link (an offer's wait is not silence, see `awaiting`). Give the link's ping interval, so the
+   * repair comes well within its dead deadline. A positive number of ms; default 5000.
+   */
+  readonly reofferMs?: number;
+  /**
    * The sender put FILE_CHUNKs or FILE_END on the link that wait for the receiver's FILE_STATUS
    * or FILE_COMPLETE, and nothing waited before. Called once per such start, not per chunk. A
    * connection can count this as silence, as it counts DATA awaiting its ACK, so that a
    * transfer stuck on a lost frame makes the link dead (and resumes on reconnect) instead of
    * stalling. An offer waiting for FILE_ACCEPT does not count: the receiver's application may
-   * take its time to decide.
+   * take its time to decide (a lost FILE_OFFER or FILE_ACCEPT is repaired by offering again, see
+   * `reofferMs`).
    */
   awaiting?(): void;
   /**
@@ -75,8 +93,16 @@ export class LinkPort implements Port {
     return this.#link?.maxFrame ?? 0;
   }
 
+  get reofferMs(): number {
+    return this.#link?.reofferMs ?? DEFAULT_REOFFER_MS;
+  }
+
   /** Sets (or clears) the link; either way a new generation starts. */
   set(link: TransferLink | undefined): void {
+    const reofferMs = link?.reofferMs;
+    if (reofferMs !== undefined && !(reofferMs > 0 && Number.isFinite(reofferMs))) {
+      throw new TypeError(`link.reofferMs must be a positive finite number, got ${reofferMs}`);
+    }
     this.#link = link;
     this.#generation++;
     this.#offered = new Set();

@@ -93,6 +93,8 @@ export class Receiver {
   readonly #incoming = new Map<string, Incoming>();
   /** Per transfer id: this receiver's work queued on the partial; later offers wait. */
   readonly #busy = new Map<string, Promise<void>>();
+  /** Per transfer id: the port generation whose offer is being checked and prepared. */
+  readonly #offering = new Map<string, number>();
   /** Offers past the per-engine cap check and not yet accepted or refused. */
   #accepting = 0;
   readonly #statuses: StatusReporter;
@@ -109,14 +111,37 @@ export class Receiver {
     return this.#incoming.size;
   }
 
+  /**
+   * FILE_OFFER. The sender offers again, on the same connection, while its offer goes unanswered
+   * (a lost FILE_OFFER or FILE_ACCEPT), so a repeat costs one small answer at most: while this
+   * connection's offer of the id is being decided and prepared, a repeat is ignored (its answer
+   * goes out when ready); once it was accepted, until a chunk or FILE_END of it arrives, a repeat
+   * gets FILE_ACCEPT again at the committed offset, nothing asked, reset or reopened. Any other
+   * offer (a new connection, after a refusal or FILE_COMPLETE, after chunks) is decided afresh.
+   */
   onOffer(body: FileOfferBody): void {
+    const { id } = body;
     const generation = this.#port.generation;
-    this.#serial(body.id, () => this.#offer(body, generation));
+    if (this.#offering.get(id) === generation) return;
+    const incoming = this.#incoming.get(id);
+    if (incoming !== undefined && incoming.generation === generation && !incoming.received) {
+      this.#port.send(encodeFileAccept({ id, offset: incoming.state.committed }));
+      return;
+    }
+    this.#offering.set(id, generation);
+    this.#serial(id, async () => {
+      try {
+        await this.#offer(body, generation);
+      } finally {
+        if (this.#offering.get(id) === generation) this.#offering.delete(id);
+      }
+    });
   }
 
   onChunk(frame: FileChunkFrame): void {
     const incoming = this.#incoming.get(frame.id);
     if (incoming === undefined) return;
+    incoming.received = true;
     const { state } = incoming;
     const verdict = state.chunk(frame.offset, frame.data, frame.crc32);
     if (verdict === ChunkVerdict.WRITE) {
@@ -141,7 +166,9 @@ export class Receiver {
 
   onEnd(id: string, sha256: string): void {
     const incoming = this.#incoming.get(id);
-    if (incoming === undefined || !incoming.state.end()) return;
+    if (incoming === undefined) return;
+    incoming.received = true;
+    if (!incoming.state.end()) return;
     incoming.expectedSha256 = sha256;
     // Runs after every write accepted so far.
     incoming.enqueue(() => this.#finish(incoming));
@@ -209,7 +236,8 @@ export class Receiver {
   async #offer(offer: FileOfferBody, generation: number): Promise<void> {
     const existing = this.#incoming.get(offer.id);
     if (existing !== undefined) {
-      // The sender offered again on the same connection: start over from the durable state.
+      // Offered again on the same connection after chunks of it came (our sender never does):
+      // start over from the durable state.
       this.#incoming.delete(offer.id);
       await this.#pause(existing);
     }

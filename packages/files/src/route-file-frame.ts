@@ -31,8 +31,9 @@ const ANSWERS: ReadonlySet<number> = new Set([
  * ProtocolError (UNEXPECTED_FRAME) for a FILE_ACCEPT, FILE_STATUS, FILE_COMPLETE or FILE_FAILED
  * naming a transfer never offered on the current connection: the caller fails the connection
  * with it. Frames for a transfer offered on this connection and since finished or cancelled are
- * a normal race and are ignored, as are FILE_CHUNK, FILE_END and FILE_CANCEL for unknown
- * transfers. Without a receiving half, every offer is refused (TRANSFER_REFUSED).
+ * a normal race and are ignored (a FILE_ACCEPT gets FILE_CANCEL, so the receiver lets go of what
+ * it accepted), as are FILE_CHUNK, FILE_END and FILE_CANCEL for unknown transfers. Without a
+ * receiving half, every offer is refused (TRANSFER_REFUSED).
  */
 export function routeFileFrame(
   frame: FileFrame,

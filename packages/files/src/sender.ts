@@ -38,6 +38,8 @@ export interface SendFileOptions {
 const CHUNK_OVERHEAD = FILE_CHUNK_PREFIX - 4;
 // Progress rate: committed bytes over this trailing span.
 const RATE_SPAN_MS = 5000;
+// The longest delay a timer takes.
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * The sending half of a transfer engine: a queue of files, `concurrency` of them opened and
@@ -58,6 +60,8 @@ export class Sender {
   /** Some transfer's data on the current link waits for the receiver's progress. */
   #awaiting = false;
   #cancelRecheck: (() => void) | undefined;
+  /** Runs while an offer on the current link waits for its answer (see `#reoffer`). */
+  #reofferTimer: ReturnType<typeof setInterval> | undefined;
   #closed = false;
 
   constructor(port: Port, options: SenderOptions) {
@@ -130,16 +134,26 @@ export class Sender {
   /** The connection dropped: every offer is void; transfers wait for the next connection. */
   detach(): void {
     this.#awaiting = false;
+    this.#stopReoffers();
     for (const o of this.#active) {
       if (o.is(Phase.OFFERED, Phase.ACCEPTING, Phase.SENDING, Phase.SEALING)) o.to(Phase.READY);
     }
   }
 
-  /** FILE_ACCEPT: OFFERED -> ACCEPTING -> (file unchanged, hashed to the offset) SENDING. */
+  /**
+   * FILE_ACCEPT: OFFERED -> ACCEPTING -> (file unchanged, hashed to the offset) SENDING. One for
+   * a transfer offered on this connection and since over (the receiver accepted a repeat of the
+   * offer that crossed its refusal) gets FILE_CANCEL, so the receiver lets go of it; a second
+   * one of a running transfer (the answer to a repeat that crossed the first) is ignored.
+   */
   onAccept(id: string, offset: number): void {
     const o = this.#byId.get(id);
-    const state = o?.state;
-    if (o === undefined || state === undefined || !o.is(Phase.OFFERED)) return;
+    if (o === undefined) {
+      this.#port.send(encodeFileCancel({ id, reason: 'the transfer is over' }));
+      return;
+    }
+    const state = o.state;
+    if (state === undefined || !o.is(Phase.OFFERED)) return;
     o.to(Phase.ACCEPTING);
     void this.#accept(o, state, offset);
   }
@@ -195,6 +209,7 @@ export class Sender {
     const o = this.#byId.get(id);
     const state = o?.state;
     if (o === undefined || state === undefined) return;
+    o.answered = true;
     const expected = o.file.sha256;
     if (expected !== undefined) {
       this.#complete(o, state, size, sha256, expected);
@@ -303,6 +318,7 @@ export class Sender {
     this.#closed = true;
     this.#cancelRecheck?.();
     this.#cancelRecheck = undefined;
+    this.#stopReoffers();
     for (const o of [...this.#byId.values()]) this.#fail(o, error, false);
     await Promise.all(this.#closing);
   }
@@ -428,8 +444,53 @@ export class Sender {
     o.generation = this.#port.generation;
     o.sentTo = 0;
     o.endSent = false;
+    o.answered = false;
+    o.offeredAt = this.#options.now();
     this.#port.offered(o.id);
     this.#port.send(encodeFileOffer({ id: o.id, name: o.name, size: o.size }));
+    this.#watchOffers();
+  }
+
+  /**
+   * An offer waits for its answer: look every half re-offer interval (as the receive directory
+   * looks for idle transfers), so an unanswered offer goes out again one to one and a half
+   * intervals after it last did, never twice within an interval. A lost FILE_OFFER or
+   * FILE_ACCEPT is not silence on the link (the receiver's application may take its time to
+   * decide), so nothing else would repair it.
+   */
+  #watchOffers(): void {
+    if (this.#reofferTimer !== undefined) return;
+    const period = Math.min(Math.max(this.#port.reofferMs / 2, 1), MAX_TIMER_MS);
+    this.#reofferTimer = setInterval(() => this.#reoffer(), period);
+    this.#reofferTimer.unref?.();
+  }
+
+  #stopReoffers(): void {
+    clearInterval(this.#reofferTimer);
+    this.#reofferTimer = undefined;
+  }
+
+  /**
+   * OFFERED, unanswered for the re-offer interval: the same FILE_OFFER again, on the same link.
+   * The receiver ignores it while it decides, and answers it again if its answer was lost. The
+   * timer stops once no offer waits.
+   */
+  #reoffer(): void {
+    if (!this.#port.attached) {
+      this.#stopReoffers();
+      return;
+    }
+    const now = this.#options.now();
+    const interval = this.#port.reofferMs;
+    let waiting = false;
+    for (const o of this.#active) {
+      if (!o.is(Phase.OFFERED) || o.answered) continue;
+      waiting = true;
+      if (now - o.offeredAt < interval) continue;
+      o.offeredAt = now;
+      this.#port.send(encodeFileOffer({ id: o.id, name: o.name, size: o.size }));
+    }
+    if (!waiting) this.#stopReoffers();
   }
 
   /** -> FAILED: `done` rejects; FILE_CANCEL tells the receiver when asked and it knows the offer. */

@@ -78,6 +78,10 @@ export interface WireOptions {
   highWater?: number;
   /** Sees each encoded frame; returns the frame to deliver (possibly changed) or null to drop it. */
   tamper?: (frame: Buffer, direction: 'ab' | 'ba') => Buffer | null;
+  /** The links' `reofferMs`; default: none given (the engine's default). */
+  reofferMs?: number;
+  /** Hears the links' `awaiting()` and `progressed()` calls, as `awaiting` / `progressed:<bool>`. */
+  liveness?: (call: string, direction: 'ab' | 'ba') => void;
 }
 
 /**
@@ -152,8 +156,16 @@ export class Wire {
       if (error !== undefined) throw error;
       from.pump();
     };
+    const { reofferMs, liveness } = this.#options;
     return {
       maxFrame,
+      ...(reofferMs === undefined ? {} : { reofferMs }),
+      ...(liveness === undefined
+        ? {}
+        : {
+            awaiting: () => liveness('awaiting', direction),
+            progressed: (still: boolean) => liveness(`progressed:${still}`, direction),
+          }),
       writable: () => !this.#held && pendingBytes < highWater,
       write: (frame) => {
         if (this.#dead) return;
