@@ -66,6 +66,11 @@ export class WatchedTransferEngine extends TransferEngine {
   readonly #offered = new Map<string, Offer>();
   /** Transfers accepted and not finished, by direction and id. */
   readonly #running = new Map<string, TransferUpdate>();
+  /**
+   * Transfers reported `started` on the current connection: a repeated offer's second
+   * FILE_ACCEPT is no new step (a resume on the next connection is).
+   */
+  readonly #startedOnLink = new Set<string>();
   #pendingIn = 0;
 
   constructor(options: TransferEngineOptions, report: (update: TransferUpdate) => void) {
@@ -83,6 +88,7 @@ export class WatchedTransferEngine extends TransferEngine {
 
   override detach(): void {
     super.detach();
+    this.#startedOnLink.clear();
     // The client offers its uploads again on its next connection.
     for (const key of this.#offered.keys()) {
       if (key.startsWith(TransferDirection.IN)) this.#offered.delete(key);
@@ -190,6 +196,8 @@ export class WatchedTransferEngine extends TransferEngine {
     const key = `${direction}:${id}`;
     const running = this.#running.get(key);
     if (running !== undefined) {
+      if (this.#startedOnLink.has(key) && running.bytes === offset) return;
+      this.#startedOnLink.add(key);
       running.bytes = offset;
       running.state = TransferState.STARTED;
       this.#report({ ...running });
@@ -206,6 +214,7 @@ export class WatchedTransferEngine extends TransferEngine {
       state: TransferState.STARTED,
     };
     this.#running.set(key, update);
+    this.#startedOnLink.add(key);
     this.#report({ ...update });
   }
 
@@ -223,6 +232,7 @@ export class WatchedTransferEngine extends TransferEngine {
     let update = this.#running.get(key);
     if (update !== undefined) {
       this.#running.delete(key);
+      this.#startedOnLink.delete(key);
       // The last FILE_STATUS may not have come before FILE_COMPLETE.
       if (state === TransferState.COMPLETED) update.bytes = update.size;
     } else {
