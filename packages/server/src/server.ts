@@ -216,7 +216,10 @@ export class TetherServer extends EventEmitter<ServerEvents> {
       closing: () => this.#closing,
       accept: (socket, tlsIdentity) => {
         socket.setNoDelay(true);
-        this.#serve(socket, `${socket.remoteAddress}:${socket.remotePort}`, tlsIdentity);
+        // Joined, not concatenated: one flat string (32 bytes for an IPv4 address) instead of a
+        // rope of three, which every connection and session keeps (88 bytes).
+        const name = [String(socket.remoteAddress), String(socket.remotePort)].join(':');
+        this.#serve(socket, name, tlsIdentity);
       },
       tlsFailed: (cause, remoteAddress) => {
         this.#handshakeFailures++;
