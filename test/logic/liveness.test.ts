@@ -2,6 +2,7 @@ import type { MemoryTransport } from '@tether/core';
 import {
   ErrorCode,
   encodeHello,
+  encodePing,
   FrameDecoder,
   FrameType,
   PREFACE,
@@ -71,6 +72,57 @@ describe('logic - liveness in fake time', () => {
     // The live one, ten deadlines later, is still connected on its first connection.
     expect(live.state).toBe('connected');
     expect(live.stats().reconnects).toBe(0);
+  });
+
+  it('with the default deadlines, a client that pinged for a while and falls silent is pinged and evicted to the millisecond', async () => {
+    // The server's heartbeat checks, moved later by every PING, wait in one-second slots and are
+    // asked where they stand as their slot comes up: a check is still due, to the millisecond,
+    // once the PINGs stop, whatever slot it falls in.
+    time = new FakeTime();
+    const server = time.server({ sessionTtlMs: 120_000 });
+    const { memoryTransportPair } = await import('@tether/core');
+    const [mine, theirs] = memoryTransportPair(time.scheduler);
+    const pingsAt: number[] = [];
+    const decoder = new FrameDecoder();
+    mine.on('data', (chunk: Uint8Array) =>
+      decoder.push(chunk, (frame) => {
+        if (frame.type === FrameType.PING) pingsAt.push(time.now);
+      }),
+    );
+    server.accept(theirs, { remoteAddress: 'memory:pinging' });
+    mine.write(PREFACE);
+    mine.write(
+      encodeHello({
+        versions: [PROTOCOL_VERSION],
+        clientId: 'pinging',
+        delivered: 0,
+        acked: 0,
+        maxFrame: 1 << 20,
+      }),
+    );
+    await time.settle();
+    const welcomedAt = time.now;
+    const evicted = new Promise<{ at: number; info: DisconnectInfo }>((resolve) =>
+      server.on('evict', (_peer, info) => resolve({ at: time.now, info })),
+    );
+    // A PING every 4,321 ms (off the slots' grid) for 30 s, then nothing.
+    let lastPingAt = welcomedAt;
+    for (let i = 0; i < 7; i++) {
+      await time.advance(4321, 1000);
+      mine.write(encodePing(i));
+      lastPingAt = time.now;
+      await time.settle();
+    }
+    await time.advance(20_000, 250);
+    const { at, info } = await time.wait(evicted);
+    expect(info.code).toBe(ErrorCode.EVICTED);
+    expect(at).toBe(lastPingAt + 15_000);
+    expect(info.silentMs).toBe(15_000);
+    // While the client pinged, only the RTT PINGs (the first 1.5 intervals after the WELCOME,
+    // then every 6 intervals): 7.5 s, 37.5 s. Silent from 30,247 ms, the client would be pinged
+    // at 37,747 ms, but the RTT PING at 37.5 s is a PING too: the next waits an interval after it.
+    expect(lastPingAt - welcomedAt).toBe(7 * 4321);
+    expect(pingsAt.map((t) => t - welcomedAt)).toEqual([7500, 37_500, 45_000]);
   });
 
   it('on an idle link the client pings every interval and the server once per 6 intervals (RTT)', async () => {

@@ -496,6 +496,19 @@ export class Connection<E extends OutboundEntry> implements Scheduled {
     this.#reschedule();
   }
 
+  /**
+   * @internal Where this connection's deadline stands now (the {@link Deadlines} schedule asks
+   * before the deadline comes due): the heartbeat's check moves later with every inbound byte,
+   * and is not rescheduled for each.
+   */
+  currentDeadline(): number {
+    if (this.#phase === Phase.CLOSED) return Number.POSITIVE_INFINITY;
+    if (this.#phase === Phase.OPEN) {
+      this.#heartbeatAt = (this.#link as ReliableLink<E>).heartbeat.nextCheckAt();
+    }
+    return Math.min(this.#handshakeAt, this.#frameDeadlineAt, this.#heartbeatAt, this.#rttPingAt);
+  }
+
   /** Called by the link: frames wait in its batch. */
   flush(): void {
     if (this.#flushQueued) return;
@@ -629,7 +642,7 @@ export class Connection<E extends OutboundEntry> implements Scheduled {
     );
     const deadlines = this.#options.deadlines;
     if (at === Number.POSITIVE_INFINITY) deadlines.cancel(this);
-    else if (this.deadlineSlot < 0 || at !== this.deadlineAt) deadlines.schedule(this, at);
+    else if (this.deadlineSlot === -1 || at !== this.deadlineAt) deadlines.schedule(this, at);
   }
 
   // Keeps the owner's count of held inbound bytes and the frame deadline in step. The deadline

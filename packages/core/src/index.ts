@@ -1,6 +1,6 @@
 export type { ConnectionOptions, ConnectionOwner, OpenOptions } from './connection.js';
 export { Connection } from './connection.js';
-export type { Scheduled } from './deadlines.js';
+export type { DeadlinesOptions, Scheduled } from './deadlines.js';
 export { Deadlines } from './deadlines.js';
 export { MemoryTransport, memoryTransportPair } from './memory-transport.js';
 export type { Scheduler, TimerHandle } from './scheduler.js';

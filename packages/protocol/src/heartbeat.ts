@@ -129,8 +129,26 @@ export class HeartbeatMonitor {
     const pingDue = evidence + this.pingIntervalMs;
     const ping = late || (now >= pingDue && now - this.#lastPing >= this.pingIntervalMs);
     if (ping) this.#lastPing = now;
-    const nextPing = Math.max(pingDue, this.#lastPing + this.pingIntervalMs);
-    const wakeAt = Math.min(evidence + this.deadAfterMs, nextPing);
-    return { ping, dead: false, late, silentMs, wakeAt };
+    return { ping, dead: false, late, silentMs, wakeAt: this.#wakeAt(evidence) };
+  }
+
+  /**
+   * When {@link check} has something to do next: the `wakeAt` a check would return now if it
+   * found nothing due. Inbound bytes, ACK and transfer progress and PINGs only ever move it
+   * later, so a check scheduled for an earlier time may ask this instead of running.
+   */
+  nextCheckAt(): number {
+    return this.#wakeAt(
+      Math.min(
+        this.#lastInbound,
+        this.#ackClock ?? Number.POSITIVE_INFINITY,
+        this.#transferClock ?? Number.POSITIVE_INFINITY,
+      ),
+    );
+  }
+
+  #wakeAt(evidence: number): number {
+    const nextPing = Math.max(evidence + this.pingIntervalMs, this.#lastPing + this.pingIntervalMs);
+    return Math.min(evidence + this.deadAfterMs, nextPing);
   }
 }

@@ -221,6 +221,40 @@ describe('heartbeat', () => {
     expect(hb.check(17_000)).toMatchObject({ dead: true });
   });
 
+  it('heartbeat - nextCheckAt is the wakeAt a check would return, and only moves later until the check', () => {
+    const hb = new HeartbeatMonitor(options, 0);
+    expect(hb.nextCheckAt()).toBe(P);
+    let last = hb.nextCheckAt();
+    const later = (): void => {
+      const next = hb.nextCheckAt();
+      expect(next).toBeGreaterThanOrEqual(last);
+      last = next;
+    };
+    hb.inbound(3000); // ping due 8000
+    later();
+    expect(last).toBe(8000);
+    hb.outboundPending(4000); // the ACK clock (4000) is later than the last inbound byte
+    later();
+    hb.inbound(6000); // evidence: the ACK clock, 4000
+    later();
+    expect(last).toBe(9000);
+    hb.ackProgress(6500, false);
+    later();
+    expect(last).toBe(11_000);
+    hb.transferAwaiting(7000); // later than the last inbound byte: no change
+    later();
+    expect(last).toBe(11_000);
+    hb.pinged(10_000); // the next PING waits a whole interval after this one
+    later();
+    expect(last).toBe(15_000);
+    // A check before it finds nothing to do and asks for the same time.
+    expect(hb.check(11_000)).toMatchObject({ ping: false, dead: false, wakeAt: last });
+    // Dead deadline first: evidence 6000 (the last inbound byte), dead at 21,000.
+    hb.pinged(20_000);
+    expect(hb.nextCheckAt()).toBe(21_000);
+    expect(hb.check(21_000)).toMatchObject({ dead: true });
+  });
+
   it('heartbeat - a check within lateTolerance of its due time is not late', () => {
     const hb = new HeartbeatMonitor(options, 0);
     expect(hb.check(7500, 5000)).toMatchObject({ late: false, ping: true, silentMs: 7500 });

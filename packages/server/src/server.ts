@@ -165,8 +165,12 @@ export class TetherServer extends EventEmitter<ServerEvents> {
             idleMs: this.#options.fileIdleMs,
             now: this.#options.now,
           });
-    this.#deadlines = new Deadlines<ServerConnection>(this.#scheduler, (connection, dueAt) =>
-      connection.deadline(dueAt),
+    // Idle connections' heartbeat checks move later with every PING: asked for where they stand
+    // once a second, they cost no wake-up and no heap sift each.
+    this.#deadlines = new Deadlines<ServerConnection>(
+      this.#scheduler,
+      (connection, dueAt) => connection.deadline(dueAt),
+      { current: (connection) => connection.currentDeadline() },
     );
     const { maxFrame, maxControl, helloTimeoutMs, frameTimeoutMs } = this.#options;
     this.#connectionOptions = {
@@ -212,7 +216,10 @@ export class TetherServer extends EventEmitter<ServerEvents> {
       closing: () => this.#closing,
       accept: (socket, tlsIdentity) => {
         socket.setNoDelay(true);
-        this.#serve(socket, `${socket.remoteAddress}:${socket.remotePort}`, tlsIdentity);
+        // Joined, not concatenated: one flat string (32 bytes for an IPv4 address) instead of a
+        // rope of three, which every connection and session keeps (88 bytes).
+        const name = [String(socket.remoteAddress), String(socket.remotePort)].join(':');
+        this.#serve(socket, name, tlsIdentity);
       },
       tlsFailed: (cause, remoteAddress) => {
         this.#handshakeFailures++;
