@@ -10,13 +10,16 @@ import { join } from 'node:path';
 import * as esbuild from 'esbuild';
 
 /**
- * Bundles bench/worker.ts and the bench modules it loads into `<benchDir>/.build/worker/`
- * (packages stay imports, resolved from bench/node_modules: Tether from its `dist/`); returns
- * the entry's path. Scenario and system modules stay separate chunks, loaded on demand as
- * before. No `keepNames`: tsx's closures with names are slower (bench/README.md).
+ * Bundles bench/worker.ts and the bench modules it loads into `outdir` (emptied first; it must be
+ * inside bench/ so that packages, left as imports, resolve from bench/node_modules: Tether from
+ * its `dist/`); returns the entry's path. Scenario and system modules stay separate chunks,
+ * loaded on demand as before. No `keepNames`: tsx's closures with names are slower
+ * (bench/README.md).
  */
-export function compileWorker(benchDir: string): string {
-  const outdir = join(benchDir, '.build', 'worker');
+export function compileWorker(
+  benchDir: string,
+  outdir: string = join(benchDir, '.build', 'worker'),
+): string {
   rmSync(outdir, { recursive: true, force: true });
   esbuild.buildSync({
     entryPoints: [join(benchDir, 'worker.ts')],
