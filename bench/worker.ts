@@ -11,6 +11,7 @@ import {
   type WorkerArgs,
   type WorkerMessage,
 } from './lib/common.js';
+import { recordGcStats } from './lib/gc-stats.js';
 import { cpuOf, rssOf } from './lib/proc.js';
 import { attribute, dashboardFrames, Profiler } from './lib/profile-share.js';
 import { system } from './systems/index.js';
@@ -23,6 +24,7 @@ const send = (m: WorkerMessage) => process.send?.(m);
 process.on('unhandledRejection', () => {});
 // The runner is gone (it crashed or was killed): nothing will stop this worker but itself.
 process.on('disconnect', () => process.exit(1));
+recordGcStats();
 
 /** The operations a client worker offers; each takes the runner's parameters. */
 type Ops = Record<string, (params: Record<string, unknown>) => Promise<unknown>>;

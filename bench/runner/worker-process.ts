@@ -3,6 +3,7 @@ import { type ChildProcess, fork } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RunnerMessage, WorkerArgs, WorkerMessage } from '../lib/common.js';
+import { compileWorker } from './compiled-worker.js';
 import type { Context } from './context.js';
 
 type Message<T extends WorkerMessage['type']> = Extract<WorkerMessage, { type: T }>;
@@ -21,12 +22,17 @@ export interface WorkerProcess {
   kill(): void;
 }
 
+// Compiled at the first worker of the run, then shared by all.
+let compiledEntry: string | undefined;
+
 export function spawnWorker(ctx: Context, args: WorkerArgs): WorkerProcess {
   const { options } = ctx;
   const label = `${args.role} ${args.system}/${args.scenario}`;
+  // The compiled worker, except with --source (Tether's TypeScript needs tsx) and for
+  // tether-cluster (its server worker forks systems/tether-cluster-instance.ts by its path).
+  const compiled = !options.fromSource && args.system !== 'tether-cluster';
   const execArgv = [
-    '--import',
-    'tsx',
+    ...(compiled ? [] : ['--import', 'tsx']),
     ...(options.fromSource ? ['--conditions=@tether/source'] : []),
     '--expose-gc',
   ];
@@ -34,13 +40,16 @@ export function spawnWorker(ctx: Context, args: WorkerArgs): WorkerProcess {
     const dir = join(options.outDir, 'profiles');
     mkdirSync(dir, { recursive: true });
     // One file per thread (CPU.<date>.<pid>.<tid>.cpuprofile): tsx's loader thread has its own.
+    // The worker also writes its GC counts and pauses there (gc-stats.json, lib/gc-stats.ts).
     execArgv.push(
       '--cpu-prof',
       '--cpu-prof-dir',
       join(dir, `${args.system}-${args.scenario}-${args.role}`),
     );
   }
-  const child = fork(join(ctx.benchDir, 'worker.ts'), [JSON.stringify(args)], {
+  if (compiled && compiledEntry === undefined) compiledEntry = compileWorker(ctx.benchDir);
+  const entry = compiled ? (compiledEntry as string) : join(ctx.benchDir, 'worker.ts');
+  const child = fork(entry, [JSON.stringify(args)], {
     execArgv,
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
