@@ -10,6 +10,7 @@ import {
   queryKey,
 } from './peer-view.js';
 import type { SessionSums, Surveyor } from './survey.js';
+import { UpdateJson } from './update-json.js';
 
 /** The server's figures at one moment, as the page's header shows them. */
 export interface Totals {
@@ -113,6 +114,7 @@ export class LiveStreams {
   readonly #intervalMs: number;
   readonly #maxStreams: number;
   readonly #streams = new Set<Stream>();
+  readonly #json = new UpdateJson();
   #timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -179,6 +181,7 @@ export class LiveStreams {
   #tick(): void {
     const sums = this.#surveyor.sums(this.#intervalMs);
     const round = newRound();
+    this.#json.round();
     for (const stream of this.#streams) this.#send(stream, sums, round);
   }
 
@@ -189,7 +192,7 @@ export class LiveStreams {
     const last = update.log.at(-1);
     if (last !== undefined) stream.since = last.seq;
     update.peers = { ...update.peers, rows: this.#rowsFor(stream, update.peers.rows, round) };
-    response.write(`data: ${JSON.stringify(update)}\n\n`);
+    response.write(`data: ${this.#json.write(update)}\n\n`);
   }
 
   /**
