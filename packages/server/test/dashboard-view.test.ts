@@ -145,6 +145,8 @@ function surveyed(peers: FakePeer[], share?: number) {
   const monitor = { membership: 0, retiredBytes: () => ({ bytesIn: 7, bytesOut: 0 }) };
   const surveyor = new Surveyor(server, monitor as unknown as Monitor, {
     now: () => clock.now,
+    // Here a pass's CPU time is its time on the fake clock (slowPeers moves it).
+    cpuTime: () => clock.now,
     ...(share === undefined ? {} : { share }),
   });
   return { clock, monitor, surveyor };
@@ -260,6 +262,34 @@ describe('dashboard view - surveyor', () => {
     // 10 ms a pass at 0.1 %: about 12 passes in 120 s, shared out.
     for (const count of refreshed) expect(count).toBeGreaterThanOrEqual(3);
     expect(refreshed.reduce((a, b) => a + b)).toBeLessThanOrEqual(12);
+  });
+
+  it('a pass is charged its CPU time, not the time its thread waited for a core', () => {
+    const wall = { now: 0 };
+    const cpu = { now: 0 };
+    const peers = Array.from({ length: 3 }, (_, i) => {
+      const p = peer(String(i), `c${i}`, { bytesIn: 1 });
+      return {
+        ...p,
+        stats() {
+          // Descheduled for 5 ms in the middle of a pass that used 0.01 ms of CPU.
+          wall.now += 5;
+          cpu.now += 0.01;
+          return p.stats();
+        },
+      };
+    });
+    const server = { peers: asPeers(peers) } as unknown as TetherServer;
+    const monitor = { membership: 0, retiredBytes: () => ({ bytesIn: 0, bytesOut: 0 }) };
+    const surveyor = new Surveyor(server, monitor as unknown as Monitor, {
+      now: () => wall.now,
+      cpuTime: () => cpu.now,
+      share: 0.001,
+    });
+    const first = surveyor.sums(0);
+    // 0.03 ms of CPU at 0.1 %: the next pass may start 30 ms later (by wall time, 15 s).
+    wall.now += 100;
+    expect(surveyor.sums(0)).not.toBe(first);
   });
 
   it('a view not seen before is ordered at once, even over the share', () => {
