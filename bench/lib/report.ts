@@ -538,5 +538,12 @@ function shareText(e: NonNullable<Row['extra']>): string {
     typeof e.dashboardShareWindowSePercent === 'number'
       ? ` (± ${p(e.dashboardShareWindowSePercent)})`
       : '';
-  return `**${p(e.dashboardSharePercent)} ± ${p(e.dashboardShareSePercent)} %**${windows} of ${e.profileSamples} samples (1 per ${e.effectiveIntervalUs} µs); unwatched ${p(e.offDashboardSharePercent)} ± ${p(e.offDashboardShareSePercent)} %; HTTP ${p(e.httpSharePercent)} %, GC ${p(e.gcSharePercent)} %; main thread ${p(e.dashboardMsPerSecond)} + HTTP ${p(e.httpMsPerSecond)} ms/s, ${p(e.dashboardPercentOfServerCpu)} % of the server's CPU`;
+  return `**${p(e.dashboardSharePercent)} ± ${p(e.dashboardShareSePercent)} %**${windows} of ${e.profileSamples} samples (1 per ${e.effectiveIntervalUs} µs); unwatched ${p(e.offDashboardSharePercent)} ± ${p(e.offDashboardShareSePercent)} %; HTTP ${p(e.httpSharePercent)} %, GC ${p(e.gcSharePercent)} %; main thread ${p(e.dashboardMsPerSecond)} + HTTP ${p(e.httpMsPerSecond)} ms/s, ${p(e.dashboardPercentOfServerCpu)} % of the server's CPU${restText(e)}`;
+}
+
+/** The figure for the 2 % criterion: attributed time against the server's CPU at rest. */
+function restText(e: NonNullable<Row['extra']>): string {
+  if (typeof e.dashboardPercentOfRestCpu !== 'number') return '';
+  const p = (v: unknown) => `${Number(v).toFixed(2)}`;
+  return `; **${p(e.dashboardPercentOfRestCpu)} ± ${p(e.dashboardPercentOfRestCpuSe)} % of the server's CPU at rest** (${p(e.attributedMsPerSecond)} ± ${p(e.attributedSeMsPerSecond)} ms/s against ${p(e.restCpuMsPerSecond)} ± ${p(e.restCpuSeMsPerSecond)} ms/s, ${e.restWindows} rest windows unwatched and unprofiled)`;
 }

@@ -77,9 +77,9 @@ interface WindowFigures {
   scrapes: number;
   /** The server's main-thread GC pauses in the window, ms. */
   gcMs: number;
-  /** The server's profile over the window, its samples counted for the dashboard. */
+  /** The server's profile over the window, its samples counted for the dashboard (none at rest). */
   profile: ProfileCounts;
-  /** How long the profiler ran, µs. */
+  /** How long the window's measurement ran (and the profiler, if it ran), µs. */
   profiledUs: number;
 }
 
@@ -283,6 +283,14 @@ function dashboardPort(port: number | undefined): number {
   return port;
 }
 
+/**
+ * The server at rest in a cell's rest windows, unwatched and without the profiler: what the
+ * dashboard's attributed time is put against.
+ */
+interface Rest {
+  windows: WindowFigures[];
+}
+
 /** A measured pair: the subject's window (on, or off for a control) and the off one. */
 interface MeasuredPair {
   planned: PlannedPair;
@@ -304,7 +312,8 @@ async function pairedCell(
   gcTime: () => Promise<{ pauseUs: number }>,
   profiler: Pick<SystemPair, 'serverProfileStart' | 'serverProfileStop'>,
 ): Promise<void> {
-  const window = async (on: boolean): Promise<WindowFigures> => {
+  // `profiled` false: a rest window (unwatched), the server's CPU without the profiler's cost.
+  const window = async (on: boolean, profiled = true): Promise<WindowFigures> => {
     await watch.set(on);
     // Every window starts from a collected heap: whether V8's occasional full GC (tenths of a
     // second at 10,000 sessions, as much as the dashboard costs in a minute) falls inside a
@@ -314,11 +323,11 @@ async function pairedCell(
     const before = watch.counts();
     const gcBefore = await gcTime();
     // Started and stopped (and the profile counted) outside measure()'s CPU readings.
-    await profiler.serverProfileStart(SAMPLING_INTERVAL_US);
+    if (profiled) await profiler.serverProfileStart(SAMPLING_INTERVAL_US);
     const profiledFrom = performance.now();
     const figures = await measure();
     const profiledUs = (performance.now() - profiledFrom) * 1000;
-    const profile = await profiler.serverProfileStop();
+    const profile = profiled ? await profiler.serverProfileStop() : noCounts();
     const gcAfter = await gcTime();
     const after = watch.counts();
     watch.check();
@@ -335,7 +344,8 @@ async function pairedCell(
   await window(false);
   const loadBefore = await loadSnapshot();
   const measured: MeasuredPair[] = [];
-  for (const planned of pairPlan(plan.rounds)) {
+  const rest: Rest = { windows: [] };
+  for (const [i, planned] of pairPlan(plan.rounds).entries()) {
     const subjectOn = planned.kind === 'test';
     if (planned.subjectSecond) {
       const off = await window(false);
@@ -344,6 +354,8 @@ async function pairedCell(
       const subject = await window(subjectOn);
       measured.push({ planned, subject, off: await window(false) });
     }
+    // One rest window per round (after its two pairs), so a drift of the machine is in them too.
+    if (i % 2 === 1) rest.windows.push(await window(false, false));
   }
   await watch.set(false);
   const loadAfter = await loadSnapshot();
@@ -363,7 +375,9 @@ async function pairedCell(
   recordCell(ctx, spec, reps, loadBefore, loadAfter);
   for (const kind of ['test', 'control'] as const) {
     const these = measured.filter((m) => m.planned.kind === kind);
-    ctx.rows.push(pairRow(spec, kind === 'test' ? 'tether-watched' : 'tether-twin', these, plan));
+    ctx.rows.push(
+      pairRow(spec, kind === 'test' ? 'tether-watched' : 'tether-twin', these, plan, rest),
+    );
   }
 }
 
@@ -373,6 +387,7 @@ function pairRow(
   system: 'tether-watched' | 'tether-twin',
   pairs: MeasuredPair[],
   plan: { windowMs: number },
+  rest: Rest,
 ): Row {
   const ratios = pairs.map((m) => m.subject.value / m.off.value);
   const s = summarize(ratios);
@@ -443,6 +458,7 @@ function pairRow(
           3,
         )
       : null;
+  Object.assign(extra, restFields(pairs, rest));
   return {
     ...bareRow(system, spec.scenario, spec.payloadBytes),
     runs: s.pairs,
@@ -450,6 +466,45 @@ function pairRow(
     max: s.max,
     values: ratios,
     extra,
+  };
+}
+
+/**
+ * The figure for the 2 % criterion: the dashboard's attributed main-thread time (its frames and
+ * the HTTP server's, ms per second of the row's subject windows) against the server's CPU at
+ * rest in the same run (ms per second of the rest windows: unwatched, no profiler), in %. Its
+ * standard error combines the attributed time's (the larger of the binomial one and that of
+ * the per-window figures) and the rest CPU's (sd of the rest windows / √n) by the delta method.
+ */
+function restFields(pairs: MeasuredPair[], rest: Rest): NonNullable<Row['extra']> {
+  const round = (v: number) => Math.round(v * 1000) / 1000;
+  const cpuMsPerSecond = (w: WindowFigures) => (w.cpuUs.server ?? 0) / 1000 / (w.profiledUs / 1e6);
+  const restValues = rest.windows.map(cpuMsPerSecond);
+  if (restValues.length === 0) return { restWindows: 0 };
+  const r = summarize(restValues);
+  const restSe = r.sd / Math.sqrt(r.pairs);
+  const attributedOf = (c: ProfileCounts) => ((c.part + c.http) / Math.max(c.samples, 1)) * 1000;
+  // Over all subject windows: (dashboard + HTTP samples) / all samples × 1000.
+  const sum = pairs.reduce((a, m) => addCounts(a, m.subject.profile), noCounts());
+  const attributed = attributedOf(sum);
+  const q = attributed / 1000;
+  const binomialSe = Math.sqrt((q * (1 - q)) / Math.max(sum.samples, 1)) * 1000;
+  const perWindow = pairs.map((m) => attributedOf(m.subject.profile));
+  const windowSe = perWindow.length < 2 ? 0 : summarize(perWindow).sd / Math.sqrt(perWindow.length);
+  const attributedSe = Math.max(binomialSe, windowSe);
+  const percent = (attributed / r.mean) * 100;
+  const se =
+    attributed > 0
+      ? percent * Math.sqrt((attributedSe / attributed) ** 2 + (restSe / r.mean) ** 2)
+      : 0;
+  return {
+    restWindows: r.pairs,
+    restCpuMsPerSecond: round(r.mean),
+    restCpuSeMsPerSecond: round(restSe),
+    attributedMsPerSecond: round(attributed),
+    attributedSeMsPerSecond: round(attributedSe),
+    dashboardPercentOfRestCpu: round(percent),
+    dashboardPercentOfRestCpuSe: round(se),
   };
 }
 

@@ -307,6 +307,19 @@ it('bench - pnpm bench:dashboard (smoke): paired windows in one process, watched
         Math.sqrt((p * (1 - p)) / (e.profileSamples as number)) * 100,
         2,
       );
+      // The figure for the 2 % criterion: attributed time against the unprofiled rest windows'
+      // CPU (one per round), with its standard error.
+      expect(e.restWindows).toBe(2);
+      expect(e.restCpuMsPerSecond).toBeGreaterThan(0);
+      expect(e.attributedMsPerSecond as number).toBeCloseTo(
+        (e.dashboardMsPerSecond as number) + (e.httpMsPerSecond as number),
+        2,
+      );
+      expect(e.dashboardPercentOfRestCpu as number).toBeCloseTo(
+        ((e.attributedMsPerSecond as number) / (e.restCpuMsPerSecond as number)) * 100,
+        1,
+      );
+      expect(e.dashboardPercentOfRestCpuSe).toBeGreaterThanOrEqual(0);
       // The watcher read the live page and /metrics in the watched windows only.
       if (subject === 'tether-watched') {
         expect(row.extra?.updates).toBeGreaterThanOrEqual(2);

@@ -92,6 +92,45 @@ async function readEvents(response: Response, count: number): Promise<unknown[]>
   return events;
 }
 
+describe('dashboard - RTT histories on the live stream', () => {
+  it('a row carries its RTT history when it has a new sample since the stream last sent it', async () => {
+    // The server's RTT ping every 6 ping intervals (600 ms): most 100 ms updates have none new.
+    const { port, dashboard } = await startServer({ dashboard: { intervalMs: 100 } });
+    for (const id of ['rtt-a', 'rtt-b']) await newClient(port, { clientId: id }).connect();
+    const response = await fetch(`${dashboard}/events`);
+    type Row = { id: string; rtt?: number[] };
+    const updates = (await readEvents(response, 20)) as { peers: { rows: Row[] } }[];
+    const [first, ...rest] = updates;
+    expect(first?.peers.rows).toHaveLength(2);
+    // A new stream gets every row's history.
+    for (const row of first?.peers.rows ?? []) expect(Array.isArray(row.rtt)).toBe(true);
+    const sent = new Map((first?.peers.rows ?? []).map((r) => [r.id, r.rtt?.length ?? 0]));
+    let left = 0;
+    let again = 0;
+    for (const update of rest) {
+      for (const row of update.peers.rows) {
+        if (row.rtt === undefined) {
+          left++;
+          continue;
+        }
+        // Sent again only with a new sample: the history (not yet full) is longer.
+        again++;
+        expect(row.rtt.length).toBeGreaterThan(sent.get(row.id) as number);
+        sent.set(row.id, row.rtt.length);
+      }
+    }
+    expect(left).toBeGreaterThan(0);
+    expect(again).toBeGreaterThan(0);
+    // /api/snapshot always has them.
+    const snapshot = (await (await fetch(`${dashboard}/api/snapshot`)).json()) as {
+      peers: { rows: Row[] };
+    };
+    for (const row of snapshot.peers.rows) {
+      expect(row.rtt?.length).toBeGreaterThanOrEqual(sent.get(row.id) as number);
+    }
+  });
+});
+
 describe('dashboard - options', () => {
   it('refuses an address other than loopback without a token, and a short token', () => {
     expect(() => new TetherServer({ dashboard: { host: '0.0.0.0' } })).toThrow(TypeError);

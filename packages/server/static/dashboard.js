@@ -166,9 +166,14 @@ function transferCell(transfers) {
   return cell;
 }
 
-function renderPeers(update) {
+// A row leaves out its RTT history when it has not changed since the stream last sent it: the
+// histories of the rows shown, by session id, for the stream they came on.
+function renderPeers(update, histories) {
   const page = update.peers;
+  const shown = new Map();
   const rows = page.rows.map((peer) => {
+    const rtt = peer.rtt ?? histories.get(peer.id) ?? [];
+    shown.set(peer.id, rtt);
     const tr = el('tr');
     tr.dataset.peerId = peer.id;
     const client = el('td', 'client-id', safe(peer.clientId));
@@ -184,7 +189,7 @@ function renderPeers(update) {
     );
     tr.append(el('td', 'rtt num', peer.srtt === null ? '–' : `${peer.srtt} ± ${peer.rttvar}`));
     const history = el('td', 'rtt-history');
-    history.append(sparkline(peer.rtt));
+    history.append(sparkline(rtt));
     tr.append(history);
     tr.append(el('td', 'num', count(peer.messagesIn)));
     tr.append(el('td', 'num', count(peer.messagesOut)));
@@ -202,11 +207,13 @@ function renderPeers(update) {
     return tr;
   });
   document.getElementById('rows').replaceChildren(...rows);
-  const shown = page.matched === 0 ? 0 : page.page * page.size + 1;
+  histories.clear();
+  for (const [id, rtt] of shown) histories.set(id, rtt);
+  const first = page.matched === 0 ? 0 : page.page * page.size + 1;
   const last = Math.min((page.page + 1) * page.size, page.matched);
   const matching = page.filter === '' ? '' : ` matching of ${count(page.total)}`;
   document.getElementById('page-info').textContent =
-    `${count(shown)}–${count(last)} of ${count(page.matched)}${matching} peers (page ${page.page + 1}/${page.pages})`;
+    `${count(first)}–${count(last)} of ${count(page.matched)}${matching} peers (page ${page.page + 1}/${page.pages})`;
   view.page = page.page;
   document.getElementById('prev').disabled = page.page === 0;
   document.getElementById('next').disabled = page.page >= page.pages - 1;
@@ -233,9 +240,9 @@ function renderLog(entries) {
   while (list.childElementCount > LOG_LINES) list.lastElementChild.remove();
 }
 
-function render(update) {
+function render(update, histories) {
   renderTotals(update);
-  renderPeers(update);
+  renderPeers(update, histories);
   renderLog(update.log);
 }
 
@@ -271,6 +278,8 @@ async function connect() {
     retryMs = 500;
     const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
     let buffer = '';
+    // What this stream sent of each row's RTT history (a new stream sends them all again).
+    const histories = new Map();
     for (;;) {
       const { value, done } = await reader.read();
       if (done) break;
@@ -284,7 +293,7 @@ async function connect() {
           .filter((line) => line.startsWith('data: '))
           .map((line) => line.slice(6))
           .join('\n');
-        if (data !== '') render(JSON.parse(data));
+        if (data !== '') render(JSON.parse(data), histories);
         end = buffer.indexOf('\n\n');
       }
     }

@@ -117,9 +117,13 @@ describe('dashboard monitor - running counters', () => {
     for (const ms of [1, 2, 3, 4]) rtt('a', ms);
     expect(monitor.rttHistory('a')).toEqual([2, 3, 4]);
     expect(monitor.rttHistogram.count).toBe(4);
+    // Counted past the ring's size: a reader sees the history changed though its length did not.
+    expect(monitor.rttSamples('a')).toBe(4);
+    expect(monitor.rttSamples('b')).toBe(0);
     expire('a');
     rtt('a', 5);
     expect(monitor.rttHistory('a')).toEqual([]);
+    expect(monitor.rttSamples('a')).toBe(0);
     expect(monitor.rttHistogram.count).toBe(4);
   });
 });

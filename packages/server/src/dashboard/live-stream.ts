@@ -1,8 +1,16 @@
 import type { ServerResponse } from 'node:http';
 import type { TetherServer } from '../server.js';
 import type { LogEntry, Monitor } from './monitor.js';
-import { type PeerPage, type PeerQuery, pageOrder, peerPage, queryKey } from './peer-view.js';
+import {
+  type PeerPage,
+  type PeerQuery,
+  type PeerRow,
+  pageOrder,
+  peerPage,
+  queryKey,
+} from './peer-view.js';
 import type { SessionSums, Surveyor } from './survey.js';
+import { UpdateJson } from './update-json.js';
 
 /** The server's figures at one moment, as the page's header shows them. */
 export interface Totals {
@@ -77,13 +85,27 @@ interface Stream {
   query: PeerQuery;
   /** Newest log entry sent. */
   since: number;
+  /** The rows of the last update sent: session id -> its RTT samples then (`rttSamples`). */
+  sent: Map<string, number>;
+}
+
+/** What the streams of one update share: the pages asked for, the RTT histories read. */
+interface Round {
+  pages: Map<string, PeerPage>;
+  histories: Map<string, number[]>;
+}
+
+function newRound(): Round {
+  return { pages: new Map(), histories: new Map() };
 }
 
 /**
  * The live page's Server-Sent Events streams: one `data:` line of JSON (an {@link Update}) per
  * interval while any viewer is connected, no timer otherwise. An update reads the server's and
  * the monitor's counters and the stats of the rows on its page; the sums and the order come from
- * the {@link Surveyor}. Viewers asking for the same page share it.
+ * the {@link Surveyor}. Viewers asking for the same page share it. A row carries its RTT history
+ * only when the stream has not sent it since the session's last sample: at rest (one sample per
+ * ping interval) most rows of an update leave it out, and it was most of an update's bytes.
  */
 export class LiveStreams {
   readonly #server: TetherServer;
@@ -92,6 +114,7 @@ export class LiveStreams {
   readonly #intervalMs: number;
   readonly #maxStreams: number;
   readonly #streams = new Set<Stream>();
+  readonly #json = new UpdateJson();
   #timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -119,6 +142,7 @@ export class LiveStreams {
       response,
       query,
       since: Math.max(0, this.#monitor.lastSeq - FIRST_LOG_ENTRIES),
+      sent: new Map(),
     };
     this.#streams.add(stream);
     response.on('close', () => {
@@ -129,7 +153,7 @@ export class LiveStreams {
       'Content-Type': 'text/event-stream; charset=utf-8',
       'X-Accel-Buffering': 'no',
     });
-    this.#send(stream, this.#surveyor.sums(this.#intervalMs), new Map());
+    this.#send(stream, this.#surveyor.sums(this.#intervalMs), newRound());
     if (this.#timer === undefined) {
       this.#timer = setInterval(() => this.#tick(), this.#intervalMs);
       this.#timer.unref();
@@ -141,7 +165,10 @@ export class LiveStreams {
   once(query: PeerQuery): Update {
     const sums = this.#surveyor.sums(this.#intervalMs);
     const since = Math.max(0, this.#monitor.lastSeq - FIRST_LOG_ENTRIES);
-    return this.#update(sums, query, new Map(), since);
+    const round = newRound();
+    const update = this.#update(sums, query, round, since);
+    const rows = update.peers.rows.map((row) => ({ ...row, rtt: this.#history(row.id, round) }));
+    return { ...update, peers: { ...update.peers, rows } };
   }
 
   /** Ends every stream. */
@@ -153,26 +180,53 @@ export class LiveStreams {
 
   #tick(): void {
     const sums = this.#surveyor.sums(this.#intervalMs);
-    const pages = new Map<string, PeerPage>();
-    for (const stream of this.#streams) this.#send(stream, sums, pages);
+    const round = newRound();
+    this.#json.round();
+    for (const stream of this.#streams) this.#send(stream, sums, round);
   }
 
-  #send(stream: Stream, sums: SessionSums, pages: Map<string, PeerPage>): void {
+  #send(stream: Stream, sums: SessionSums, round: Round): void {
     const response = stream.response;
     if (response.writableLength > MAX_STREAM_BACKLOG || response.destroyed) return;
-    const update = this.#update(sums, stream.query, pages, stream.since);
+    const update = this.#update(sums, stream.query, round, stream.since);
     const last = update.log.at(-1);
     if (last !== undefined) stream.since = last.seq;
-    response.write(`data: ${JSON.stringify(update)}\n\n`);
+    update.peers = { ...update.peers, rows: this.#rowsFor(stream, update.peers.rows, round) };
+    response.write(`data: ${this.#json.write(update)}\n\n`);
+  }
+
+  /**
+   * The rows as this stream gets them: with the RTT history of each session that has had a
+   * sample since the stream last sent its row (or that it never sent), the shared row itself
+   * otherwise. Remembers what it sent, for the rows of this update only.
+   */
+  #rowsFor(stream: Stream, rows: PeerRow[], round: Round): PeerRow[] {
+    const sent = new Map<string, number>();
+    const out: PeerRow[] = [];
+    for (const row of rows) {
+      const samples = this.#monitor.rttSamples(row.id);
+      sent.set(row.id, samples);
+      out.push(
+        stream.sent.get(row.id) === samples ? row : { ...row, rtt: this.#history(row.id, round) },
+      );
+    }
+    stream.sent = sent;
+    return out;
+  }
+
+  // Read once per update for all the streams that send it.
+  #history(peerId: string, round: Round): number[] {
+    let history = round.histories.get(peerId);
+    if (history === undefined) {
+      history = this.#monitor.rttHistory(peerId);
+      round.histories.set(peerId, history);
+    }
+    return history;
   }
 
   // Viewers of one page share it within an update; its rows are read now.
-  #update(
-    sums: SessionSums,
-    query: PeerQuery,
-    pages: Map<string, PeerPage>,
-    since: number,
-  ): Update {
+  #update(sums: SessionSums, query: PeerQuery, round: Round, since: number): Update {
+    const pages = round.pages;
     const key = queryKey(query);
     let page = pages.get(key);
     if (page === undefined) {

@@ -70,8 +70,13 @@ export interface PeerRow {
   /** Smoothed RTT and its variation in ms; null before the first sample. */
   srtt: number | null;
   rttvar: number | null;
-  /** Recent RTT samples in ms, oldest first. */
-  rtt: number[];
+  /**
+   * Recent RTT samples in ms, oldest first. In `/events`, left out of a row when its session has
+   * had no new sample since the last update of that stream that carried it (the viewer keeps
+   * the one it has: at rest a session gets one sample per ping interval, the page one update a
+   * second); always there in `/api/snapshot`.
+   */
+  rtt?: number[];
   messagesIn: number;
   messagesOut: number;
   bytesIn: number;
@@ -117,9 +122,8 @@ export interface PageOrder {
 /** One page of the peer table. */
 export type PeerPage = Omit<PageOrder, 'peers'> & { rows: PeerRow[] };
 
-/** What a row adds from the monitor. */
+/** What a row adds from the monitor (its RTT history is added by who sends it). */
 export interface RowDetails {
-  rttHistory(peerId: string): number[];
   transfers(peerId: string): TransferView[];
 }
 
@@ -212,7 +216,7 @@ export function pageOrder(order: PeerOrder, query: PeerQuery): PageOrder {
 
 /**
  * The page's rows from each session's stats now (sessions that ended since the order was taken
- * are left out). Only these rows carry RTT history and transfers.
+ * are left out), without their RTT history. Only these rows carry transfers.
  */
 export function peerPage(order: PageOrder, details: RowDetails): PeerPage {
   const { peers, ...meta } = order;
@@ -227,7 +231,6 @@ export function peerPage(order: PageOrder, details: RowDetails): PeerPage {
       connected: s.connected,
       srtt: s.rtt === undefined ? null : round(s.rtt.srtt),
       rttvar: s.rtt === undefined ? null : round(s.rtt.rttvar),
-      rtt: details.rttHistory(s.id),
       messagesIn: s.messagesIn,
       messagesOut: s.messagesOut,
       bytesIn: s.bytesIn,

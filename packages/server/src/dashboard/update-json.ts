@@ -1,0 +1,78 @@
+import type { PeerPage, PeerRow } from './peer-view.js';
+
+/** A row's JSON and the row it was made from. */
+interface Kept {
+  row: PeerRow;
+  json: string;
+}
+
+/**
+ * Whether two rows of one session hold the same values (its RTT history aside). At rest a row
+ * changes once per ping interval (its bytes and last seen), the page is sent every second.
+ */
+function sameRow(a: PeerRow, b: PeerRow): boolean {
+  for (const key in a) {
+    if (key === 'rtt') continue;
+    const x = a[key as keyof PeerRow];
+    const y = b[key as keyof PeerRow];
+    if (x === y) continue;
+    // Transfers are a new array per row: equal only when both are empty.
+    if (key === 'transfers' && (x as unknown[]).length === 0 && (y as unknown[]).length === 0) {
+      continue;
+    }
+    return false;
+  }
+  return true;
+}
+
+/**
+ * The JSON of a live update, as `JSON.stringify` gives it, with the JSON of each row kept from
+ * one round of updates to the next and used again while the row's values stay the same: most of
+ * an update's bytes are its rows, and at rest most rows did not change since the last second.
+ * Rows kept: those of the last two rounds.
+ */
+export class UpdateJson {
+  #kept = new Map<string, Kept>();
+  #previous = new Map<string, Kept>();
+
+  /** Rows whose JSON is kept (of the last two rounds). */
+  get keptRows(): number {
+    let n = this.#kept.size;
+    for (const id of this.#previous.keys()) if (!this.#kept.has(id)) n++;
+    return n;
+  }
+
+  /** Starts a round: rows not written since the one before last are forgotten. */
+  round(): void {
+    this.#previous = this.#kept;
+    this.#kept = new Map();
+  }
+
+  /** `JSON.stringify(update)` for an update whose `peers` holds `page`'s meta and `rows`. */
+  write(update: { time: number; totals: unknown; peers: PeerPage; log: unknown[] }): string {
+    const { rows, ...meta } = update.peers;
+    const parts: string[] = [];
+    for (const row of rows) parts.push(this.#row(row));
+    const page = JSON.stringify(meta);
+    return `{"time":${JSON.stringify(update.time)},"totals":${JSON.stringify(update.totals)},"peers":${page.slice(0, -1)}${page.length > 2 ? ',' : ''}"rows":[${parts.join(',')}]},"log":${JSON.stringify(update.log)}}`;
+  }
+
+  #row(row: PeerRow): string {
+    const rtt = row.rtt;
+    let base = row;
+    if (rtt !== undefined) {
+      // Only rows with a new sample have one (one in 30 at rest): the copy is rare.
+      base = { ...row };
+      delete base.rtt;
+    }
+    let kept = this.#kept.get(row.id) ?? this.#previous.get(row.id);
+    if (kept === undefined || !sameRow(base, kept.row)) {
+      kept = { row: base, json: JSON.stringify(base) };
+    }
+    this.#kept.set(row.id, kept);
+    // The history goes last, as in `{ ...row, rtt }`.
+    return rtt === undefined
+      ? kept.json
+      : `${kept.json.slice(0, -1)},"rtt":${JSON.stringify(rtt)}}`;
+  }
+}
