@@ -10,7 +10,7 @@ import {
   FrameType,
   TetherError,
 } from '@tether/protocol';
-import { onTestFinished } from 'vitest';
+import { onTestFinished, vi } from 'vitest';
 import {
   type FileEngine,
   type FileFrame,
@@ -46,6 +46,22 @@ export function engine(options: TransferEngineOptions): TransferEngine {
   const e = new TransferEngine(options);
   onTestFinished(() => e.close(new TetherError(ErrorCode.CLOSED, 'test over')));
   return e;
+}
+
+/**
+ * A manual clock and fake interval timers (the receiver's idle check and the sender's re-offer
+ * check run on one); restore with `vi.useRealTimers()`.
+ */
+export function manualTime() {
+  vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+  let now = 0;
+  return {
+    now: () => now,
+    async advance(ms: number): Promise<void> {
+      now += ms;
+      await vi.advanceTimersByTimeAsync(ms);
+    },
+  };
 }
 
 /** Waits (on the event loop, not a clock) until `check` holds. */

@@ -11,6 +11,7 @@ import {
   failedCode,
   listFiles,
   MiB,
+  manualTime,
   nthAnswer,
   offerFrame,
   sha256,
@@ -30,19 +31,6 @@ async function openFilesUnder(dir: string): Promise<string[]> {
     fds.map((fd) => fs.readlink(`/proc/self/fd/${fd}`).catch(() => '')),
   );
   return paths.filter((p) => p.startsWith(dir));
-}
-
-/** A manual clock and fake interval timers (the idle check runs on one). */
-function manualTime() {
-  vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
-  let now = 0;
-  return {
-    now: () => now,
-    async advance(ms: number): Promise<void> {
-      now += ms;
-      await vi.advanceTimersByTimeAsync(ms);
-    },
-  };
 }
 
 afterEach(() => {

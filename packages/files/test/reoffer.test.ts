@@ -10,6 +10,7 @@ import {
   chunkFrames,
   engine,
   MiB,
+  manualTime,
   nthAnswer,
   offerFrame,
   randomFile,
@@ -27,19 +28,6 @@ import {
 const KiB = 1024;
 const ID = 'cccccccccccccccccccccccccccccccc';
 const REOFFER_MS = 1000;
-
-/** A manual clock and fake interval timers (the re-offer check runs on one). */
-function manualTime() {
-  vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
-  let now = 0;
-  return {
-    now: () => now,
-    async advance(ms: number): Promise<void> {
-      now += ms;
-      await vi.advanceTimersByTimeAsync(ms);
-    },
-  };
-}
 
 afterEach(() => {
   vi.useRealTimers();
