@@ -30,19 +30,26 @@ import {
 import { loadSnapshot } from './load.js';
 import { SystemPair, startClientWorker, startServerWorker } from './system-pair.js';
 
-/** Per mode: throughput runs (calibrated length), windows and rounds of each part. */
+/**
+ * Per mode: throughput runs (calibrated length), windows and rounds of each part, and how often
+ * the watcher scrapes `/metrics` (Prometheus's every second; the smoke run's 1 s windows scrape
+ * every 100 ms, so the dashboard's code is sure to be sampled in them).
+ */
 const PLAN = {
   full: {
+    scrapeEveryMs: 1000,
     runMs: 250,
     throughput: { windowMs: 1500, rounds: 8 },
     idle: { windowMs: 5000, rounds: 5, connections: 10_000 },
   },
   quick: {
+    scrapeEveryMs: 1000,
     runMs: 100,
     throughput: { windowMs: 1000, rounds: 4 },
     idle: { windowMs: 5000, rounds: 3, connections: 10_000 },
   },
   smoke: {
+    scrapeEveryMs: 100,
     runMs: 50,
     throughput: { windowMs: 1000, rounds: 2 },
     idle: { windowMs: 1000, rounds: 2, connections: 200 },
@@ -89,11 +96,13 @@ type Measured = Omit<WindowFigures, 'updates' | 'scrapes' | 'gcMs' | 'profile' |
 /** Opens and closes the watcher; a failure after it opened ends the cell at the next window. */
 class Watch {
   readonly #port: number;
+  readonly #scrapeEveryMs: number;
   #watcher: DashboardWatcher | undefined;
   #failure: Error | undefined;
 
-  constructor(port: number) {
+  constructor(port: number, scrapeEveryMs: number) {
     this.#port = port;
+    this.#scrapeEveryMs = scrapeEveryMs;
   }
 
   async set(on: boolean): Promise<void> {
@@ -101,6 +110,7 @@ class Watch {
     if (on && this.#watcher === undefined) {
       this.#watcher = await watchDashboard({
         port: this.#port,
+        scrapeEveryMs: this.#scrapeEveryMs,
         onFailure: (error) => {
           this.#failure = error;
         },
@@ -150,7 +160,7 @@ export async function runDashboardCostCells(ctx: Context): Promise<void> {
     );
     connections = 1000;
   }
-  await idlePart(ctx, { ...plan.idle, connections }).catch((error) => {
+  await idlePart(ctx, { ...plan.idle, connections }, plan.scrapeEveryMs).catch((error) => {
     ctx.rows.push(failedRow(ctx, 'tether-watched', 'dashboard-cost', 0, error));
   });
 }
@@ -167,7 +177,7 @@ async function throughputPart(ctx: Context, plan: Plan): Promise<void> {
   try {
     const client = await startClientWorker(ctx, 'tether', 'throughput', started.port);
     pair = new SystemPair('tether', started.worker, client);
-    watch = new Watch(dashboardPort(started.dashboardPort));
+    watch = new Watch(dashboardPort(started.dashboardPort), plan.scrapeEveryMs);
     const timeout = 60_000;
     const { count } = await pair.op<{ count: number }>(
       'calibrate',
@@ -219,7 +229,7 @@ async function throughputPart(ctx: Context, plan: Plan): Promise<void> {
 }
 
 /** One server with N idle clients; windows of rest, the server's CPU over each. */
-async function idlePart(ctx: Context, plan: Plan['idle']): Promise<void> {
+async function idlePart(ctx: Context, plan: Plan['idle'], scrapeEveryMs: number): Promise<void> {
   const t0 = performance.now();
   const started = await startServerWorker(ctx, 'tether', 'idle-connections', {
     mode: 'sink',
@@ -230,7 +240,7 @@ async function idlePart(ctx: Context, plan: Plan['idle']): Promise<void> {
   try {
     const client = await startClientWorker(ctx, 'tether', 'idle-connections', started.port);
     pair = new SystemPair('tether', started.worker, client);
-    watch = new Watch(dashboardPort(started.dashboardPort));
+    watch = new Watch(dashboardPort(started.dashboardPort), scrapeEveryMs);
     const connected = await pair.op<{ connections: number }>(
       'connect',
       { connections: plan.connections },

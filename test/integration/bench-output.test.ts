@@ -315,9 +315,11 @@ it('bench - pnpm bench:dashboard (smoke): paired windows in one process, watched
         (e.dashboardMsPerSecond as number) + (e.httpMsPerSecond as number),
         2,
       );
-      expect(e.dashboardPercentOfRestCpu as number).toBeCloseTo(
-        ((e.attributedMsPerSecond as number) / (e.restCpuMsPerSecond as number)) * 100,
-        1,
+      // The report rounds its inputs: within 0.05 points or 0.5 % (a smoke run's idle server is
+      // nearly silent, so the share can run to thousands of percent).
+      const ofRest = ((e.attributedMsPerSecond as number) / (e.restCpuMsPerSecond as number)) * 100;
+      expect(Math.abs((e.dashboardPercentOfRestCpu as number) - ofRest)).toBeLessThanOrEqual(
+        0.05 + ofRest * 0.005,
       );
       expect(e.dashboardPercentOfRestCpuSe).toBeGreaterThanOrEqual(0);
       // The watcher read the live page and /metrics in the watched windows only.
