@@ -1,8 +1,9 @@
-// Someone watching Tether's dashboard, for the `tether-watched` system: the live page's stream
-// (`/events` with the page's default view, as dashboard.js opens it) kept open and read, and
-// `/metrics` scraped every second over one kept-alive connection, as Prometheus does. It runs in
-// the server's process, so its own work (reading a few KB a second) counts as the server's: what
-// the benchmark measures is an upper bound of what the dashboard costs.
+// Someone watching Tether's dashboard: the live page's stream (`/events` with the page's default
+// view, as dashboard.js opens it) kept open and read, and `/metrics` scraped every second (by
+// default) over one kept-alive connection, as Prometheus does. For the `tether-watched` system it
+// runs in the server's process, so its own work (reading a few KB a second) counts as the
+// server's: an upper bound of what the dashboard costs. The `dashboard-cost` cells run it in the
+// runner's process, apart from the server they measure.
 import * as http from 'node:http';
 
 /** The page's first view: sorted by client id, ascending, first page of 50 rows. */
