@@ -105,7 +105,7 @@ function newRound(): Round {
  * the monitor's counters and the stats of the rows on its page; the sums and the order come from
  * the {@link Surveyor}. Viewers asking for the same page share it. A row carries its RTT history
  * only when the stream has not sent it since the session's last sample: at rest (one sample per
- * ping interval) most rows of an update leave it out, and it was most of an update's bytes.
+ * 6 ping intervals) most rows of an update leave it out, and it was most of an update's bytes.
  */
 export class LiveStreams {
   readonly #server: TetherServer;
@@ -191,24 +191,22 @@ export class LiveStreams {
     const update = this.#update(sums, stream.query, round, stream.since);
     const last = update.log.at(-1);
     if (last !== undefined) stream.since = last.seq;
-    update.peers = { ...update.peers, rows: this.#rowsFor(stream, update.peers.rows, round) };
-    response.write(`data: ${this.#json.write(update)}\n\n`);
+    const histories = this.#historiesFor(stream, update.peers.rows, round);
+    response.write(`data: ${this.#json.write(update, histories)}\n\n`);
   }
 
   /**
-   * The rows as this stream gets them: with the RTT history of each session that has had a
-   * sample since the stream last sent its row (or that it never sent), the shared row itself
+   * The RTT history each row carries on this stream: that of each session that has had a sample
+   * since the stream last sent its row (or whose row was not in its last update), none
    * otherwise. Remembers what it sent, for the rows of this update only.
    */
-  #rowsFor(stream: Stream, rows: PeerRow[], round: Round): PeerRow[] {
+  #historiesFor(stream: Stream, rows: PeerRow[], round: Round): (number[] | undefined)[] {
     const sent = new Map<string, number>();
-    const out: PeerRow[] = [];
+    const out: (number[] | undefined)[] = [];
     for (const row of rows) {
       const samples = this.#monitor.rttSamples(row.id);
       sent.set(row.id, samples);
-      out.push(
-        stream.sent.get(row.id) === samples ? row : { ...row, rtt: this.#history(row.id, round) },
-      );
+      out.push(stream.sent.get(row.id) === samples ? undefined : this.#history(row.id, round));
     }
     stream.sent = sent;
     return out;

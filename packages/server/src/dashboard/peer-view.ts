@@ -71,9 +71,9 @@ export interface PeerRow {
   srtt: number | null;
   rttvar: number | null;
   /**
-   * Recent RTT samples in ms, oldest first. In `/events`, left out of a row when its session has
-   * had no new sample since the last update of that stream that carried it (the viewer keeps
-   * the one it has: at rest a session gets one sample per ping interval, the page one update a
+   * Recent RTT samples in ms, oldest first. In `/events`, left out of a row that was in the
+   * stream's previous update when its session has had no new sample since (the viewer keeps
+   * the one it has: at rest a session gets one sample per 6 ping intervals, the page one update a
    * second); always there in `/api/snapshot`.
    */
   rtt?: number[];

@@ -7,12 +7,11 @@ interface Kept {
 }
 
 /**
- * Whether two rows of one session hold the same values (its RTT history aside). At rest a row
- * changes once per ping interval (its bytes and last seen), the page is sent every second.
+ * Whether two rows of one session hold the same values (rows carry no RTT history here). At rest
+ * a row changes once per ping interval (its bytes and last seen), the page is sent every second.
  */
 function sameRow(a: PeerRow, b: PeerRow): boolean {
   for (const key in a) {
-    if (key === 'rtt') continue;
     const x = a[key as keyof PeerRow];
     const y = b[key as keyof PeerRow];
     if (x === y) continue;
@@ -48,29 +47,27 @@ export class UpdateJson {
     this.#kept = new Map();
   }
 
-  /** `JSON.stringify(update)` for an update whose `peers` holds `page`'s meta and `rows`. */
-  write(update: { time: number; totals: unknown; peers: PeerPage; log: unknown[] }): string {
+  /**
+   * `JSON.stringify` of `update` with `histories[i]`, where given, as row i's `rtt` (after its
+   * other fields, as `{ ...row, rtt }`). The rows themselves carry no `rtt`.
+   */
+  write(
+    update: { time: number; totals: unknown; peers: PeerPage; log: unknown[] },
+    histories: readonly (number[] | undefined)[],
+  ): string {
     const { rows, ...meta } = update.peers;
     const parts: string[] = [];
-    for (const row of rows) parts.push(this.#row(row));
+    for (const [i, row] of rows.entries()) parts.push(this.#row(row, histories[i]));
     const page = JSON.stringify(meta);
     return `{"time":${JSON.stringify(update.time)},"totals":${JSON.stringify(update.totals)},"peers":${page.slice(0, -1)}${page.length > 2 ? ',' : ''}"rows":[${parts.join(',')}]},"log":${JSON.stringify(update.log)}}`;
   }
 
-  #row(row: PeerRow): string {
-    const rtt = row.rtt;
-    let base = row;
-    if (rtt !== undefined) {
-      // Only rows with a new sample have one (one in 30 at rest): the copy is rare.
-      base = { ...row };
-      delete base.rtt;
-    }
+  #row(row: PeerRow, rtt: number[] | undefined): string {
     let kept = this.#kept.get(row.id) ?? this.#previous.get(row.id);
-    if (kept === undefined || !sameRow(base, kept.row)) {
-      kept = { row: base, json: JSON.stringify(base) };
+    if (kept === undefined || !sameRow(row, kept.row)) {
+      kept = { row, json: JSON.stringify(row) };
     }
     this.#kept.set(row.id, kept);
-    // The history goes last, as in `{ ...row, rtt }`.
     return rtt === undefined
       ? kept.json
       : `${kept.json.slice(0, -1)},"rtt":${JSON.stringify(rtt)}}`;
