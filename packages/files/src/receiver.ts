@@ -117,14 +117,20 @@ export class Receiver {
    * connection's offer of the id is being decided and prepared, a repeat is ignored (its answer
    * goes out when ready); once it was accepted, until a chunk or FILE_END of it arrives, a repeat
    * gets FILE_ACCEPT again at the committed offset, nothing asked, reset or reopened. Any other
-   * offer (a new connection, after a refusal or FILE_COMPLETE, after chunks) is decided afresh.
+   * offer (a new connection, after a refusal or FILE_COMPLETE, after chunks, another size) is
+   * decided afresh.
    */
   onOffer(body: FileOfferBody): void {
     const { id } = body;
     const generation = this.#port.generation;
     if (this.#offering.get(id) === generation) return;
     const incoming = this.#incoming.get(id);
-    if (incoming !== undefined && incoming.generation === generation && !incoming.received) {
+    if (
+      incoming !== undefined &&
+      incoming.generation === generation &&
+      !incoming.received &&
+      incoming.size === body.size
+    ) {
       this.#port.send(encodeFileAccept({ id, offset: incoming.state.committed }));
       return;
     }

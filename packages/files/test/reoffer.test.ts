@@ -368,6 +368,40 @@ describe('reoffer - disk receiver', () => {
     expect(await fs.readdir(out)).toEqual(['.tether-partial', 'r.bin']);
   });
 
+  it('reoffer - a same-id offer of another size on the same connection is a new offer, not a repeat: decided again, the mismatched partial dropped', async () => {
+    const root = await tempDir();
+    const out = nodePath.join(root, 'out');
+    const decide = vi.fn(() => true);
+    const data = Buffer.alloc(600 * KiB, 0x3c);
+    // A first connection stores 256 KiB durably, then drops: the next offer resumes there.
+    const receiver = engine({ owner: 'client', receive: { dir: out, decide } });
+    const one = captureLink();
+    receiver.attach(one.link);
+    receiver.handle(offerFrame(ID, 'r.bin', data.length));
+    await nthAnswer(one.frames, ID);
+    receiver.handle(chunkFrames(ID, data)[0] as FileFrame);
+    await until(
+      () => one.frames.some((f) => f.type === FrameType.FILE_STATUS && f.body.offset === 256 * KiB),
+      'the first chunk to be written',
+    );
+    receiver.detach();
+    const two = captureLink();
+    receiver.attach(two.link);
+    receiver.handle(offerFrame(ID, 'r.bin', data.length));
+    expect(await nthAnswer(two.frames, ID)).toEqual({
+      type: FrameType.FILE_ACCEPT,
+      body: { id: ID, offset: 256 * KiB },
+    });
+    const calls = decide.mock.calls.length;
+    // Not a repeat: its size differs. The 256 KiB of the other size must not be resumed.
+    receiver.handle(offerFrame(ID, 'r.bin', data.length + 1));
+    expect(await nthAnswer(two.frames, ID, 2)).toEqual({
+      type: FrameType.FILE_ACCEPT,
+      body: { id: ID, offset: 0 },
+    });
+    expect(decide).toHaveBeenCalledTimes(calls + 1);
+  });
+
   it('reoffer - a repeat after a retryable refusal is a new offer: decided again, and accepted once there is room', async () => {
     const out = nodePath.join(await tempDir(), 'out');
     const decide = vi.fn((_offer: FileOfferInfo) => true);
