@@ -131,6 +131,68 @@ describe('dashboard - RTT histories on the live stream', () => {
   });
 });
 
+/** Reads a live stream's updates one at a time. */
+function updateReader(response: Response): () => Promise<unknown> {
+  const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+  cleanups.push(() => reader.cancel());
+  const decoder = new TextDecoder();
+  let buffer = '';
+  return async () => {
+    for (;;) {
+      const end = buffer.indexOf('\n\n');
+      if (end >= 0) {
+        const line = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        return JSON.parse(line.slice('data: '.length));
+      }
+      const { value, done } = await reader.read();
+      if (done) throw new Error('the stream ended');
+      buffer += decoder.decode(value, { stream: true });
+    }
+  };
+}
+
+describe('dashboard - RTT histories when rows come and go', () => {
+  it('a row back on the page carries its history again, though its session had no new sample', async () => {
+    // Pings every 5 s: the server's RTT ping comes every 30 s, so no session gets a sample here.
+    const { server, port, dashboard } = await startServer({
+      pingIntervalMs: 5000,
+      evictAfterMs: 15_000,
+      dashboard: { intervalMs: 50 },
+    });
+    const quiet = { pingIntervalMs: 1000, deadAfterMs: 3000 };
+    await newClient(port, { clientId: 'page-b', ...quiet }).connect();
+    // One row a page, by client id: page-a, while it exists, pushes page-b off the page.
+    const next = updateReader(await fetch(`${dashboard}/events?sort=client&size=1&page=0`));
+    type Row = { clientId: string; rtt?: number[] };
+    const shown = async (clientId: string): Promise<Row[]> => {
+      const seen: Row[] = [];
+      for (let i = 0; i < 200; i++) {
+        const row = ((await next()) as { peers: { rows: Row[] } }).peers.rows[0];
+        if (row?.clientId === clientId) seen.push(row);
+        else if (seen.length > 0) return seen;
+        if (seen.length === 2) return seen;
+      }
+      throw new Error(
+        `${clientId} was not shown twice in a row; last ${JSON.stringify(((await next()) as { peers: unknown }).peers)}`,
+      );
+    };
+    // First shown: its history; the next update, nothing new: none.
+    const [firstB, againB] = await shown('page-b');
+    expect(firstB?.rtt).toEqual([]);
+    expect(againB).not.toHaveProperty('rtt');
+    const a = newClient(port, { clientId: 'page-a', ...quiet });
+    await a.connect();
+    expect((await shown('page-a'))[0]?.rtt).toEqual([]);
+    // Its client gone and its session ended.
+    await a.close();
+    for (const peer of server.peers) if (peer.clientId === 'page-a') peer.close();
+    // page-a's session ended: page-b is back, new to the page since the stream's last update.
+    const [back] = await shown('page-b');
+    expect(back?.rtt).toEqual([]);
+  });
+});
+
 describe('dashboard - options', () => {
   it('refuses an address other than loopback without a token, and a short token', () => {
     expect(() => new TetherServer({ dashboard: { host: '0.0.0.0' } })).toThrow(TypeError);
