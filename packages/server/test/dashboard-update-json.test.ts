@@ -82,6 +82,28 @@ describe('dashboard - the JSON of a live update', () => {
     }
   });
 
+  it('writes a row again when any one of its fields changed', () => {
+    const base = row('a');
+    const changed = (value: unknown): unknown => {
+      if (typeof value === 'number') return value + 1;
+      if (typeof value === 'string') return `${value}x`;
+      if (typeof value === 'boolean') return !value;
+      if (value === null) return 2;
+      return [{ id: 't', direction: 'in', name: 'f', size: 10, bytes: 5 }];
+    };
+    const keys = Object.keys(base) as (keyof PeerRow)[];
+    // Every field of a row but its RTT history, which goes beside it.
+    expect(keys).toHaveLength(14);
+    for (const key of keys) {
+      const json = new UpdateJson();
+      json.round();
+      json.write(update([base]), []);
+      json.round();
+      const other = { ...base, [key]: changed(base[key]) };
+      expect(json.write(update([other]), [])).toBe(JSON.stringify(update([other])));
+    }
+  });
+
   it('keeps the rows of the last two rounds only', () => {
     const json = new UpdateJson();
     json.round();

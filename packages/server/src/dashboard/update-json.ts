@@ -9,19 +9,29 @@ interface Kept {
 /**
  * Whether two rows of one session hold the same values (rows carry no RTT history here). At rest
  * a row changes once per ping interval (its bytes and last seen), the page is sent every second.
+ * Field by field, the ones that change most first: this runs once a second per row, too seldom
+ * for V8 to optimize it, and a `for...in` over the row cost several times more there. A test
+ * changes each field of a row in turn.
  */
 function sameRow(a: PeerRow, b: PeerRow): boolean {
-  for (const key in a) {
-    const x = a[key as keyof PeerRow];
-    const y = b[key as keyof PeerRow];
-    if (x === y) continue;
+  return (
+    a.lastSeen === b.lastSeen &&
+    a.bytesIn === b.bytesIn &&
+    a.bytesOut === b.bytesOut &&
+    a.srtt === b.srtt &&
+    a.rttvar === b.rttvar &&
+    a.messagesIn === b.messagesIn &&
+    a.messagesOut === b.messagesOut &&
+    a.queueDepth === b.queueDepth &&
+    a.queueBytes === b.queueBytes &&
+    a.connected === b.connected &&
+    a.address === b.address &&
+    a.clientId === b.clientId &&
+    a.id === b.id &&
     // Transfers are a new array per row: equal only when both are empty.
-    if (key === 'transfers' && (x as unknown[]).length === 0 && (y as unknown[]).length === 0) {
-      continue;
-    }
-    return false;
-  }
-  return true;
+    a.transfers.length === 0 &&
+    b.transfers.length === 0
+  );
 }
 
 /**
