@@ -92,6 +92,74 @@ async function readEvents(response: Response, count: number): Promise<unknown[]>
   return events;
 }
 
+/** Sends `request` as is and reads the answer until the server closes or `enough` says so. */
+function rawExchange(
+  port: number,
+  request: string,
+  enough: (text: string) => boolean,
+): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1', () => socket.write(request));
+    let text = '';
+    const done = () => {
+      socket.destroy();
+      resolve(text);
+    };
+    socket.on('data', (chunk) => {
+      text += chunk.toString('latin1');
+      if (enough(text)) done();
+    });
+    socket.on('end', done);
+    socket.on('error', reject);
+  });
+}
+
+describe('dashboard - the live stream on the wire', () => {
+  it('ends its body with the connection (no chunked framing); HEAD gets headers only', async () => {
+    const { dashboard } = await startServer();
+    const port = Number(new URL(dashboard).port);
+    const host = `Host: 127.0.0.1:${port}\r\n`;
+    const get = await rawExchange(port, `GET /events HTTP/1.1\r\n${host}\r\n`, (t) =>
+      t.includes('\n\n', t.indexOf('\r\n\r\n') + 4),
+    );
+    const [head = '', body = ''] = get.split('\r\n\r\n');
+    expect(head).toMatch(/^HTTP\/1\.1 200 /);
+    expect(head).toMatch(/\r\ncontent-type: text\/event-stream/i);
+    expect(head).toMatch(/\r\nconnection: close/i);
+    expect(head).not.toMatch(/transfer-encoding/i);
+    // The first event right after the head, with no chunk size before it.
+    expect(body.startsWith('data: {"time":')).toBe(true);
+    const update = JSON.parse(body.slice(6, body.indexOf('\n\n'))) as {
+      peers: { rows: unknown[] };
+    };
+    expect(update.peers.rows).toEqual([]);
+
+    const headOnly = await rawExchange(
+      port,
+      `HEAD /events HTTP/1.1\r\n${host}Connection: close\r\n\r\n`,
+      () => false,
+    );
+    expect(headOnly).toMatch(/^HTTP\/1\.1 200 /);
+    expect(headOnly).toMatch(/\r\ncontent-type: text\/event-stream/i);
+    expect(headOnly.endsWith('\r\n\r\n')).toBe(true);
+  });
+
+  it('a stream asked for behind another request on one connection is refused, not mixed in', async () => {
+    const { dashboard } = await startServer();
+    const port = Number(new URL(dashboard).port);
+    const host = `Host: 127.0.0.1:${port}\r\n`;
+    const answer = await rawExchange(
+      port,
+      `GET /healthz HTTP/1.1\r\n${host}\r\nGET /events HTTP/1.1\r\n${host}Connection: close\r\n\r\n`,
+      () => false,
+    );
+    const statuses = [...answer.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => m[1]);
+    expect(statuses).toEqual(['200', '503']);
+    expect(answer).toMatch(/\r\nretry-after: 1\r\n/i);
+    expect(answer).not.toContain('data: ');
+  });
+});
+
 describe('dashboard - RTT histories on the live stream', () => {
   it('a row carries its RTT history when it has a new sample since the stream last sent it', async () => {
     // The server's RTT ping every 6 ping intervals (600 ms): most 100 ms updates have none new.
@@ -212,6 +280,7 @@ describe('dashboard - options', () => {
     const second = new TetherServer({ dashboard: { port: taken as number } });
     await expect(second.listen()).rejects.toMatchObject({ code: 'EADDRINUSE' });
     expect(second.address).toBeUndefined();
+    expect(second.listening).toBe(false);
     expect(second.dashboardAddress).toBeUndefined();
   });
 });
@@ -223,6 +292,7 @@ describe('dashboard - health and readiness', () => {
     const ready = await fetch(`${dashboard}/readyz`);
     expect(ready.status).toBe(200);
     expect(await ready.text()).toBe('ready\n');
+    expect(server.listening).toBe(true);
     // A message the client holds unacknowledged keeps the drain going until its timeout.
     const client = newClient(port, {});
     client.on('message', () => new Promise(() => {}));
@@ -235,6 +305,7 @@ describe('dashboard - health and readiness', () => {
     expect(await during.text()).toBe('draining\n');
     expect((await fetch(`${dashboard}/healthz`)).status).toBe(200);
     await closing;
+    expect(server.listening).toBe(false);
     // Closed with the server.
     await expect(fetch(`${dashboard}/healthz`)).rejects.toThrow();
   });
@@ -284,6 +355,9 @@ describe('dashboard - access', () => {
       expect(csp).toContain("script-src 'self'");
       expect(csp).not.toContain('unsafe-inline');
       expect(response.headers.get('x-content-type-options')).toBe('nosniff');
+      // RFC 9110 section 6.6.1: an origin server with a clock sends Date in 2xx to 4xx answers.
+      const date = Date.parse(response.headers.get('date') ?? '');
+      expect(Math.abs(date - Date.now())).toBeLessThan(5000);
     }
     expect((await fetch(`${dashboard}/nope`)).status).toBe(404);
     expect((await fetch(`${dashboard}/metrics`, { method: 'POST' })).status).toBe(405);

@@ -351,6 +351,11 @@ export class TetherServer extends EventEmitter<ServerEvents> {
     return (this.#listener.server.address() as net.AddressInfo | null) ?? undefined;
   }
 
+  /** True while the server's port is bound: from `listen()` until `close()` stops listening. */
+  get listening(): boolean {
+    return this.#listener.server.listening;
+  }
+
   /** Every live session, connected or waiting for its client to resume. */
   get peers(): Peer[] {
     return Array.from(this.#store.values(), (session) => session.peer);

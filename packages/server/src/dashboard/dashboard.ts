@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { TetherServer } from '../server.js';
 import { Access, Refusal } from './access.js';
 import { LiveStreams } from './live-stream.js';
@@ -53,6 +53,29 @@ const COMMON_HEADERS = {
 const COMMON_HEADER_LIST: readonly string[] = Object.entries(COMMON_HEADERS).flat();
 
 const TEXT = 'text/plain; charset=utf-8';
+const EVENT_STREAM = 'text/event-stream; charset=utf-8';
+
+function hasSocket(
+  response: http.ServerResponse,
+): response is http.ServerResponse & { socket: Socket } {
+  return response.socket !== null;
+}
+
+/** The `Date` header's value, made again when the second changes. */
+class HttpDate {
+  #second = Number.NaN;
+  #text = '';
+
+  now(): string {
+    const ms = Date.now();
+    const second = Math.floor(ms / 1000);
+    if (second !== this.#second) {
+      this.#second = second;
+      this.#text = new Date(ms).toUTCString();
+    }
+    return this.#text;
+  }
+}
 
 /**
  * The dashboard's HTTP listener: the live page, `/events` (its Server-Sent Events), `/api/snapshot`,
@@ -68,6 +91,7 @@ export class Dashboard {
   readonly #metrics: Metrics;
   readonly #streams: LiveStreams;
   readonly #page = new Map<PagePath, Buffer>();
+  readonly #date = new HttpDate();
 
   constructor(server: TetherServer, options: ResolvedDashboardOptions) {
     this.#server = server;
@@ -183,8 +207,12 @@ export class Dashboard {
     contentType: string = TEXT,
     headers: readonly string[] = [],
   ): void {
+    // Node's own Date header arms a timer each time its one-second cache runs out: every scrape.
+    response.sendDate = false;
     response.writeHead(status, [
       ...COMMON_HEADER_LIST,
+      'Date',
+      this.#date.now(),
       'Content-Type',
       contentType,
       'Content-Length',
@@ -198,7 +226,7 @@ export class Dashboard {
   #readyz(response: http.ServerResponse): void {
     const server = this.#server;
     if (server.draining) this.#reply(response, 503, 'draining\n');
-    else if (server.address === undefined) this.#reply(response, 503, 'not listening\n');
+    else if (!server.listening) this.#reply(response, 503, 'not listening\n');
     else this.#reply(response, 200, 'ready\n');
   }
 
@@ -212,6 +240,19 @@ export class Dashboard {
 
   /** `/events`: the live page's stream. */
   #events(response: http.ServerResponse, url: URL): void {
+    if (response.req.method === 'HEAD') {
+      this.#reply(response, 200, '', EVENT_STREAM);
+      return;
+    }
+    // Queued behind a pipelined response on the same connection: the stream writes to its
+    // socket itself, and has none yet.
+    if (!hasSocket(response)) {
+      this.#reply(response, 503, 'open /events on a connection of its own\n', TEXT, [
+        'Retry-After',
+        '1',
+      ]);
+      return;
+    }
     for (const [name, value] of Object.entries(COMMON_HEADERS)) response.setHeader(name, value);
     if (!this.#streams.open(response, parsePeerQuery(url.searchParams))) {
       this.#reply(response, 503, 'too many live pages open\n', TEXT, ['Retry-After', '5']);

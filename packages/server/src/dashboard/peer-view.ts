@@ -214,23 +214,38 @@ export function pageOrder(order: PeerOrder, query: PeerQuery): PageOrder {
   };
 }
 
+/** A page's rows, and beside each its session and the number of RTT samples it had then. */
+export interface PageRows {
+  page: PeerPage;
+  /** The session of each row. */
+  peers: Peer[];
+  /**
+   * `stats().rtt.samples` of each row's session (0 before the first): a row's RTT history
+   * changed since a stream last sent it when this did.
+   */
+  rttSamples: number[];
+}
+
 /**
  * The page's rows from each session's stats now (sessions that ended since the order was taken
  * are left out), without their RTT history. Only these rows carry transfers.
  */
-export function peerPage(order: PageOrder, details: RowDetails): PeerPage {
+export function peerPage(order: PageOrder, details: RowDetails): PageRows {
   const { peers, ...meta } = order;
   const rows: PeerRow[] = [];
+  const shown: Peer[] = [];
+  const rttSamples: number[] = [];
   for (const peer of peers) {
     if (peer.closed) continue;
     const s = peer.stats();
+    const rtt = s.rtt;
     rows.push({
       id: s.id,
       clientId: s.clientId,
       address: s.remoteAddress,
       connected: s.connected,
-      srtt: s.rtt === undefined ? null : round(s.rtt.srtt),
-      rttvar: s.rtt === undefined ? null : round(s.rtt.rttvar),
+      srtt: rtt === undefined ? null : round(rtt.srtt),
+      rttvar: rtt === undefined ? null : round(rtt.rttvar),
       messagesIn: s.messagesIn,
       messagesOut: s.messagesOut,
       bytesIn: s.bytesIn,
@@ -240,8 +255,10 @@ export function peerPage(order: PageOrder, details: RowDetails): PeerPage {
       transfers: details.transfers(s.id),
       lastSeen: s.lastSeen,
     });
+    shown.push(peer);
+    rttSamples.push(rtt === undefined ? 0 : rtt.samples);
   }
-  return { ...meta, rows };
+  return { page: { ...meta, rows }, peers: shown, rttSamples };
 }
 
 function round(ms: number): number {
