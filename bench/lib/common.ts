@@ -195,6 +195,8 @@ export interface WorkerArgs {
   uploadDir?: string;
   /** Server: the dashboard on (port 0), watched by nobody in the worker (the runner watches it). */
   dashboard?: boolean;
+  /** Run with the flags that let `perf` name JavaScript frames (lib/perf-share.ts). */
+  perfMap?: boolean;
   quick: boolean;
   smoke: boolean;
 }

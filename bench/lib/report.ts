@@ -532,7 +532,10 @@ export function renderMarkdown(r: Result): string {
 
 /** A dashboard-cost row's share by attribution: `1.23 ± 0.05 % (± 0.10) of 12345 samples; ...`. */
 function shareText(e: NonNullable<Row['extra']>): string {
-  if (typeof e.dashboardSharePercent !== 'number') return '–';
+  if (typeof e.dashboardSharePercent !== 'number') {
+    // --attribution perf: perf sampled the windows, V8 did not.
+    return typeof e.cpuPercentOfRestCpu === 'number' ? perfCpuText(e).replace(/^; /, '') : '–';
+  }
   const p = (v: unknown) => `${Number(v).toFixed(2)}`;
   const windows =
     typeof e.dashboardShareWindowSePercent === 'number'
@@ -545,5 +548,12 @@ function shareText(e: NonNullable<Row['extra']>): string {
 function restText(e: NonNullable<Row['extra']>): string {
   if (typeof e.dashboardPercentOfRestCpu !== 'number') return '';
   const p = (v: unknown) => `${Number(v).toFixed(2)}`;
-  return `; **${p(e.dashboardPercentOfRestCpu)} ± ${p(e.dashboardPercentOfRestCpuSe)} % of the server's CPU at rest** (${p(e.attributedMsPerSecond)} ± ${p(e.attributedSeMsPerSecond)} ms/s against ${p(e.restCpuMsPerSecond)} ± ${p(e.restCpuSeMsPerSecond)} ms/s, ${e.restWindows} rest windows unwatched and unprofiled)`;
+  return `; **${p(e.dashboardPercentOfRestCpu)} ± ${p(e.dashboardPercentOfRestCpuSe)} % of the server's CPU at rest** (${p(e.attributedMsPerSecond)} ± ${p(e.attributedSeMsPerSecond)} ms/s against ${p(e.restCpuMsPerSecond)} ± ${p(e.restCpuSeMsPerSecond)} ms/s, ${e.restWindows} rest windows unwatched and unprofiled)${perfCpuText(e)}`;
+}
+
+/** The same from CPU time (perf): `; by CPU time **0.90 ± 0.08 %** (...)`, or nothing. */
+function perfCpuText(e: NonNullable<Row['extra']>): string {
+  if (typeof e.cpuPercentOfRestCpu !== 'number') return '';
+  const p = (v: unknown) => `${Number(v).toFixed(2)}`;
+  return `; by CPU time (perf) **${p(e.cpuPercentOfRestCpu)} ± ${p(e.cpuPercentOfRestCpuSe)} % of the server's CPU at rest** (${p(e.cpuAttributedMsPerSecond)} ± ${p(e.cpuAttributedSeMsPerSecond)} ms/s: ${e.cpuDashboardSamples} + HTTP ${e.cpuHttpSamples} of ${e.cpuSamples} samples of the main thread, ${p(e.cpuMainThreadMsPerSecond)} ms/s on its CPU)`;
 }

@@ -9,8 +9,18 @@
 // processes of the same code measured up to 30 % apart (a throughput client even runs at one
 // of two speeds for its whole life): inside one process that difference is gone.
 import { execSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { bareRow, type CpuByProcess, median, type Row, sleep } from '../lib/common.js';
 import { type PlannedPair, pairPlan, summarize } from '../lib/paired-windows.js';
+import {
+  addPerfCounts,
+  noPerfCounts,
+  type PerfCounts,
+  type PerfMap,
+  PerfRecording,
+  perfUsable,
+  readPerfMap,
+} from '../lib/perf-share.js';
 import {
   addCounts,
   noCounts,
@@ -29,6 +39,7 @@ import {
 } from './interleave.js';
 import { loadSnapshot } from './load.js';
 import { SystemPair, startClientWorker, startServerWorker } from './system-pair.js';
+import type { WorkerProcess } from './worker-process.js';
 
 /**
  * Per mode: throughput runs (calibrated length), windows and rounds of each part, and how often
@@ -72,6 +83,31 @@ const SIZE = 128;
  */
 const SAMPLING_INTERVAL_US = 200;
 
+/**
+ * `perf record`'s rate in every profiled window, per second of the server main thread's CPU
+ * time (it samples only while the thread runs: some 350 samples a second of an idle window).
+ */
+const PERF_HZ = 4999;
+
+/** The server's main thread for `perf record`, and which of its frames are the dashboard's. */
+interface PerfTarget {
+  tid: number;
+  isPart: (symbol: string) => boolean;
+}
+
+/**
+ * The dashboard's frames as perf names them: the server's `dashboard/` modules (built, or their
+ * sources with `--source`) and prom-client's.
+ */
+function perfDashboardSymbols(): (symbol: string) => boolean {
+  const built = fileURLToPath(new URL('./dashboard/', import.meta.resolve('@tether/server')));
+  const sources = built.replace(/\/dist\/dashboard\/$/, '/src/dashboard/');
+  return (symbol) =>
+    symbol.includes(built) ||
+    symbol.includes(sources) ||
+    symbol.includes('/node_modules/prom-client/');
+}
+
 /** The figures of one window. */
 interface WindowFigures {
   /** msgs/s (throughput) or % of one core (idle). */
@@ -88,10 +124,15 @@ interface WindowFigures {
   profile: ProfileCounts;
   /** How long the window's measurement ran (and the profiler, if it ran), µs. */
   profiledUs: number;
+  /** perf's samples of the server's main thread over the window (none when perf did not run). */
+  cpu: PerfCounts | undefined;
 }
 
 /** What a window's measurement gives; the cell adds the rest. */
-type Measured = Omit<WindowFigures, 'updates' | 'scrapes' | 'gcMs' | 'profile' | 'profiledUs'>;
+type Measured = Omit<
+  WindowFigures,
+  'updates' | 'scrapes' | 'gcMs' | 'profile' | 'profiledUs' | 'cpu'
+>;
 
 /** Opens and closes the watcher; a failure after it opened ends the cell at the next window. */
 class Watch {
@@ -149,7 +190,15 @@ export async function runDashboardCostCells(ctx: Context): Promise<void> {
           idle: { ...base.idle, rounds },
         };
   ctx.log('# dashboard-cost (paired windows in one process: watched / unwatched, and A/A)');
-  await throughputPart(ctx, plan).catch((error) => {
+  // One profiler per window: V8's sampler wakes the main thread 5,000 times a second, which
+  // would more than double the thread's CPU that perf divides up.
+  const perf = ctx.options.attribution === 'perf';
+  if (perf && !perfUsable()) {
+    throw new Error(
+      '--attribution perf: `perf record` is not usable here (not installed, or not allowed)',
+    );
+  }
+  await throughputPart(ctx, plan, perf).catch((error) => {
     ctx.rows.push(failedRow(ctx, 'tether-watched', 'dashboard-cost', SIZE, error));
   });
   let connections = plan.idle.connections;
@@ -160,17 +209,18 @@ export async function runDashboardCostCells(ctx: Context): Promise<void> {
     );
     connections = 1000;
   }
-  await idlePart(ctx, { ...plan.idle, connections }, plan.scrapeEveryMs).catch((error) => {
+  await idlePart(ctx, { ...plan.idle, connections }, plan.scrapeEveryMs, perf).catch((error) => {
     ctx.rows.push(failedRow(ctx, 'tether-watched', 'dashboard-cost', 0, error));
   });
 }
 
 /** One server and one client for the whole part; windows of back-to-back throughput runs. */
-async function throughputPart(ctx: Context, plan: Plan): Promise<void> {
+async function throughputPart(ctx: Context, plan: Plan, perf: boolean): Promise<void> {
   const t0 = performance.now();
   const started = await startServerWorker(ctx, 'tether', 'throughput', {
     mode: 'sink',
     dashboard: true,
+    perfMap: perf,
   });
   let pair: SystemPair | undefined;
   let watch: Watch | undefined;
@@ -219,6 +269,7 @@ async function throughputPart(ctx: Context, plan: Plan): Promise<void> {
       () => p.gc(),
       () => p.serverGcTime(),
       p,
+      perfTarget(perf, started.worker),
     );
   } finally {
     watch?.close();
@@ -229,11 +280,17 @@ async function throughputPart(ctx: Context, plan: Plan): Promise<void> {
 }
 
 /** One server with N idle clients; windows of rest, the server's CPU over each. */
-async function idlePart(ctx: Context, plan: Plan['idle'], scrapeEveryMs: number): Promise<void> {
+async function idlePart(
+  ctx: Context,
+  plan: Plan['idle'],
+  scrapeEveryMs: number,
+  perf: boolean,
+): Promise<void> {
   const t0 = performance.now();
   const started = await startServerWorker(ctx, 'tether', 'idle-connections', {
     mode: 'sink',
     dashboard: true,
+    perfMap: perf,
   });
   let pair: SystemPair | undefined;
   let watch: Watch | undefined;
@@ -279,6 +336,7 @@ async function idlePart(ctx: Context, plan: Plan['idle'], scrapeEveryMs: number)
       },
       () => p.serverGcTime(),
       p,
+      perfTarget(perf, started.worker),
     );
   } finally {
     watch?.close();
@@ -286,6 +344,12 @@ async function idlePart(ctx: Context, plan: Plan['idle'], scrapeEveryMs: number)
     else started.worker.kill();
   }
   ctx.log(`  x ${plan.connections} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+}
+
+function perfTarget(perf: boolean, worker: WorkerProcess): PerfTarget | undefined {
+  const tid = worker.child.pid;
+  // Node's main thread is the process's first: its thread id is the process id.
+  return perf && tid !== undefined ? { tid, isPart: perfDashboardSymbols() } : undefined;
 }
 
 function dashboardPort(port: number | undefined): number {
@@ -321,6 +385,7 @@ async function pairedCell(
   gc: () => Promise<void>,
   gcTime: () => Promise<{ pauseUs: number }>,
   profiler: Pick<SystemPair, 'serverProfileStart' | 'serverProfileStop'>,
+  perf: PerfTarget | undefined,
 ): Promise<void> {
   // `profiled` false: a rest window (unwatched), the server's CPU without the profiler's cost.
   const window = async (on: boolean, profiled = true): Promise<WindowFigures> => {
@@ -332,12 +397,27 @@ async function pairedCell(
     await sleep(SETTLE_MS);
     const before = watch.counts();
     const gcBefore = await gcTime();
-    // Started and stopped (and the profile counted) outside measure()'s CPU readings.
-    if (profiled) await profiler.serverProfileStart(SAMPLING_INTERVAL_US);
+    // Started and stopped (and the profiles counted) outside measure()'s CPU readings.
+    const recording =
+      profiled && perf !== undefined ? await PerfRecording.start(perf.tid, PERF_HZ) : undefined;
+    const sampled = profiled && perf === undefined;
+    if (sampled) await profiler.serverProfileStart(SAMPLING_INTERVAL_US);
     const profiledFrom = performance.now();
+    const fromNs = process.hrtime.bigint();
     const figures = await measure();
+    const toNs = process.hrtime.bigint();
+    const map = recording !== undefined && perf !== undefined ? readPerfMap(perf.tid) : undefined;
     const profiledUs = (performance.now() - profiledFrom) * 1000;
-    const profile = profiled ? await profiler.serverProfileStop() : noCounts();
+    const profile = sampled ? await profiler.serverProfileStop() : noCounts();
+    let cpu: PerfCounts | undefined;
+    if (recording !== undefined && perf !== undefined) {
+      try {
+        await recording.stop();
+        cpu = await recording.count(map as PerfMap, perf.isPart, fromNs, toNs);
+      } finally {
+        recording.discard();
+      }
+    }
     const gcAfter = await gcTime();
     const after = watch.counts();
     watch.check();
@@ -348,6 +428,7 @@ async function pairedCell(
       gcMs: (gcAfter.pauseUs - gcBefore.pauseUs) / 1000,
       profile,
       profiledUs,
+      cpu,
     };
   };
   await window(true);
@@ -468,7 +549,11 @@ function pairRow(
           3,
         )
       : null;
-  Object.assign(extra, restFields(pairs, rest));
+  Object.assign(extra, restFields(pairs, rest), cpuFields(pairs, rest));
+  if (extra.cpuSamples !== null) {
+    // perf sampled the windows instead of V8: V8's figures would be of no samples.
+    for (const key of V8_ONLY_FIELDS) extra[key] = null;
+  }
   return {
     ...bareRow(system, spec.scenario, spec.payloadBytes),
     runs: s.pairs,
@@ -515,6 +600,74 @@ function restFields(pairs: MeasuredPair[], rest: Rest): NonNullable<Row['extra']
     attributedSeMsPerSecond: round(attributedSe),
     dashboardPercentOfRestCpu: round(percent),
     dashboardPercentOfRestCpuSe: round(se),
+  };
+}
+
+/** Row fields from V8's samples (profileFields, restFields): null where perf sampled instead. */
+const V8_ONLY_FIELDS = [
+  'samplingIntervalUs',
+  'dashboardMsPerSecond',
+  'httpMsPerSecond',
+  'profileSamples',
+  'profileAllSamples',
+  'effectiveIntervalUs',
+  'dashboardSharePercent',
+  'dashboardShareSePercent',
+  'dashboardShareWindowSePercent',
+  'httpSharePercent',
+  'gcSharePercent',
+  'programSharePercent',
+  'offProfileSamples',
+  'offDashboardSharePercent',
+  'offDashboardShareSePercent',
+  'dashboardTop',
+  'dashboardPercentOfServerCpu',
+  'attributedMsPerSecond',
+  'attributedSeMsPerSecond',
+  'dashboardPercentOfRestCpu',
+  'dashboardPercentOfRestCpuSe',
+] as const;
+
+/**
+ * The same figure from CPU time (lib/perf-share.ts): perf's samples of the server's main thread
+ * on its CPU whose stack holds a frame of the dashboard or of Node's HTTP server, over the row's
+ * subject windows, as ms of CPU per second of window, against the rest windows' CPU. Its
+ * standard error: the larger of the count's (Poisson, √n) and that of the per-window figures.
+ * Empty when perf did not run.
+ */
+function cpuFields(pairs: MeasuredPair[], rest: Rest): NonNullable<Row['extra']> {
+  const windows = pairs.map((m) => m.subject).filter((w) => w.cpu !== undefined);
+  if (windows.length === 0 || rest.windows.length === 0) return { cpuSamples: null };
+  const round = (v: number) => Math.round(v * 1000) / 1000;
+  const seconds = windows.reduce((a, w) => a + w.profiledUs / 1e6, 0);
+  const sum = windows.reduce((a, w) => addPerfCounts(a, w.cpu as PerfCounts), noPerfCounts());
+  const msOf = (samples: number, s: number) => ((samples / PERF_HZ) * 1000) / s;
+  const attributed = msOf(sum.part + sum.http, seconds);
+  const countSe = msOf(Math.sqrt(sum.part + sum.http), seconds);
+  const perWindow = windows.map((w) => {
+    const c = w.cpu as PerfCounts;
+    return msOf(c.part + c.http, w.profiledUs / 1e6);
+  });
+  const windowSe = perWindow.length < 2 ? 0 : summarize(perWindow).sd / Math.sqrt(perWindow.length);
+  const attributedSe = Math.max(countSe, windowSe);
+  const restValues = rest.windows.map((w) => (w.cpuUs.server ?? 0) / 1000 / (w.profiledUs / 1e6));
+  const r = summarize(restValues);
+  const restSe = r.sd / Math.sqrt(r.pairs);
+  const percent = (attributed / r.mean) * 100;
+  const se =
+    attributed > 0
+      ? percent * Math.sqrt((attributedSe / attributed) ** 2 + (restSe / r.mean) ** 2)
+      : 0;
+  return {
+    perfHz: PERF_HZ,
+    cpuSamples: sum.samples,
+    cpuDashboardSamples: sum.part,
+    cpuHttpSamples: sum.http,
+    cpuMainThreadMsPerSecond: round(msOf(sum.samples, seconds)),
+    cpuAttributedMsPerSecond: round(attributed),
+    cpuAttributedSeMsPerSecond: round(attributedSe),
+    cpuPercentOfRestCpu: round(percent),
+    cpuPercentOfRestCpuSe: round(se),
   };
 }
 

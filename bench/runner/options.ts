@@ -27,6 +27,11 @@ export interface Options {
   sizes: number[] | undefined;
   /** `--rounds N`: dashboard-cost's rounds of paired windows in each part (default: its plan). */
   rounds: number | undefined;
+  /**
+   * `--attribution perf`: dashboard-cost's profiled windows sample the server's CPU with
+   * `perf record` (lib/perf-share.ts) instead of V8's wall-time sampler (`v8`, the default).
+   */
+  attribution: 'v8' | 'perf';
   /** What the report must say about how this run was made. */
   notes: string[];
 }
@@ -72,6 +77,10 @@ export function parseOptions(argv: string[], benchDir: string): Options {
   if (rounds !== undefined && !(Number.isInteger(rounds) && rounds > 0)) {
     throw new Error('--rounds: a positive integer expected');
   }
+  const attribution = option('--attribution') ?? 'v8';
+  if (attribution !== 'v8' && attribution !== 'perf') {
+    throw new Error('--attribution: v8 or perf expected');
+  }
   return {
     smoke,
     quick: smoke || flag('--quick'),
@@ -82,6 +91,7 @@ export function parseOptions(argv: string[], benchDir: string): Options {
     scenarios: list('--scenarios', SCENARIOS) ?? (smoke ? ['throughput'] : [...DEFAULT_SCENARIOS]),
     sizes,
     rounds,
+    attribution,
     notes,
   };
 }

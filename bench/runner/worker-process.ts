@@ -1,8 +1,11 @@
 // Forks a worker (bench/worker.ts) and talks to it over IPC.
+
 import { type ChildProcess, fork } from 'node:child_process';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { RunnerMessage, WorkerArgs, WorkerMessage } from '../lib/common.js';
+import { perfMapPath, perfNodeFlags } from '../lib/perf-share.js';
 import { compileWorker } from './compiled-worker.js';
 import type { Context } from './context.js';
 
@@ -24,6 +27,8 @@ export interface WorkerProcess {
 
 // Compiled at the first worker of the run, then shared by all.
 let compiledEntry: string | undefined;
+// Workers started with perf's flags, to name their V8 logs.
+let perfWorkers = 0;
 
 export function spawnWorker(ctx: Context, args: WorkerArgs): WorkerProcess {
   const { options } = ctx;
@@ -36,6 +41,11 @@ export function spawnWorker(ctx: Context, args: WorkerArgs): WorkerProcess {
     ...(options.fromSource ? ['--conditions=@tether/source'] : []),
     '--expose-gc',
   ];
+  // Both files go with the worker (lib/perf-share.ts reads the map while it runs).
+  const v8Log = args.perfMap
+    ? join(tmpdir(), `tether-bench-v8-${process.pid}-${++perfWorkers}.log`)
+    : undefined;
+  if (v8Log !== undefined) execArgv.push(...perfNodeFlags(v8Log));
   if (options.profile) {
     const dir = join(options.outDir, 'profiles');
     mkdirSync(dir, { recursive: true });
@@ -59,6 +69,10 @@ export function spawnWorker(ctx: Context, args: WorkerArgs): WorkerProcess {
   let exited = false;
   const exit = new Promise<void>((resolve) => {
     child.on('exit', () => {
+      if (v8Log !== undefined) {
+        rmSync(v8Log, { force: true });
+        if (child.pid !== undefined) rmSync(perfMapPath(child.pid), { force: true });
+      }
       exited = true;
       waiter?.();
       resolve();

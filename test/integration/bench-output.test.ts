@@ -17,6 +17,7 @@ import {
 } from '../../bench/lib/cell-stats.js';
 import { median } from '../../bench/lib/common.js';
 import { pairPlan, summarize } from '../../bench/lib/paired-windows.js';
+import { perfUsable } from '../../bench/lib/perf-share.js';
 import { parseOptions } from '../../bench/runner/options.js';
 
 const run = promisify(execFile);
@@ -322,6 +323,8 @@ it('bench - pnpm bench:dashboard (smoke): paired windows in one process, watched
         0.05 + ofRest * 0.005,
       );
       expect(e.dashboardPercentOfRestCpuSe).toBeGreaterThanOrEqual(0);
+      // perf's figures only with --attribution perf (below).
+      expect(e.cpuSamples).toBeNull();
       // The watcher read the live page and /metrics in the watched windows only.
       if (subject === 'tether-watched') {
         expect(row.extra?.updates).toBeGreaterThanOrEqual(2);
@@ -340,6 +343,43 @@ it('bench - pnpm bench:dashboard (smoke): paired windows in one process, watched
   expect(stdout).toContain('| idle x 200 | A/A (tether-twin) | 2 |');
   expect(stdout).toContain('- Dashboard samples by function, 128 B, watched windows: ');
 }, 120_000);
+
+it.runIf(perfUsable())(
+  "bench - pnpm bench:dashboard --attribution perf (smoke): the dashboard's CPU from perf samples of the server",
+  async () => {
+    const { stdout, result } = await bench([
+      '--smoke',
+      '--scenarios',
+      'dashboard-cost',
+      '--attribution',
+      'perf',
+    ]);
+    expect(result.rows.filter((r) => r.note)).toEqual([]);
+    for (const row of result.rows) {
+      const e = row.extra ?? {};
+      expect(e.perfHz).toBe(4999);
+      expect(e.cpuSamples).toBeGreaterThan(0);
+      const attributed = (e.cpuDashboardSamples as number) + (e.cpuHttpSamples as number);
+      expect(attributed).toBeLessThanOrEqual(e.cpuSamples as number);
+      // The report rounds its inputs (as for V8's figure).
+      const ofRest =
+        ((e.cpuAttributedMsPerSecond as number) / (e.restCpuMsPerSecond as number)) * 100;
+      expect(Math.abs((e.cpuPercentOfRestCpu as number) - ofRest)).toBeLessThanOrEqual(
+        0.05 + ofRest * 0.005,
+      );
+      expect(e.cpuPercentOfRestCpuSe).toBeGreaterThanOrEqual(0);
+      // Watched windows ran the dashboard's code on the server's CPU; unwatched ones none of its
+      // HTTP (at most an RTT sample into its rings).
+      if (row.system === 'tether-watched') expect(e.cpuDashboardSamples).toBeGreaterThan(0);
+      else expect(e.cpuHttpSamples).toBe(0);
+      // V8's sampler did not run: its figures are not made up from no samples.
+      expect(e.profileSamples).toBeNull();
+      expect(e.dashboardPercentOfRestCpu).toBeNull();
+    }
+    expect(stdout).toContain('by CPU time (perf) **');
+  },
+  120_000,
+);
 
 it('pnpm bench --scenarios bundle - browser bundles built alike, sizes from the built bytes', async () => {
   const { stdout, result } = await bench(['--scenarios', 'bundle', '--systems', 'tether']);
