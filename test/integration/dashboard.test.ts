@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { ChaosProxy } from '@tether/chaos';
 import { TetherClient } from '@tether/client';
 import { type Peer, TetherServer } from '@tether/server';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { parseMetrics, seriesValue } from '../helpers/dashboard.js';
 
 const cleanups: (() => unknown)[] = [];
@@ -157,6 +157,37 @@ describe('dashboard - the live stream on the wire', () => {
     expect(statuses).toEqual(['200', '503']);
     expect(answer).toMatch(/\r\nretry-after: 1\r\n/i);
     expect(answer).not.toContain('data: ');
+  });
+});
+
+describe('dashboard - peer.rttHistory()', () => {
+  it("the server keeps each session's last rttHistory samples with a dashboard, none without", async () => {
+    // The server's RTT ping every 6 ping intervals: 600 ms here.
+    const { server, port } = await startServer({ dashboard: { rttHistory: 3 } });
+    const plain = new TetherServer({ pingIntervalMs: 100, evictAfterMs: 600 });
+    cleanups.push(() => plain.close({ drainTimeoutMs: 0 }));
+    const plainPort = (await plain.listen()).port;
+    const client = newClient(port, { clientId: 'kept' });
+    const other = newClient(plainPort, { clientId: 'none' });
+    await client.connect();
+    await other.connect();
+    const peer = server.peers[0] as Peer;
+    const samples = () => peer.stats().rtt?.samples ?? 0;
+    await vi.waitFor(() => expect(samples()).toBeGreaterThanOrEqual(4), {
+      timeout: 10_000,
+      interval: 50,
+    });
+    const history = peer.rttHistory();
+    // The last 3 of 4 or more, the newest last, each to 0.01 ms.
+    expect(history).toHaveLength(3);
+    expect(history.at(-1)).toBeCloseTo(peer.stats().rtt?.last as number, 2);
+    for (const ms of history) expect(ms).toBeGreaterThan(0);
+    const otherPeer = plain.peers[0] as Peer;
+    await vi.waitFor(() => expect(otherPeer.stats().rtt?.samples ?? 0).toBeGreaterThanOrEqual(1), {
+      timeout: 10_000,
+      interval: 50,
+    });
+    expect(otherPeer.rttHistory()).toEqual([]);
   });
 });
 

@@ -11,6 +11,7 @@ import {
 } from '@tether/protocol';
 import type { TlsIdentity } from './options.js';
 import { Peer, type PeerSendReceipt } from './peer.js';
+import type { RttHistory } from './rtt-history.js';
 
 /** One message to the client (a send or a response) until the client acknowledges it. */
 export interface PeerPendingSend extends OutboundEntry {
@@ -102,6 +103,8 @@ export class PeerSession extends Session<PeerPendingSend> {
   tlsIdentity: TlsIdentity | undefined;
   /** The client's frame limit, from its HELLO. */
   maxFrame = 0;
+  /** Its last RTT samples, when the server keeps them (made at the first sample). */
+  rttHistory: RttHistory | undefined = undefined;
   messagesIn = 0;
   messagesOut = 0;
   /** Frees the session when it fires (while disconnected). */

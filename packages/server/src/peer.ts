@@ -135,6 +135,14 @@ export class Peer {
     );
   }
 
+  /**
+   * The session's last RTT samples in ms, oldest first: as many as the `dashboard` option's
+   * `rttHistory` keeps (30 by default); empty without a dashboard (the server keeps none).
+   */
+  rttHistory(): number[] {
+    return this.#session.rttHistory?.toArray() ?? [];
+  }
+
   /** A snapshot of this peer's counters. */
   stats(): PeerStats {
     const s = this.#session;

@@ -34,6 +34,7 @@ import {
 import type { Peer, PeerSendOptions, PeerSendReceipt } from './peer.js';
 import { type PeerPendingSend, PeerSession, type SessionHost } from './peer-session.js';
 import type { RedisSessionStore, SessionInit } from './redis/redis-store.js';
+import { RttHistory } from './rtt-history.js';
 import { ServerHandshake } from './server-handshake.js';
 import { MemorySessionStore, type SessionEnd, type SessionStore } from './session-store.js';
 import { type TransferUpdate, WatchedTransferEngine } from './transfer-watch.js';
@@ -118,6 +119,8 @@ type ServerConnection = Connection<PeerPendingSend>;
  */
 export class TetherServer extends EventEmitter<ServerEvents> {
   readonly #options: ResolvedServerOptions;
+  /** RTT samples kept per session for `peer.rttHistory()`: the dashboard's, else none. */
+  readonly #rttHistorySize: number;
   readonly #scheduler: Scheduler;
   readonly #listener: Listener;
   readonly #connections = new Set<ServerConnection>();
@@ -151,6 +154,7 @@ export class TetherServer extends EventEmitter<ServerEvents> {
   constructor(options: ServerOptions = {}) {
     super();
     this.#options = resolveServerOptions(options);
+    this.#rttHistorySize = this.#options.dashboard?.rttHistory ?? 0;
     this.#scheduler = this.#options.scheduler;
     const { uploadDir, minFreeBytes, partialTtlMs, emptyPartialTtlMs } = this.#options;
     this.#uploads =
@@ -507,8 +511,11 @@ export class TetherServer extends EventEmitter<ServerEvents> {
         this.#messagesOut += count;
         if (this.#drainWaiter !== undefined && this.#pendingOutbound() === 0) this.#drainWaiter();
       },
-      rtt: (session, stats) =>
-        this.#emitGuarded(session, () => this.emit('rtt', session.peer, stats)),
+      rtt: (session, stats) => {
+        const size = this.#rttHistorySize;
+        if (size > 0) (session.rttHistory ??= new RttHistory(size)).push(stats.last);
+        this.#emitGuarded(session, () => this.emit('rtt', session.peer, stats));
+      },
       close: (session, error) => this.#endSession(session, error),
       disconnect: (session, error) => session.connection?.destroy(error),
       transferEngine: (session) => this.#transferEngine(session),

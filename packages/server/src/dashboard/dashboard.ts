@@ -97,10 +97,7 @@ export class Dashboard {
     this.#server = server;
     this.#options = options;
     this.#access = new Access(options.token);
-    this.#monitor = new Monitor(server, {
-      logSize: options.logSize,
-      rttHistory: options.rttHistory,
-    });
+    this.#monitor = new Monitor(server, { logSize: options.logSize });
     const surveyor = new Surveyor(server, this.#monitor);
     this.#metrics = new Metrics(server, this.#monitor, surveyor, options);
     this.#streams = new LiveStreams(server, this.#monitor, surveyor, options);

@@ -45,8 +45,6 @@ export interface TransferView {
 export interface MonitorOptions {
   /** Log entries kept. */
   logSize: number;
-  /** RTT samples kept per session for its graph. */
-  rttHistory: number;
 }
 
 // A reason can be a peer's whole ERROR message (up to the control-frame cap): the log keeps
@@ -58,55 +56,17 @@ function cut(text: string): string {
 }
 
 /**
- * A ring of the last samples of one session, oldest first when read. A plain array that grows
- * to its size: each session makes one at its first sample (10,000 within a few seconds when
- * 10,000 clients connected together), and a typed array costs several times more to create.
- */
-class SampleRing {
-  readonly #size: number;
-  readonly #values: number[] = [];
-  #next = 0;
-
-  constructor(size: number) {
-    this.#size = size;
-  }
-
-  push(value: number): void {
-    this.#values[this.#next] = value;
-    this.#next = this.#next + 1 === this.#size ? 0 : this.#next + 1;
-  }
-
-  toArray(): number[] {
-    const values = this.#values;
-    const count = values.length;
-    const out: number[] = new Array(count);
-    // Full, the oldest is at #next; filling, at 0 (#next is then the length).
-    const start = count === this.#size ? this.#next : 0;
-    for (let i = 0; i < count; i++) {
-      out[i] = Math.round((values[(start + i) % count] as number) * 100) / 100;
-    }
-    return out;
-  }
-}
-
-/**
  * What the dashboard remembers beyond the server's own stats, from the server's public events
  * only: totals that outlive sessions, kept as running counters (so neither the page nor a scrape
- * walks the sessions for them), the event log, each session's recent RTT samples and its
- * transfers in progress. Memory is bounded by the log size and, per live session, one sample
- * ring, its transfers and its place in the set of connected ones; everything of a session goes
- * when it expires.
+ * walks the sessions for them), the event log, the histogram of every RTT sample and each
+ * session's transfers in progress (a session's recent RTT samples are the server's:
+ * `peer.rttHistory()`). Memory is bounded by the log size and, per live session, its transfers
+ * and its place in the set of connected ones; everything of a session goes when it expires.
  */
 export class Monitor {
   readonly #options: MonitorOptions;
   readonly #log: LogEntry[] = [];
   #seq = 0;
-  /**
-   * Keyed by the session's `Peer`, not its id: a lookup per RTT sample (330 a second at 10,000
-   * idle clients) compares keys by identity, where one by id string loaded the strings of
-   * other entries of its bucket (cache misses: about a microsecond per sample, CPU profile).
-   */
-  readonly #rtt = new WeakMap<Peer, SampleRing>();
   readonly #transfers = new Map<string, Map<string, TransferView>>();
   #transfersActive = 0;
   /** Why each session's last connection ended, for the line of its resume. */
@@ -177,9 +137,9 @@ export class Monitor {
     return this.#seq;
   }
 
-  /** Recent RTT samples of a session, oldest first. */
+  /** Recent RTT samples of a session, oldest first (the server keeps them, in the session). */
   rttHistory(peer: Peer): number[] {
-    return this.#rtt.get(peer)?.toArray() ?? [];
+    return peer.rttHistory();
   }
 
   /** Sessions with a connection up. */
@@ -242,7 +202,6 @@ export class Monitor {
     const stats = peer.stats();
     this.retiredBytesIn += stats.bytesIn;
     this.retiredBytesOut += stats.bytesOut;
-    this.#rtt.delete(peer);
     this.#transfersActive -= this.#transfers.get(peer.id)?.size ?? 0;
     this.#transfers.delete(peer.id);
     this.#lastDrop.delete(peer.id);
@@ -250,14 +209,8 @@ export class Monitor {
   }
 
   #rttSample(peer: Peer, rtt: RttStats): void {
-    let ring = this.#rtt.get(peer);
-    // A session that already expired (a late PONG) gets no ring that nothing would free.
-    if (ring === undefined) {
-      if (peer.closed) return;
-      ring = new SampleRing(this.#options.rttHistory);
-      this.#rtt.set(peer, ring);
-    }
-    ring.push(rtt.last);
+    // A late PONG of a session that already expired is not counted.
+    if (peer.closed) return;
     this.rttHistogram.observe(rtt.last);
   }
 
