@@ -555,5 +555,5 @@ function restText(e: NonNullable<Row['extra']>): string {
 function perfCpuText(e: NonNullable<Row['extra']>): string {
   if (typeof e.cpuPercentOfRestCpu !== 'number') return '';
   const p = (v: unknown) => `${Number(v).toFixed(2)}`;
-  return `; by CPU time (perf) **${p(e.cpuPercentOfRestCpu)} ± ${p(e.cpuPercentOfRestCpuSe)} % of the server's CPU at rest** (${p(e.cpuAttributedMsPerSecond)} ± ${p(e.cpuAttributedSeMsPerSecond)} ms/s: ${e.cpuDashboardSamples} + HTTP ${e.cpuHttpSamples} of ${e.cpuSamples} samples of the main thread, ${p(e.cpuMainThreadMsPerSecond)} ms/s on its CPU)`;
+  return `; by CPU time (perf) **${p(e.cpuPercentOfRestCpu)} ± ${p(e.cpuPercentOfRestCpuSe)} % of the server's CPU at rest** (${p(e.cpuAttributedMsPerSecond)} ± ${p(e.cpuAttributedSeMsPerSecond)} ms/s: ${e.cpuDashboardSamples} + HTTP ${e.cpuHttpSamples} of ${e.cpuSamples} samples of the main thread, ${p(e.cpuMainThreadMsPerSecond)} ms/s on its CPU); **${p(e.cpuSharePercent)} ± ${p(e.cpuShareSePercent)} % of the main thread's CPU samples**`;
 }

@@ -565,6 +565,21 @@ function pairRow(
 }
 
 /**
+ * `attributed` ms/s (± `attributedSe`) in % of the server's CPU at rest (the rest windows' mean,
+ * ± sd / √n), its standard error by the delta method.
+ */
+function ofRest(attributed: number, attributedSe: number, rest: Rest) {
+  const r = summarize(rest.windows.map((w) => (w.cpuUs.server ?? 0) / 1000 / (w.profiledUs / 1e6)));
+  const restSe = r.sd / Math.sqrt(r.pairs);
+  const percent = (attributed / r.mean) * 100;
+  const se =
+    attributed > 0
+      ? percent * Math.sqrt((attributedSe / attributed) ** 2 + (restSe / r.mean) ** 2)
+      : 0;
+  return { r, restSe, percent, se };
+}
+
+/**
  * The figure for the 2 % criterion: the dashboard's attributed main-thread time (its frames and
  * the HTTP server's, ms per second of the row's subject windows) against the server's CPU at
  * rest in the same run (ms per second of the rest windows: unwatched, no profiler), in %. Its
@@ -573,11 +588,7 @@ function pairRow(
  */
 function restFields(pairs: MeasuredPair[], rest: Rest): NonNullable<Row['extra']> {
   const round = (v: number) => Math.round(v * 1000) / 1000;
-  const cpuMsPerSecond = (w: WindowFigures) => (w.cpuUs.server ?? 0) / 1000 / (w.profiledUs / 1e6);
-  const restValues = rest.windows.map(cpuMsPerSecond);
-  if (restValues.length === 0) return { restWindows: 0 };
-  const r = summarize(restValues);
-  const restSe = r.sd / Math.sqrt(r.pairs);
+  if (rest.windows.length === 0) return { restWindows: 0 };
   const attributedOf = (c: ProfileCounts) => ((c.part + c.http) / Math.max(c.samples, 1)) * 1000;
   // Over all subject windows: (dashboard + HTTP samples) / all samples × 1000.
   const sum = pairs.reduce((a, m) => addCounts(a, m.subject.profile), noCounts());
@@ -587,11 +598,7 @@ function restFields(pairs: MeasuredPair[], rest: Rest): NonNullable<Row['extra']
   const perWindow = pairs.map((m) => attributedOf(m.subject.profile));
   const windowSe = perWindow.length < 2 ? 0 : summarize(perWindow).sd / Math.sqrt(perWindow.length);
   const attributedSe = Math.max(binomialSe, windowSe);
-  const percent = (attributed / r.mean) * 100;
-  const se =
-    attributed > 0
-      ? percent * Math.sqrt((attributedSe / attributed) ** 2 + (restSe / r.mean) ** 2)
-      : 0;
+  const { r, restSe, percent, se } = ofRest(attributed, attributedSe, rest);
   return {
     restWindows: r.pairs,
     restCpuMsPerSecond: round(r.mean),
@@ -650,14 +657,8 @@ function cpuFields(pairs: MeasuredPair[], rest: Rest): NonNullable<Row['extra']>
   });
   const windowSe = perWindow.length < 2 ? 0 : summarize(perWindow).sd / Math.sqrt(perWindow.length);
   const attributedSe = Math.max(countSe, windowSe);
-  const restValues = rest.windows.map((w) => (w.cpuUs.server ?? 0) / 1000 / (w.profiledUs / 1e6));
-  const r = summarize(restValues);
-  const restSe = r.sd / Math.sqrt(r.pairs);
-  const percent = (attributed / r.mean) * 100;
-  const se =
-    attributed > 0
-      ? percent * Math.sqrt((attributedSe / attributed) ** 2 + (restSe / r.mean) ** 2)
-      : 0;
+  const { percent, se } = ofRest(attributed, attributedSe, rest);
+  const share = (sum.part + sum.http) / Math.max(sum.samples, 1);
   return {
     perfHz: PERF_HZ,
     cpuSamples: sum.samples,
@@ -668,6 +669,11 @@ function cpuFields(pairs: MeasuredPair[], rest: Rest): NonNullable<Row['extra']>
     cpuAttributedSeMsPerSecond: round(attributedSe),
     cpuPercentOfRestCpu: round(percent),
     cpuPercentOfRestCpuSe: round(se),
+    // The share of the main thread's samples: perf's own cost per sample falls on every sample
+    // alike, so it does not bias this one; the main thread being part of the process, it bounds
+    // the dashboard's share of the server's CPU from above.
+    cpuSharePercent: round(share * 100),
+    cpuShareSePercent: round(Math.sqrt((share * (1 - share)) / Math.max(sum.samples, 1)) * 100),
   };
 }
 

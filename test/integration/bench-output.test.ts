@@ -368,6 +368,10 @@ it.runIf(perfUsable())(
         0.05 + ofRest * 0.005,
       );
       expect(e.cpuPercentOfRestCpuSe).toBeGreaterThanOrEqual(0);
+      expect(e.cpuSharePercent as number).toBeCloseTo(
+        (attributed / (e.cpuSamples as number)) * 100,
+        2,
+      );
       // Watched windows ran the dashboard's code on the server's CPU; unwatched ones none of its
       // HTTP (at most an RTT sample into its rings).
       if (row.system === 'tether-watched') expect(e.cpuDashboardSamples).toBeGreaterThan(0);

@@ -513,7 +513,10 @@ export class TetherServer extends EventEmitter<ServerEvents> {
       },
       rtt: (session, stats) => {
         const size = this.#rttHistorySize;
-        if (size > 0) (session.rttHistory ??= new RttHistory(size)).push(stats.last);
+        if (size > 0) {
+          session.rttHistory ??= new RttHistory(size);
+          session.rttHistory.push(stats.last);
+        }
         this.#emitGuarded(session, () => this.emit('rtt', session.peer, stats));
       },
       close: (session, error) => this.#endSession(session, error),
