@@ -372,10 +372,20 @@ it.runIf(perfUsable())(
         (attributed / (e.cpuSamples as number)) * 100,
         2,
       );
-      // Watched windows ran the dashboard's code on the server's CPU; unwatched ones none of its
-      // HTTP (at most an RTT sample into its rings).
-      if (row.system === 'tether-watched') expect(e.cpuDashboardSamples).toBeGreaterThan(0);
-      else expect(e.cpuHttpSamples).toBe(0);
+      // Watched windows ran the dashboard's code on the server's CPU; unwatched ones (the twin of
+      // the same part) far less: an RTT sample into its histogram, Node's HTTP server checking
+      // its idle connections.
+      if (row.system === 'tether-watched') {
+        expect(e.cpuDashboardSamples).toBeGreaterThan(0);
+        const twin = result.rows.find(
+          (r) => r.system === 'tether-twin' && r.payloadBytes === row.payloadBytes,
+        )?.extra;
+        const twinAttributed =
+          (twin?.cpuDashboardSamples as number) + (twin?.cpuHttpSamples as number);
+        // A quarter at most: naming frames by the first line of the perf map, not the latest,
+        // put 366 samples into unwatched throughput windows against 489 watched.
+        expect(twinAttributed * 4).toBeLessThan(attributed);
+      }
       // V8's sampler did not run: its figures are not made up from no samples.
       expect(e.profileSamples).toBeNull();
       expect(e.dashboardPercentOfRestCpu).toBeNull();
