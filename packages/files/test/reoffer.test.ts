@@ -89,6 +89,34 @@ function slowDecision() {
   return { decide, settle: (accepted: boolean) => settle(accepted) };
 }
 
+/**
+ * A receiver whose first connection stored `data`'s first chunk (256 KiB) durably and dropped,
+ * and the second connection, where the same offer was accepted again at 256 KiB.
+ */
+async function resumedAfterOneChunk(data: Buffer) {
+  const out = nodePath.join(await tempDir(), 'out');
+  const decide = vi.fn(() => true);
+  const receiver = engine({ owner: 'client', receive: { dir: out, decide } });
+  const one = captureLink();
+  receiver.attach(one.link);
+  receiver.handle(offerFrame(ID, 'r.bin', data.length));
+  await nthAnswer(one.frames, ID);
+  receiver.handle(chunkFrames(ID, data)[0] as FileFrame);
+  await until(
+    () => one.frames.some((f) => f.type === FrameType.FILE_STATUS && f.body.offset === 256 * KiB),
+    'the first chunk to be written',
+  );
+  receiver.detach();
+  const two = captureLink();
+  receiver.attach(two.link);
+  receiver.handle(offerFrame(ID, 'r.bin', data.length));
+  expect(await nthAnswer(two.frames, ID)).toEqual({
+    type: FrameType.FILE_ACCEPT,
+    body: { id: ID, offset: 256 * KiB },
+  });
+  return { out, decide, receiver, two };
+}
+
 describe('reoffer - sender', () => {
   it('reoffer - a FILE_OFFER lost on the link goes out again after the interval, and the upload completes', async () => {
     const time = manualTime();
@@ -326,31 +354,9 @@ describe('reoffer - disk receiver', () => {
   });
 
   it('reoffer - a repeat of an accepted offer before any chunk gets FILE_ACCEPT again at the committed offset, nothing reset; chunks then land once', async () => {
-    const root = await tempDir();
-    const out = nodePath.join(root, 'out');
-    const decide = vi.fn(() => true);
     const data = Buffer.alloc(600 * KiB, 0x5a);
     for (let i = 0; i < data.length; i += 997) data[i] = i & 0xff;
-    // A first connection stores 256 KiB durably, then drops: the next offer resumes there.
-    const receiver = engine({ owner: 'client', receive: { dir: out, decide } });
-    const one = captureLink();
-    receiver.attach(one.link);
-    receiver.handle(offerFrame(ID, 'r.bin', data.length));
-    await nthAnswer(one.frames, ID);
-    receiver.handle(chunkFrames(ID, data)[0] as FileFrame);
-    await until(
-      () => one.frames.some((f) => f.type === FrameType.FILE_STATUS && f.body.offset === 256 * KiB),
-      'the first chunk to be written',
-    );
-    receiver.detach();
-
-    const two = captureLink();
-    receiver.attach(two.link);
-    receiver.handle(offerFrame(ID, 'r.bin', data.length));
-    expect(await nthAnswer(two.frames, ID)).toEqual({
-      type: FrameType.FILE_ACCEPT,
-      body: { id: ID, offset: 256 * KiB },
-    });
+    const { out, decide, receiver, two } = await resumedAfterOneChunk(data);
     const calls = decide.mock.calls.length;
     for (let i = 0; i < 100; i++) receiver.handle(offerFrame(ID, 'r.bin', data.length));
     await turns();
@@ -369,29 +375,8 @@ describe('reoffer - disk receiver', () => {
   });
 
   it('reoffer - a same-id offer of another size on the same connection is a new offer, not a repeat: decided again, the mismatched partial dropped', async () => {
-    const root = await tempDir();
-    const out = nodePath.join(root, 'out');
-    const decide = vi.fn(() => true);
     const data = Buffer.alloc(600 * KiB, 0x3c);
-    // A first connection stores 256 KiB durably, then drops: the next offer resumes there.
-    const receiver = engine({ owner: 'client', receive: { dir: out, decide } });
-    const one = captureLink();
-    receiver.attach(one.link);
-    receiver.handle(offerFrame(ID, 'r.bin', data.length));
-    await nthAnswer(one.frames, ID);
-    receiver.handle(chunkFrames(ID, data)[0] as FileFrame);
-    await until(
-      () => one.frames.some((f) => f.type === FrameType.FILE_STATUS && f.body.offset === 256 * KiB),
-      'the first chunk to be written',
-    );
-    receiver.detach();
-    const two = captureLink();
-    receiver.attach(two.link);
-    receiver.handle(offerFrame(ID, 'r.bin', data.length));
-    expect(await nthAnswer(two.frames, ID)).toEqual({
-      type: FrameType.FILE_ACCEPT,
-      body: { id: ID, offset: 256 * KiB },
-    });
+    const { decide, receiver, two } = await resumedAfterOneChunk(data);
     const calls = decide.mock.calls.length;
     // Not a repeat: its size differs. The 256 KiB of the other size must not be resumed.
     receiver.handle(offerFrame(ID, 'r.bin', data.length + 1));
