@@ -238,7 +238,7 @@ export class LiveStreams {
   #history(peer: Peer, round: Round): number[] {
     let history = round.histories.get(peer);
     if (history === undefined) {
-      history = this.#monitor.rttHistory(peer);
+      history = peer.rttHistory();
       round.histories.set(peer, history);
     }
     return history;

@@ -137,11 +137,6 @@ export class Monitor {
     return this.#seq;
   }
 
-  /** Recent RTT samples of a session, oldest first (the server keeps them, in the session). */
-  rttHistory(peer: Peer): number[] {
-    return peer.rttHistory();
-  }
-
   /** Sessions with a connection up. */
   get connected(): number {
     return this.#up.size;

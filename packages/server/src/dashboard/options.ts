@@ -26,7 +26,7 @@ export interface DashboardOptions {
   maxStreams?: number;
   /** Events the page's log keeps (connects, resumes, drops, evictions, expiries, transfers). Default 500. */
   logSize?: number;
-  /** RTT samples kept per session for its graph. Default 30. */
+  /** RTT samples the server keeps in each session for its graph (`peer.rttHistory()`). Default 30. */
   rttHistory?: number;
   /**
    * prom-client's default process and Node.js metrics (CPU, memory, event-loop lag, GC) in
